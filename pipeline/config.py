@@ -1,0 +1,84 @@
+"""Paths and report parameters shared by every stage (no stage hard-codes a path or a choice)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PARAMS_FILE = Path(__file__).with_name("params.yaml")
+SHARED_DIR = Path(os.environ.get("BBTR_SHARED_DIR", REPO_ROOT.parent / "shared"))
+PUBLISHED_DIR = SHARED_DIR / "spec" / "published"
+SERVICES_BB = ("pppoe", "ipoe")
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where each stage reads and writes; all under one data root unless overridden."""
+
+    data_root: Path
+    raw: Path  # what an ISP has: ipfix/, radius/, ipoe_leases/, mobile_billing/, counters/, exporters.yaml
+    truth: Path  # simulator ground truth; the pipeline never reads it
+    warehouse: Path  # normalised Parquet, attributed flows, DuckDB scratch
+    history: Path  # per-year aggregates kept across report years
+    reports: Path  # built reports, one folder per year
+
+    @classmethod
+    def from_env(cls) -> Paths:
+        root = Path(os.environ.get("BBTR_DATA_DIR", REPO_ROOT / "data"))
+        return cls(
+            data_root=root,
+            raw=Path(os.environ.get("BBTR_RAW_DIR", root / "raw")),
+            truth=Path(os.environ.get("BBTR_TRUTH_DIR", root / "truth")),
+            warehouse=Path(os.environ.get("BBTR_WAREHOUSE_DIR", root / "warehouse")),
+            history=Path(os.environ.get("BBTR_HISTORY_DIR", root / "history")),
+            reports=Path(os.environ.get("BBTR_REPORTS_DIR", REPO_ROOT / "reports")),
+        )
+
+
+@dataclass(frozen=True)
+class Week:
+    """One Monday–Sunday week of raw data that a report year uses."""
+
+    start: dt.date
+    role: str  # "analysis", "pre_covid" (Fig 9) or "fig2" (Fig 2 intermediate week)
+
+    @property
+    def end_exclusive(self) -> dt.date:
+        return self.start + dt.timedelta(days=7)
+
+    @property
+    def days(self) -> list[dt.date]:
+        return [self.start + dt.timedelta(days=i) for i in range(7)]
+
+
+@lru_cache(maxsize=4)
+def load_params(path: str | None = None) -> dict[str, Any]:
+    """The report parameters (params.yaml, or BBTR_PARAMS) as a plain dict."""
+    p = Path(path or os.environ.get("BBTR_PARAMS", PARAMS_FILE))
+    return yaml.safe_load(p.read_text())
+
+
+def weeks_for_year(year: int, params: dict[str, Any] | None = None) -> list[Week]:
+    """The analysis week of `year` first, then its extra weeks, in date order."""
+    params = params or load_params()
+    spec = params["weeks"][year]
+    weeks = [Week(dt.date.fromisoformat(spec["analysis"]), "analysis")]
+    weeks += [Week(dt.date.fromisoformat(w["start"]), w["role"]) for w in spec.get("extra", [])]
+    return [weeks[0]] + sorted(weeks[1:], key=lambda w: w.start)
+
+
+def analysis_week(year: int, params: dict[str, Any] | None = None) -> Week:
+    return weeks_for_year(year, params)[0]
+
+
+def report_years(params: dict[str, Any] | None = None) -> list[int]:
+    """Report years that have raw data configured (the Dagster partitions)."""
+    params = params or load_params()
+    return sorted(int(y) for y in params["weeks"])
