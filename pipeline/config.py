@@ -23,7 +23,7 @@ class Paths:
     """Where each stage reads and writes; all under one data root unless overridden."""
 
     data_root: Path
-    raw: Path  # what an ISP has: ipfix/, radius/, ipoe_leases/, mobile_billing/, counters/, exporters.yaml
+    raw: Path  # what an ISP has: ipfix/, radius/, ipoe_leases/, mobile_billing/, counters/
     truth: Path  # simulator ground truth; the pipeline never reads it
     warehouse: Path  # normalised Parquet, attributed flows, DuckDB scratch
     history: Path  # per-year aggregates kept across report years
@@ -82,3 +82,22 @@ def report_years(params: dict[str, Any] | None = None) -> list[int]:
     """Report years that have raw data configured (the Dagster partitions)."""
     params = params or load_params()
     return sorted(int(y) for y in params["weeks"])
+
+
+def utc_offset_ms(params: dict[str, Any] | None = None) -> int:
+    """Offset of the report's local time from UTC, in milliseconds."""
+    params = params or load_params()
+    return int(params["report"]["utc_offset_hours"]) * 3_600_000
+
+
+def local_day_bounds_ms(day: dt.date, params: dict[str, Any] | None = None) -> tuple[int, int]:
+    """UTC epoch-ms half-open bounds of a local calendar day."""
+    midnight_utc = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+    start = int(midnight_utc.timestamp() * 1000) - utc_offset_ms(params)
+    return start, start + 86_400_000
+
+
+def week_bounds_ms(week: Week, params: dict[str, Any] | None = None) -> tuple[int, int]:
+    """UTC epoch-ms half-open bounds of a local Monday–Sunday week."""
+    start, _ = local_day_bounds_ms(week.start, params)
+    return start, start + 7 * 86_400_000

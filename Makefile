@@ -1,0 +1,20 @@
+# The two commands of the README. Both run scripts/setup.sh first (system packages + locked .venv).
+YEAR ?= 2024
+SCALE ?= default
+
+.PHONY: report test bench ui lint
+
+report:            ## simulate the ISP, run the whole Dagster graph for 2019..YEAR, write reports/YEAR/
+	bash scripts/build-report.sh --year $(YEAR) --scale $(SCALE)
+
+test:              ## the test suite (what CI runs)
+	bash scripts/test.sh
+
+bench:             ## decoder and pipeline speed figures
+	bash scripts/setup.sh && .venv/bin/python -m bench
+
+ui:                ## the Dagster UI on http://127.0.0.1:3000
+	bash scripts/setup.sh && DAGSTER_HOME=$(CURDIR)/.dagster_home .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1
+
+lint:
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .

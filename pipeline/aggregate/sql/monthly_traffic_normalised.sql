@@ -1,0 +1,36 @@
+-- Fig 1 (spec §2.1): monthly traffic per series and direction for months $start_month..$end_month.
+-- Returns month (YYYY-MM), series (broadband = broadband_pppoe + broadband_ipoe, broadband_pppoe,
+-- broadband_ipoe, mobile), direction (IN|OUT), bytes (total in the month, DOUBLE), rate_bps (mean
+-- bit/s over the month = bytes * 8 / seconds in the month) and normalised (rate_bps divided by the
+-- rate_bps of the group's OUT in $normalise_month; the pppoe/ipoe lines use broadband's OUT).
+WITH src AS (
+    SELECT left(CAST(month AS VARCHAR), 7) AS month, service, direction, CAST(bytes AS DOUBLE) AS bytes
+    FROM read_parquet($monthly_path)
+),
+per_series AS (
+    SELECT month, service AS series, direction, sum(bytes) AS bytes
+    FROM src
+    GROUP BY month, service, direction
+    UNION ALL
+    SELECT month, 'broadband' AS series, direction, sum(bytes) AS bytes
+    FROM src
+    WHERE service IN ('broadband_pppoe', 'broadband_ipoe')
+    GROUP BY month, direction
+),
+rated AS (
+    SELECT month, series, direction, bytes,
+           CASE WHEN series = 'mobile' THEN 'mobile' ELSE 'broadband' END AS norm_group,
+           bytes * 8.0 / (86400.0 * date_diff('day', CAST(month || '-01' AS DATE),
+                                               CAST(month || '-01' AS DATE) + INTERVAL 1 MONTH)) AS rate_bps
+    FROM per_series
+),
+norm AS (
+    SELECT series AS norm_group, rate_bps AS norm_rate_bps
+    FROM rated
+    WHERE month = $normalise_month AND direction = 'OUT' AND series IN ('broadband', 'mobile')
+)
+SELECT r.month, r.series, r.direction, r.bytes, r.rate_bps, r.rate_bps / n.norm_rate_bps AS normalised
+FROM rated AS r
+LEFT JOIN norm AS n USING (norm_group)
+WHERE r.month BETWEEN $start_month AND $end_month
+ORDER BY r.month, r.series, r.direction

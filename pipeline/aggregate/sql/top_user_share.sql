@@ -1,0 +1,26 @@
+-- Spec §2.5: concentration. For each service and direction, users (all of the population in the
+-- registered view user_week_usage) sorted by that direction's weekly bytes, descending; share_pct =
+-- bytes of the top ceil(top_pct/100 * N) users / bytes of all N users * 100, for each top_pct in $top_pcts.
+-- Returns service, direction, top_pct, share_pct.
+WITH x AS (
+    SELECT service, 'IN' AS direction, user_key, in_bytes AS bytes FROM user_week_usage
+    UNION ALL
+    SELECT service, 'OUT' AS direction, user_key, out_bytes AS bytes FROM user_week_usage
+),
+ranked AS (
+    SELECT service, direction, bytes,
+           row_number() OVER (PARTITION BY service, direction ORDER BY bytes DESC, user_key) AS user_rank,
+           count(*) OVER (PARTITION BY service, direction) AS users_total,
+           sum(bytes) OVER (PARTITION BY service, direction) AS bytes_total
+    FROM x
+),
+pcts AS (
+    SELECT CAST(unnest($top_pcts) AS DOUBLE) AS top_pct
+)
+SELECT r.service, r.direction, p.top_pct,
+       100.0 * coalesce(sum(r.bytes) FILTER (
+           WHERE r.user_rank <= ceil(round(p.top_pct * r.users_total / 100.0, 9))), 0.0)
+           / max(r.bytes_total) AS share_pct
+FROM ranked AS r, pcts AS p
+GROUP BY r.service, r.direction, p.top_pct
+ORDER BY r.service, r.direction, p.top_pct DESC

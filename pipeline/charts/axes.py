@@ -1,0 +1,64 @@
+"""Log-axis helpers: bytes are drawn as log10(bytes) on a linear scale with labelled ticks."""
+
+from __future__ import annotations
+
+import altair as alt
+
+LOG10_MIN = 4
+LOG10_MAX = 11
+_UNITS = ((9, "GB"), (6, "MB"), (3, "KB"), (0, "B"))
+WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def bytes_tick_label(exponent: int) -> str:
+    """'10^9 (1GB)' for exponent 9: the power of ten plus a human-readable decimal unit."""
+    for unit_exp, unit in _UNITS:
+        if exponent >= unit_exp:
+            return f"10^{exponent} ({10 ** (exponent - unit_exp)}{unit})"
+    return f"10^{exponent}"
+
+
+def bytes_tick_values(lo: int = LOG10_MIN, hi: int = LOG10_MAX) -> list[int]:
+    return list(range(lo, hi + 1))
+
+
+def bytes_label_expr(lo: int = LOG10_MIN, hi: int = LOG10_MAX, two_lines: bool = False) -> str:
+    """Vega expression mapping a tick value (a log10 exponent) to its bytes_tick_label.
+
+    With two_lines the label is a two-element array (power, unit) that Vega prints on two lines."""
+    if two_lines:
+        pairs = (bytes_tick_label(e).split(" ", 1) for e in bytes_tick_values(lo, hi))
+        labels = ", ".join(f"['{p}', '{u}']" for p, u in pairs)
+    else:
+        labels = ", ".join(f"'{bytes_tick_label(e)}'" for e in bytes_tick_values(lo, hi))
+    return f"[{labels}][round(datum.value) - {lo}]"
+
+
+def log_bytes_axis(
+    title: str, lo: int = LOG10_MIN, hi: int = LOG10_MAX, two_lines: bool = False
+) -> alt.Axis:
+    """Axis over log10(bytes) with one tick per decade labelled like '10^6 (1MB)'."""
+    return alt.Axis(
+        title=title,
+        values=bytes_tick_values(lo, hi),
+        labelExpr=bytes_label_expr(lo, hi, two_lines),
+        labelAngle=0,
+        grid=True,
+        labelOverlap=False,
+    )
+
+
+def log_bytes_scale(lo: int = LOG10_MIN, hi: int = LOG10_MAX) -> alt.Scale:
+    return alt.Scale(domain=[lo, hi], nice=False, zero=False)
+
+
+def weekday_axis(title: str = "") -> alt.Axis:
+    """Axis over hour_of_week 0..167 with a tick at each local midnight labelled by weekday name."""
+    names = ", ".join(f"'{d}'" for d in WEEKDAY_NAMES)
+    return alt.Axis(
+        title=title,
+        values=list(range(0, 168, 24)),
+        labelAlign="left",
+        labelExpr=f"[{names}][floor(datum.value / 24)]",
+        grid=True,
+    )

@@ -1,0 +1,150 @@
+"""IPFIX files of one exporter-day → normalised flow Parquet, quarantine Parquet, ingest report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import yaml
+
+from pipeline.ingest.ipfix_decoder import FLOW_SCHEMA, IpfixDecoder, QuarantineEntry
+
+NORMALISED_SCHEMA = pa.schema([pa.field("exporter", pa.string()), *FLOW_SCHEMA])
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("source_file", pa.string()),
+        ("offset", pa.int64()),
+        ("length", pa.int64()),
+        ("reason", pa.string()),
+        ("payload", pa.binary()),
+    ]
+)
+# Deterministic row order of a partition: time first, then every other column.
+SORT_KEYS = [
+    "flow_start_ms",
+    "flow_end_ms",
+    "observation_domain_id",
+    "ip_version",
+    "src_v4",
+    "dst_v4",
+    "src_v6_hi",
+    "src_v6_lo",
+    "dst_v6_hi",
+    "dst_v6_lo",
+    "protocol",
+    "src_port",
+    "dst_port",
+    "flow_direction",
+    "octets",
+    "packets",
+    "sampling_interval",
+]
+
+
+def load_exporters(raw_dir: Path) -> list[dict]:
+    """The exporter registry `raw/exporters.yaml` as a list of dicts (name, address, …)."""
+    path = Path(raw_dir) / "exporters.yaml"
+    data = yaml.safe_load(path.read_text()) or []
+    if isinstance(data, dict):  # tolerate {exporters: [...]}
+        data = data.get("exporters", [])
+    for e in data:
+        if "name" not in e:
+            raise ValueError(f"{path}: exporter entry without a name: {e!r}")
+    return list(data)
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call write(tmp_path) then rename over `path` (same directory, so the rename is atomic)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _quarantine_table(entries: list[QuarantineEntry]) -> pa.Table:
+    return pa.Table.from_pydict(
+        {
+            "source_file": [e.source for e in entries],
+            "offset": [e.offset for e in entries],
+            "length": [e.length for e in entries],
+            "reason": [e.reason for e in entries],
+            "payload": [e.payload for e in entries],
+        },
+        schema=QUARANTINE_SCHEMA,
+    )
+
+
+def normalise_exporter_day(
+    raw_dir: Path, warehouse_dir: Path, exporter: dict, day: dt.date
+) -> dict[str, Any]:
+    """Decode raw/ipfix/<exporter>/<day>/*.ipfix into warehouse partitions; returns the report."""
+    raw_dir, warehouse_dir = Path(raw_dir), Path(warehouse_dir)
+    name = exporter["name"]
+    files = sorted((raw_dir / "ipfix" / name / day.isoformat()).glob("*.ipfix"))
+    decoder = IpfixDecoder(name, exporter.get("default_sampling_interval"))
+    tables: list[pa.Table] = []
+    entries: list[QuarantineEntry] = []
+    report: dict[str, Any] = {
+        "files": len(files),
+        "messages": 0,
+        "records_in": 0,
+        "records_decoded": 0,
+        "records_quarantined": 0,
+        "quarantine_by_reason": {},
+        "sampling_intervals": {},
+        "sequence_gaps": 0,
+    }
+    for path in files:  # name order = time order
+        result = decoder.decode(path.read_bytes(), path.relative_to(raw_dir).as_posix())
+        s = result.stats
+        for key in (
+            "messages",
+            "records_in",
+            "records_decoded",
+            "records_quarantined",
+            "sequence_gaps",
+        ):
+            report[key] += getattr(s, key)
+        for reason, n in s.quarantine_by_reason.items():
+            report["quarantine_by_reason"][reason] = (
+                report["quarantine_by_reason"].get(reason, 0) + n
+            )
+        for interval, n in s.sampling_intervals.items():
+            key = str(interval)
+            report["sampling_intervals"][key] = report["sampling_intervals"].get(key, 0) + n
+        tables.append(result.flows)
+        entries.extend(result.quarantine)
+    report["quarantine_by_reason"] = dict(sorted(report["quarantine_by_reason"].items()))
+    report["sampling_intervals"] = dict(
+        sorted(report["sampling_intervals"].items(), key=lambda kv: int(kv[0]))
+    )
+
+    flows = pa.concat_tables(tables) if tables else FLOW_SCHEMA.empty_table()
+    flows = flows.add_column(0, "exporter", pa.repeat(pa.scalar(name, pa.string()), flows.num_rows))
+    flows = flows.cast(NORMALISED_SCHEMA)
+    if flows.num_rows:
+        flows = flows.take(pc.sort_indices(flows, [(k, "ascending") for k in SORT_KEYS]))
+    flows = flows.combine_chunks()
+
+    part = f"date={day.isoformat()}"
+    flows_path = warehouse_dir / "flows" / part / f"exporter={name}" / "flows.parquet"
+    _atomic_write(flows_path, lambda tmp: pq.write_table(flows, tmp, compression="zstd"))
+    quarantine = _quarantine_table(entries)
+    q_path = warehouse_dir / "quarantine" / part / f"exporter={name}" / "quarantine.parquet"
+    _atomic_write(q_path, lambda tmp: pq.write_table(quarantine, tmp, compression="zstd"))
+    report_path = warehouse_dir / "ingest_report" / part / f"exporter={name}.json"
+    text = json.dumps(report, indent=2, sort_keys=False) + "\n"
+    _atomic_write(report_path, lambda tmp: Path(tmp).write_text(text))
+    return report

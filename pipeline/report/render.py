@@ -1,0 +1,185 @@
+"""The annual report: Jinja HTML + CSS paged media → report.html and report.pdf (WeasyPrint)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import polars as pl
+from markupsafe import Markup
+from weasyprint import HTML
+
+from pipeline.charts.render import write_bytes_atomic
+from pipeline.config import REPO_ROOT
+from pipeline.report.narrative import month_name, narrative
+from pipeline.report.tables import printed_tables, write_data_csvs
+
+ASSETS_DIR = REPO_ROOT / "assets"
+TEMPLATES_DIR = ASSETS_DIR / "templates"
+CSS_FILE = ASSETS_DIR / "css" / "report.css"
+PUBLISHED_NOTE = "published values, IIR Vol.64"
+
+
+def figure_titles(year: int, norm_month: str = "2020-01") -> dict[int, str]:
+    """Captions 'Figure N: <title>' of the eleven figures (title part)."""
+    p, y5 = year - 1, year - 5
+    return {
+        1: f"Monthly Broadband and Mobile Traffic, Relative to {month_name(norm_month)}",
+        2: f"Weekday Hourly Broadband Traffic, Selected Weeks from {p} to {year}",
+        3: f"Daily Traffic per Broadband User: Comparison of {p} and {year}",
+        4: f"Daily Traffic per Mobile User: Comparison of {p} and {year}",
+        5: f"Daily IN versus OUT per Broadband User, {year}",
+        6: f"Daily IN versus OUT per Mobile User, {year}",
+        7: f"Broadband Traffic by Port Class over the Week, {p} (top) and {year} (bottom)",
+        8: f"Mobile Traffic by Port Class over the Week, {p} (top) and {year} (bottom)",
+        9: f"Weekday Hourly Broadband Download (OUT), Before the Pandemic and {year - 4}–{year}",
+        10: f"Weekday Hourly Broadband Upload (IN), Before the Pandemic and {year - 4}–{year}",
+        11: f"Daily Traffic per Broadband User, {y5}–{year}",
+    }
+
+
+def table_titles(year: int) -> dict[int, str]:
+    return {
+        1: f"Daily Traffic per Broadband User, MB/day (mean, median, mode), up to {year}",
+        2: f"Daily Traffic per Mobile User, MB/day (mean, median, mode), up to {year}",
+        3: f"Broadband Traffic Share by Protocol and Port, {year - 4}–{year} (%)",
+        4: f"Mobile Traffic Share by Protocol and Port, {year - 4}–{year} (%)",
+    }
+
+
+def fmt_number(value: Any, decimals: int = 0) -> str:
+    """A table cell: thousands separators, fixed decimals, '–' when the value is missing."""
+    if value is None:
+        return "–"
+    return f"{float(value):,.{decimals}f}"
+
+
+def flatten_params(params: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """Nested params as sorted ('a.b.c', 'value') pairs; lists are printed inline."""
+    if isinstance(params, dict):
+        out: list[tuple[str, str]] = []
+        for key in sorted(params, key=str):
+            out += flatten_params(params[key], f"{prefix}.{key}" if prefix else str(key))
+        return out
+    if isinstance(params, list) and any(isinstance(v, dict) for v in params):
+        return [pair for i, v in enumerate(params) for pair in flatten_params(v, f"{prefix}[{i}]")]
+    if isinstance(params, list):
+        return [(prefix, ", ".join(str(v) for v in params))]
+    return [(prefix, "null" if params is None else str(params))]
+
+
+def data_quality_rows(dq: pl.DataFrame | None) -> list[dict[str, str]]:
+    """Appendix A rows (item, scope, value as printed) from the data_quality table."""
+    if dq is None or dq.is_empty():
+        return []
+    rows = []
+    for r in dq.to_dicts():
+        value = r.get("value")
+        if isinstance(value, float) and value != value:
+            text = "–"
+        elif isinstance(value, int | float) and float(value).is_integer():
+            text = f"{value:,.0f}"
+        elif isinstance(value, int | float):
+            text = f"{value:,.2f}"
+        else:
+            text = str(value)
+        rows.append({"item": str(r["item"]), "scope": str(r.get("scope") or ""), "value": text})
+    return rows
+
+
+def _pdf_date(epoch: int) -> str:
+    return dt.datetime.fromtimestamp(int(epoch), tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _copy_figures(figures: dict[str, Path], fig_dir: Path) -> dict[str, str]:
+    """Place each figure under out_dir/figures/ and return {key: relative src for the HTML}."""
+    srcs = {}
+    for key, path in sorted(figures.items()):
+        target = fig_dir / f"{key}.svg"
+        if Path(path).resolve() != target.resolve():
+            write_bytes_atomic(target, Path(path).read_bytes())
+        srcs[key] = f"figures/{key}.svg"
+    return srcs
+
+
+def render_html(
+    year: int, tables: dict[str, pl.DataFrame], figure_srcs: dict[str, str], context: dict
+) -> str:
+    """The report as one HTML document (figures referenced relative to the output folder)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = fmt_number
+    text = {k: [Markup.escape(p) for p in v] for k, v in narrative(tables, year).items()}
+    provenance = context.get("provenance", {})
+    params = context.get("params", {})
+    epoch = int(provenance.get("source_date_epoch", 0))
+    dq = tables.get("data_quality")
+    return env.get_template("report.html.j2").render(
+        year=year,
+        title=context.get("title", "Broadband Traffic Report"),
+        series=context.get("series", "Periodic Observation Report"),
+        subtitle=context.get("subtitle", "Looking Back on the Past Five Years"),
+        simulated=bool(context.get("simulated", True)),
+        css=CSS_FILE.read_text(),
+        created=_pdf_date(epoch),
+        text=text,
+        fig=figure_srcs,
+        fig_titles=figure_titles(year, params.get("report", {}).get("normalise_month", "2020-01")),
+        days_per_week=params.get("daily_usage", {}).get("days_per_week", 7),
+        table_titles=table_titles(year),
+        tables={k: v.to_dicts() for k, v in printed_tables(tables, year).items()},
+        port_years=list(range(year - 4, year + 1)),
+        published_note=PUBLISHED_NOTE,
+        analysis_weeks={
+            str(k): str(v) for k, v in sorted(context.get("analysis_weeks", {}).items())
+        },
+        provenance=provenance,
+        params=flatten_params(params),
+        data_quality_rows=data_quality_rows(dq),
+        dq_context=context.get("data_quality", {}),
+        exporters=sorted(context.get("exporters", []), key=lambda e: str(e.get("name"))),
+        unattributed=dict(sorted(context.get("unattributed_share_pct", {}).items())),
+    )
+
+
+def build_report(
+    year: int,
+    tables: dict[str, pl.DataFrame],
+    figures: dict[str, Path],
+    context: dict,
+    out_dir: Path,
+) -> dict[str, Path]:
+    """Write report.html, report.pdf, figures/figNN.svg and data/*.csv under out_dir.
+
+    `figures` maps "fig01".."fig11" to SVG files (from charts.render.build_charts).
+    `context` keys (all optional except provenance.source_date_epoch for reproducible PDFs):
+      year; title; series; subtitle; simulated (bool: adds "built from simulated ISP data");
+      analysis_weeks {year: "YYYY-MM-DD"}; params (the params.yaml dict, printed in appendix B);
+      provenance {code_version, inputs_sha256, input_files, params_sha256, source_date_epoch};
+      data_quality {records_in, records_decoded, records_quarantined, quarantine_by_reason{}};
+      exporters [{name, service, sampling_intervals{N: records}, records_decoded,
+      records_quarantined}]; unattributed_share_pct {service: float}.
+    Returns {"html", "pdf", "fig01".., and each CSV file name: path}.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    srcs = _copy_figures(figures, out_dir / "figures")
+    written: dict[str, Path] = {k: out_dir / v for k, v in srcs.items()}
+    written.update(write_data_csvs(tables, year, out_dir / "data"))
+    html = render_html(year, tables, srcs, context)
+    written["html"] = write_bytes_atomic(out_dir / "report.html", html.encode("utf-8"))
+    pdf = HTML(string=html, base_url=str(out_dir) + "/").write_pdf()
+    written["pdf"] = write_bytes_atomic(out_dir / "report.pdf", pdf)
+    return written
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

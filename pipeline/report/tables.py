@@ -1,0 +1,115 @@
+"""Tables 1–4 shaped for print, and one CSV per figure and table (exactly the numbers shown)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import polars as pl
+
+from pipeline.charts.figures import FIGURES
+from pipeline.charts.render import write_bytes_atomic
+
+Tables = dict[str, pl.DataFrame]
+USAGE_STATS = ("mean", "median", "mode")
+TABLE_CSV_NAMES = {
+    1: "table_1_broadband_daily_usage.csv",
+    2: "table_2_mobile_daily_usage.csv",
+    3: "table_3_broadband_port_share.csv",
+    4: "table_4_mobile_port_share.csv",
+}
+# Words that would betray a per-subscriber or per-address column in a published CSV.
+FORBIDDEN_COLUMN_WORDS = ("user", "msisdn", "subscription", "addr", "src_v", "dst_v", "ip_")
+
+
+def daily_usage_table(tables: Tables, service: str, year: int) -> pl.DataFrame:
+    """Table 1 (broadband, integers) or 2 (mobile, one decimal): a row per year ≤ `year`.
+
+    Columns: year, in_mean_mb … out_mode_mb, source. Measured rows of a year beat published ones.
+    """
+    decimals = 0 if service == "broadband" else 1
+    df = tables["daily_usage_summary"].filter(
+        (pl.col("service") == service) & (pl.col("year") <= year)
+    )
+    df = df.with_columns((pl.col("source") == "measured").alias("_measured"))
+    df = df.filter(pl.col("_measured") == pl.col("_measured").max().over("year"))
+    wide = df.pivot(
+        on="direction",
+        index=["year", "source"],
+        values=[f"{s}_mb" for s in USAGE_STATS],
+        aggregate_function="first",
+    )
+    dtype = pl.Int64 if decimals == 0 else pl.Float64
+    cols = [
+        pl.col(f"{s}_mb_{d}").round(decimals).cast(dtype).alias(f"{d.lower()}_{s}_mb")
+        for d in ("IN", "OUT")
+        for s in USAGE_STATS
+    ]
+    return wide.select("year", *cols, "source").sort("year")
+
+
+def port_share_table(tables: Tables, service: str, year: int) -> pl.DataFrame:
+    """Table 3 / 4: a row per port row_id, one share column per year Y−4..Y (null = not listed)."""
+    years = list(range(year - 4, year + 1))
+    df = tables["usage_by_port"].filter(
+        (pl.col("service") == service) & pl.col("year").is_in(years)
+    )
+    if df.is_empty():
+        raise ValueError(f"usage_by_port has no {service} rows for {years[0]}..{year}")
+    # Row order and labels come from the latest year in which each row appears.
+    latest = (
+        df.sort("year")
+        .group_by("row_id", maintain_order=True)
+        .last()
+        .select("row_id", "protocol", "port_label", "row_kind", "parent", "sort_key")
+    )
+    shares = df.pivot(on="year", index="row_id", values="share_pct", aggregate_function="first")
+    for y in years:
+        if str(y) not in shares.columns:
+            shares = shares.with_columns(pl.lit(None, dtype=pl.Float64).alias(str(y)))
+    out = latest.join(shares, on="row_id", how="left").sort("sort_key", "row_id")
+    return out.select(
+        "row_id",
+        "protocol",
+        pl.col("port_label").alias("label"),
+        "row_kind",
+        "parent",
+        *[pl.col(str(y)).cast(pl.Float64).round(1).alias(f"pct_{y}") for y in years],
+    )
+
+
+def printed_tables(tables: Tables, year: int) -> dict[int, pl.DataFrame]:
+    """Tables 1–4 by number, in the shape printed in the report."""
+    return {
+        1: daily_usage_table(tables, "broadband", year),
+        2: daily_usage_table(tables, "mobile", year),
+        3: port_share_table(tables, "broadband", year),
+        4: port_share_table(tables, "mobile", year),
+    }
+
+
+def csv_bytes(df: pl.DataFrame) -> bytes:
+    """CSV text of `df` (LF line ends, fixed float formatting)."""
+    buf = io.BytesIO()
+    df.write_csv(buf, line_terminator="\n")
+    return buf.getvalue()
+
+
+def check_publishable(df: pl.DataFrame, name: str) -> None:
+    """Refuse a published CSV with a column that looks like a subscriber id or an address."""
+    bad = [c for c in df.columns if any(w in c.lower() for w in FORBIDDEN_COLUMN_WORDS)]
+    if bad:
+        raise ValueError(f"{name}: columns {bad} look like subscriber identifiers or addresses")
+
+
+def write_data_csvs(tables: Tables, year: int, out_dir: Path) -> dict[str, Path]:
+    """Write figure_NN_*.csv and table_N_*.csv into out_dir; returns {file name: path}."""
+    data_dir = Path(out_dir)
+    frames: dict[str, pl.DataFrame] = {spec.csv_name: spec.data(tables, year) for spec in FIGURES}
+    for number, df in printed_tables(tables, year).items():
+        frames[TABLE_CSV_NAMES[number]] = df
+    written = {}
+    for name, df in sorted(frames.items()):
+        check_publishable(df, name)
+        written[name] = write_bytes_atomic(data_dir / name, csv_bytes(df))
+    return written

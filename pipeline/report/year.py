@@ -1,0 +1,187 @@
+"""Assemble a report year: history tables (measured + earlier published), figures, context, PDF."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pipeline.aggregate.history import published_history, read_history
+from pipeline.charts.render import build_charts
+from pipeline.config import PARAMS_FILE, REPO_ROOT, Paths, analysis_week, load_params, report_years
+from pipeline.report.render import build_report, file_sha256
+
+REPORT_TABLES = (
+    "monthly_traffic_normalised", "growth_statistics", "weekday_hourly_profile",
+    "daily_usage_density", "daily_usage_summary", "scatter_sample", "top_user_share",
+    "usage_by_port", "port_class_week_series", "data_quality",
+)  # fmt: skip
+CURRENT_YEAR_ONLY = {"monthly_traffic_normalised", "scatter_sample", "data_quality"}
+
+
+def collect_tables(paths: Paths, year: int) -> dict[str, pl.DataFrame]:
+    """Each table over report years ≤ `year`, plus published rows for years we did not measure."""
+    measured_years = [y for y in report_years() if y <= year]
+    tables = {}
+    for table in REPORT_TABLES:
+        years = [year] if table in CURRENT_YEAR_ONLY else measured_years
+        measured = read_history(paths.history, table, years)
+        missing = set(years) - set(measured["year"].unique().to_list())
+        if missing:
+            raise FileNotFoundError(
+                f"history store {paths.history / table} lacks years {sorted(missing)}: "
+                f"build them first (python -m pipeline.build --year {year})"
+            )
+        published = published_history(table).filter(
+            ~pl.col("year").is_in(measured_years) & (pl.col("year") <= year)
+        )
+        tables[table] = (
+            pl.concat([published, measured], how="vertical_relaxed")
+            if published.height
+            else measured
+        )
+    return tables
+
+
+def figures_dir(paths: Paths, year: int) -> Path:
+    return paths.warehouse / "figures" / f"year={year}"
+
+
+def build_figures(paths: Paths, year: int) -> dict[str, Path]:
+    """Figures 1–11 of `year` as SVG in the warehouse (the report copies them)."""
+    return build_charts(collect_tables(paths, year), year, figures_dir(paths, year))
+
+
+def code_version() -> str:
+    """git commit of the code (with '+dirty' when the work tree differs), or 'unknown'."""
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "pipeline", "assets"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        return rev + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def source_date_epoch() -> int:
+    """SOURCE_DATE_EPOCH if set, else the commit time of HEAD, else 0 — never the wall clock."""
+    if os.environ.get("SOURCE_DATE_EPOCH"):
+        return int(os.environ["SOURCE_DATE_EPOCH"])
+    try:
+        out = subprocess.run(
+            ["git", "log", "-1", "--format=%ct"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        return int(out or 0)
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        return 0
+
+
+def _exporter_rows(data_quality: pl.DataFrame, ingest_reports: list[dict]) -> list[dict[str, Any]]:
+    exporters: dict[str, dict[str, Any]] = {}
+    for r in ingest_reports:
+        e = exporters.setdefault(
+            r["exporter"],
+            {
+                "name": r["exporter"],
+                "sampling_intervals": {},
+                "records_decoded": 0,
+                "records_quarantined": 0,
+                "sequence_gaps": 0,
+            },
+        )
+        e["records_decoded"] += r["records_decoded"]
+        e["records_quarantined"] += r["records_quarantined"]
+        e["sequence_gaps"] += r.get("sequence_gaps", 0)
+        for n, c in r["sampling_intervals"].items():
+            e["sampling_intervals"][n] = e["sampling_intervals"].get(n, 0) + c
+    return [exporters[k] for k in sorted(exporters)]
+
+
+def build_context(paths: Paths, year: int, source: str, tables: dict[str, pl.DataFrame]) -> dict:
+    """What the report prints besides aggregate tables: weeks, data quality, provenance."""
+    from pipeline.aggregate.year import ingest_reports_for_year
+    from pipeline.ingest.flows import load_exporters
+
+    params = load_params()
+    provenance_file = paths.warehouse / "provenance" / f"year={year}.json"
+    inputs = json.loads(provenance_file.read_text()) if provenance_file.is_file() else {}
+    reports = ingest_reports_for_year(paths, year)
+    services = {e["name"]: e.get("service") for e in load_exporters(paths.raw)}
+    exporters = [
+        e | {"service": services.get(e["name"])}
+        for e in _exporter_rows(tables["data_quality"], reports)
+    ]
+    totals = {
+        k: sum(r[k] for r in reports)
+        for k in ("records_in", "records_decoded", "records_quarantined")
+    }
+    reasons: dict[str, int] = {}
+    for r in reports:
+        for k, n in r["quarantine_by_reason"].items():
+            reasons[k] = reasons.get(k, 0) + n
+    dq = tables["data_quality"]
+    unattributed = {
+        scope.split(":", 1)[1]: value
+        for item, scope, value in dq.select("item", "scope", "value").rows()
+        if item == "unattributed_bytes_pct" and scope.startswith("service:")
+    }
+    return {
+        "year": year,
+        "simulated": source == "simulator",
+        "analysis_weeks": {
+            y: analysis_week(y).start.isoformat() for y in report_years() if y <= year
+        },
+        "params": params,
+        "provenance": {
+            "code_version": code_version(),
+            "inputs_sha256": inputs.get("inputs_sha256", "unknown"),
+            "input_files": len(inputs.get("files", {})),
+            "params_sha256": hashlib.sha256(PARAMS_FILE.read_bytes()).hexdigest(),
+            "source_date_epoch": source_date_epoch(),
+            "simulator": inputs.get("simulator"),
+        },
+        "data_quality": totals | {"quarantine_by_reason": dict(sorted(reasons.items()))},
+        "exporters": exporters,
+        "unattributed_share_pct": dict(sorted(unattributed.items())),
+    }
+
+
+def build_annual_report(paths: Paths, year: int, source: str) -> dict[str, Any]:
+    """reports/<year>/ from the history store and the year's figures; returns paths and counts."""
+    tables = collect_tables(paths, year)
+    figures = {p.stem: p for p in sorted(figures_dir(paths, year).glob("fig*.svg"))}
+    context = build_context(paths, year, source, tables)
+    out_dir = paths.reports / str(year)
+    written = build_report(year, tables, figures, context, out_dir)
+    provenance = context["provenance"] | {"year": year, "params": context["params"]}
+    tmp = out_dir / "provenance.json.tmp"
+    tmp.write_text(json.dumps(provenance, indent=1, sort_keys=True, default=str) + "\n")
+    tmp.replace(out_dir / "provenance.json")
+    pages = _pdf_pages(written["pdf"])
+    return {
+        "pdf": written["pdf"],
+        "pdf_sha256": file_sha256(written["pdf"]),
+        "pages": pages,
+        "csv_files": sum(1 for k in written if k.endswith(".csv")),
+    }
+
+
+def _pdf_pages(pdf: Path) -> int:
+    return Path(pdf).read_bytes().count(b"/Type /Page\n") or Path(pdf).read_bytes().count(
+        b"/Type/Page"
+    )

@@ -1,0 +1,85 @@
+"""Normal mixtures in log10(bytes) space: exact moments, quantiles, bin masses and the mode rule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize, special
+
+LN10 = float(np.log(10.0))
+
+
+@dataclass(frozen=True)
+class Mixture:
+    """Weights, means and standard deviations of the components of log10(daily bytes)."""
+
+    weights: tuple[float, ...]
+    means_log10: tuple[float, ...]
+    sds_log10: tuple[float, ...]
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return np.asarray(self.weights), np.asarray(self.means_log10), np.asarray(self.sds_log10)
+
+
+def cdf(mix: Mixture, x_log10: np.ndarray | float) -> np.ndarray:
+    """P(log10 bytes <= x) for each x."""
+    w, mu, sd = mix.arrays()
+    x = np.asarray(x_log10, dtype=float)[..., None]
+    return (w * special.ndtr((x - mu) / sd)).sum(axis=-1)
+
+
+def quantile(mix: Mixture, p: float) -> float:
+    """The log10 quantile of order p (root of the CDF)."""
+    _, mu, sd = mix.arrays()
+    lo, hi = float((mu - 10 * sd).min()), float((mu + 10 * sd).max())
+    return float(optimize.brentq(lambda x: float(cdf(mix, x)) - p, lo, hi, xtol=1e-10))
+
+
+def mean_bytes(mix: Mixture) -> float:
+    """E[10^X]: the mean of daily bytes (log-normal components)."""
+    w, mu, sd = mix.arrays()
+    return float((w * np.exp(mu * LN10 + 0.5 * (sd * LN10) ** 2)).sum())
+
+
+def bytes_above(mix: Mixture, a_log10: float) -> float:
+    """E[10^X ; X > a]: the bytes carried by users above a, per user of the population."""
+    w, mu, sd = mix.arrays()
+    partial = np.exp(mu * LN10 + 0.5 * (sd * LN10) ** 2) * special.ndtr(
+        (mu + sd**2 * LN10 - a_log10) / sd
+    )
+    return float((w * partial).sum())
+
+
+def top_share_pct(mix: Mixture, top_pct: float) -> float:
+    """Share (%) of all bytes carried by the heaviest top_pct % of users."""
+    a = quantile(mix, 1.0 - top_pct / 100.0)
+    return 100.0 * bytes_above(mix, a) / mean_bytes(mix)
+
+
+def bin_masses(mix: Mixture, centres_log10: np.ndarray, width: float = 0.1) -> np.ndarray:
+    """Probability mass of the bins [c - width/2, c + width/2)."""
+    return cdf(mix, centres_log10 + width / 2) - cdf(mix, centres_log10 - width / 2)
+
+
+def inverse_cdf_grid(mix: Mixture, n_points: int = 40001) -> tuple[np.ndarray, np.ndarray]:
+    """(cdf, x) on a fine grid, for inverse-CDF sampling with np.interp."""
+    _, mu, sd = mix.arrays()
+    x = np.linspace(float((mu - 9 * sd).min()), float((mu + 9 * sd).max()), n_points)
+    return cdf(mix, x), x
+
+
+def tilt_mode_log10(
+    x_log10: np.ndarray, bin_width: float = 0.1, ratio: float = 0.9, shift: float = 0.05
+) -> float:
+    """Spec §2.4 mode: fullest 0.1-decade bin, shifted half a bin toward a near-equal neighbour."""
+    idx = np.round(np.asarray(x_log10) / bin_width).astype(np.int64)
+    lo = int(idx.min())
+    counts = np.bincount(idx - lo)
+    c = int(np.argmax(counts))
+    n_l = counts[c - 1] if c > 0 else 0
+    n_r = counts[c + 1] if c + 1 < counts.size else 0
+    centre = (c + lo) * bin_width
+    if max(n_l, n_r) >= ratio * counts[c]:
+        return round(centre + (shift if n_r >= n_l else -shift), 6)
+    return round(centre, 6)

@@ -1,0 +1,224 @@
+"""The simulated ISP's fixed world: scale, exporters, subscriptions, phone numbers, addresses."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import yaml
+
+from pipeline.simulate import model
+
+# Address plan (documentation / shared address space; nothing here is a real subscriber).
+V6_DOC_HI = np.uint64(0x20010DB8 << 32)  # 2001:db8::/32, /56 prefixes below it
+PPPOE_PREFIX_BASE = 0x100000  # 24-bit /56 index: 2001:db8:1000::/36 for PPPoE delegations
+PPPOE_STRAY_PREFIX_BASE = 0x700000  # never delegated: traffic here has no session
+IPOE_PREFIX_BASE = 0x800000  # 2001:db8:8000::/36 for IPoE leases (one per subscription)
+IPOE_RENUMBERED_BASE = 0x900000  # 2001:db8:9000::/36 for prefixes given at a mid-week re-numbering
+IPOE_STRAY_PREFIX_BASE = 0xF00000  # never leased
+MOBILE_PREFIX_BASE = 0xC00000  # one /64 per phone number
+BRAS_POOL_BASE = (100 << 24) | (64 << 16)  # 100.64.0.0, one /16 per BRAS: 100.(64+k).0.0/16
+MOBILE_V4_BASE = (10 << 24) | (128 << 16)  # 10.128.0.0/10
+REMOTE_V4_LO, REMOTE_V4_HI = 20 << 24, 60 << 24  # remote servers / peers: 20.0.0.0 - 59.255.255.255
+REMOTE_V6_HI = np.uint64(0x24046800 << 32)  # 2404:6800::/32-style remote space
+ENTERPRISE_SHARE_BROADBAND = 0.05
+ENTERPRISE_SHARE_MOBILE = 0.10
+IPOE_START = dt.date(2018, 1, 1)  # before this every subscription is PPPoE only
+
+
+@dataclass(frozen=True)
+class SimScale:
+    """How many broadband subscriptions and mobile phone numbers the simulated ISP has."""
+
+    broadband_subscriptions: int = 10_000
+    mobile_numbers: int = 8_000
+
+    @classmethod
+    def preset(cls, name: str) -> SimScale:
+        """`default` (10,000 / 8,000) or `small` (1,500 / 1,200, for tests)."""
+        presets = {"default": cls(), "small": cls(1_500, 1_200)}
+        if name not in presets:
+            raise ValueError(f"unknown scale {name!r}; choose one of {sorted(presets)}")
+        return presets[name]
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Exporter:
+    """One flow exporter: name (folder), address, observation domain, service, 1-in-N sampling."""
+
+    name: str
+    address: str
+    observation_domain_id: int
+    service: str  # pppoe | ipoe | mobile
+    sampling_interval: int
+
+
+EXPORTERS: tuple[Exporter, ...] = (
+    Exporter("bras01", "192.0.2.1", 101, "pppoe", 8192),
+    Exporter("bras02", "192.0.2.2", 102, "pppoe", 8192),
+    Exporter("bras03", "192.0.2.3", 103, "pppoe", 16384),
+    Exporter("bras04", "192.0.2.4", 104, "pppoe", 16384),
+    Exporter("ipoegw01", "192.0.2.11", 201, "ipoe", 8192),
+    Exporter("ipoegw02", "192.0.2.12", 202, "ipoe", 16384),
+    Exporter("mobile01", "192.0.2.21", 301, "mobile", 8192),
+    Exporter("mobile02", "192.0.2.22", 302, "mobile", 8192),
+)
+
+
+def exporters_of(service: str) -> list[Exporter]:
+    """Exporters of one service, in registry order."""
+    return [e for e in EXPORTERS if e.service == service]
+
+
+@dataclass(frozen=True)
+class Population:
+    """Subscriptions and phone numbers, fixed for a seed and scale across all years."""
+
+    sub_number: np.ndarray  # int64, subscription id number (s%07d)
+    sub_enterprise: np.ndarray  # bool
+    sub_bras: np.ndarray  # int64 index into exporters_of("pppoe")
+    sub_ipoe_gw: np.ndarray  # int64 index into exporters_of("ipoe")
+    sub_ipoe_draw: np.ndarray  # U(0,1): uses IPoE once ipoe_user_fraction exceeds it
+    sub_dual_draw: np.ndarray  # U(0,1): keeps PPPoE too if below dual_protocol_fraction
+    sub_v6_share: np.ndarray  # share of the PPPoE user's traffic over IPv6
+    msisdn_number: np.ndarray  # int64, msisdn = "0807" + 7 digits
+    msisdn_enterprise: np.ndarray  # bool
+    msisdn_exporter: np.ndarray  # int64 index into exporters_of("mobile")
+    msisdn_v6_share: np.ndarray
+
+
+def build_population(scale: SimScale, seed: int) -> Population:
+    """Draw the population deterministically from (seed, 'population')."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x505]))
+    n_bb, n_mob = scale.broadband_subscriptions, scale.mobile_numbers
+    sub_number = np.sort(rng.choice(9_000_000, size=n_bb, replace=False)) + 100_000
+    msisdn_number = np.sort(rng.choice(10_000_000, size=n_mob, replace=False))
+    return Population(
+        sub_number=sub_number.astype(np.int64),
+        sub_enterprise=rng.random(n_bb) < ENTERPRISE_SHARE_BROADBAND,
+        sub_bras=rng.integers(0, len(exporters_of("pppoe")), n_bb),
+        sub_ipoe_gw=rng.integers(0, len(exporters_of("ipoe")), n_bb),
+        sub_ipoe_draw=rng.random(n_bb),
+        sub_dual_draw=rng.random(n_bb),
+        sub_v6_share=np.clip(rng.normal(0.30, 0.12, n_bb), 0.0, 0.9),
+        msisdn_number=msisdn_number.astype(np.int64),
+        msisdn_enterprise=rng.random(n_mob) < ENTERPRISE_SHARE_MOBILE,
+        msisdn_exporter=rng.integers(0, len(exporters_of("mobile")), n_mob),
+        msisdn_v6_share=np.clip(rng.normal(0.40, 0.15, n_mob), 0.0, 0.95),
+    )
+
+
+def access_protocols(pop: Population, week_start: dt.date) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks over subscriptions: (uses PPPoE, uses IPoE) in that week."""
+    f_ipoe = model.ipoe_user_fraction(week_start) if week_start >= IPOE_START else 0.0
+    f_dual = model.dual_protocol_fraction(week_start)
+    ipoe = (~pop.sub_enterprise) & (pop.sub_ipoe_draw < f_ipoe)
+    pppoe = ~ipoe | (pop.sub_dual_draw < f_dual)
+    return pppoe, ipoe
+
+
+def subscription_ids(numbers: np.ndarray) -> list[str]:
+    return [f"s{n:07d}" for n in numbers.tolist()]
+
+
+def msisdns(numbers: np.ndarray) -> list[str]:
+    return [f"0807{n:07d}" for n in numbers.tolist()]
+
+
+def class_names(enterprise: np.ndarray) -> np.ndarray:
+    return np.where(enterprise, "enterprise", "personal")
+
+
+def prefix_hi(index: np.ndarray) -> np.ndarray:
+    """Upper 64 bits of the /56 with 24-bit index `index` under 2001:db8::/32."""
+    return V6_DOC_HI | (np.asarray(index, dtype=np.uint64) << np.uint64(8))
+
+
+def v6_prefix_text(hi: np.ndarray, prefix_len: int) -> list[str]:
+    """`2001:db8:1000:100::/56` text for each upper-64-bit network address."""
+    return [
+        str(ipaddress.IPv6Network((int(h) << 64, prefix_len)))
+        for h in np.asarray(hi, dtype=np.uint64).tolist()
+    ]
+
+
+def ipv4_text(addr: np.ndarray) -> list[str]:
+    """Dotted-quad text of uint32 addresses."""
+    a = np.asarray(addr, dtype=np.uint64)
+    parts = [(a >> np.uint64(s)) & np.uint64(255) for s in (24, 16, 8, 0)]
+    return [f"{p}.{q}.{r}.{s}" for p, q, r, s in zip(*(x.tolist() for x in parts), strict=True)]
+
+
+def remote_v4(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Random server / peer IPv4 addresses outside subscriber space."""
+    return rng.integers(REMOTE_V4_LO, REMOTE_V4_HI, n, dtype=np.uint32)
+
+
+def remote_v6(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random server / peer IPv6 addresses (hi, lo) outside subscriber space."""
+    hi = REMOTE_V6_HI | rng.integers(0, 2**32, n, dtype=np.uint64)
+    return hi, rng.integers(0, 2**63, n, dtype=np.uint64)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, then rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_csv(path: Path, df: pl.DataFrame) -> None:
+    atomic_write_text(path, df.write_csv())
+
+
+def atomic_write_parquet(path: Path, df: pl.DataFrame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        df.write_parquet(tmp, statistics=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_exporter_registry(raw_dir: Path) -> Path:
+    """Write `exporters.yaml` (ARCHITECTURE §1); identical bytes on every call."""
+    rows = [
+        {
+            "name": e.name,
+            "address": e.address,
+            "observation_domain_id": e.observation_domain_id,
+            "service": e.service,
+            "default_sampling_interval": None,
+        }
+        for e in EXPORTERS
+    ]
+    path = raw_dir / "exporters.yaml"
+    atomic_write_text(path, yaml.safe_dump(rows, sort_keys=False))
+    return path
+
+
+def week_rng(seed: int, week_start: dt.date, stream: int) -> np.random.Generator:
+    """Independent generator per (seed, week, stream): same numbers whatever runs in parallel."""
+    return np.random.default_rng(np.random.SeedSequence([seed, week_start.toordinal(), stream]))

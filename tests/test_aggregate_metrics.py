@@ -1,0 +1,560 @@
+"""Aggregates on tiny hand-built Parquet fixtures whose answers are worked out by hand."""
+
+from __future__ import annotations
+
+import calendar
+import copy
+import datetime as dt
+import math
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from pipeline.aggregate import metrics
+from pipeline.config import load_params
+
+UTC = dt.UTC
+JST = dt.timedelta(hours=9)
+MON = dt.datetime(2024, 6, 3, tzinfo=UTC) - JST  # local Monday 2024-06-03 00:00 (analysis week)
+FLOW_SCHEMA = {
+    "exporter": pl.String,
+    "flow_start_ms": pl.Int64,
+    "ip_version": pl.UInt8,
+    "protocol": pl.UInt8,
+    "src_port": pl.UInt16,
+    "dst_port": pl.UInt16,
+    "octets": pl.UInt64,
+    "packets": pl.UInt64,
+    "sampling_interval": pl.UInt32,
+    "service": pl.String,
+    "user_key": pl.String,
+    "user_protocol": pl.String,
+    "service_class": pl.String,
+    "direction": pl.String,
+    "bytes_est": pl.Float64,
+    "packets_est": pl.Float64,
+}
+
+
+@pytest.fixture
+def params() -> dict[str, Any]:
+    p = copy.deepcopy(load_params())
+    p["report"].update(
+        utc_offset_hours=9, report_month=6, normalise_month="2020-01", fig1_start_month="2017-01"
+    )
+    p["daily_usage"].update(
+        days_per_week=7,
+        density_min_log10=4.0,
+        density_max_log10=11.0,
+        bin_width_decades=0.1,
+        mode_tilt_ratio=0.9,
+        mode_shift_decades=0.05,
+        scatter_sample_size=3,
+        scatter_sample_seed=7,
+        top_shares_pct=[10, 1],
+    )
+    p["ports"].update(
+        top_ports_per_protocol=2,
+        min_share_pct_for_new_row=0.3,
+        week_series_bin_minutes=60,
+        carried_rows={"broadband": ["tcp/443", "tcp/183", "udp/4500"], "mobile": ["tcp/443"]},
+        lt1024_subtotals={"broadband": True, "mobile": False},
+    )
+    p["weeks"] = {
+        2024: {"analysis": "2024-06-03", "extra": []},
+        2020: {"analysis": "2024-06-03", "extra": []},
+    }
+    return p
+
+
+def at(t: dt.datetime) -> int:
+    return int(t.timestamp() * 1000)
+
+
+def flow(
+    start: dt.datetime,
+    service: str,
+    bytes_est: float,
+    direction: str = "OUT",
+    protocol: int = 6,
+    src_port: int = 443,
+    dst_port: int = 51000,
+    user_key: str | None = None,
+    user_protocol: str | None = None,
+    service_class: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "exporter": f"{service}-1",
+        "flow_start_ms": at(start),
+        "ip_version": 4,
+        "protocol": protocol,
+        "src_port": src_port,
+        "dst_port": dst_port,
+        "octets": int(bytes_est),
+        "packets": 1,
+        "sampling_interval": 1,
+        "service": service,
+        "user_key": user_key,
+        "user_protocol": user_protocol,
+        "service_class": service_class,
+        "direction": direction,
+        "bytes_est": float(bytes_est),
+        "packets_est": 1.0,
+    }
+
+
+def write_flows(root: Path, rows: list[dict[str, Any]]) -> str:
+    """Attributed-flow partitions by local date and exporter; returns the glob."""
+    df = pl.DataFrame(rows, schema=FLOW_SCHEMA)
+    df = df.with_columns(
+        ((pl.col("flow_start_ms") + 9 * 3_600_000) * 1000)
+        .cast(pl.Datetime("us"))
+        .dt.date()
+        .cast(pl.String)
+        .alias("d")
+    )
+    for (day, exporter), part in df.group_by("d", "exporter"):
+        folder = root / "attributed" / f"date={day}" / f"exporter={exporter}"
+        folder.mkdir(parents=True)
+        part.drop("d").write_parquet(folder / "flows.parquet")
+    return str(root / "attributed" / "date=*" / "exporter=*" / "flows.parquet")
+
+
+def user_week(service: str, daily_in: list[float], daily_out: list[float]) -> pl.DataFrame:
+    n = len(daily_in)
+    return pl.DataFrame(
+        {
+            "year": [2024] * n,
+            "service": [service] * n,
+            "user_key": [f"k{i:03d}" for i in range(n)],
+            "in_bytes": [v * 7 for v in daily_in],
+            "out_bytes": [v * 7 for v in daily_out],
+            "daily_in_bytes": daily_in,
+            "daily_out_bytes": daily_out,
+        }
+    )
+
+
+# 10 users: OUT has a zero, one user below the plotted range and bins 5.0 (3) and 6.0 (5);
+# IN has bins 4.0 (4), 4.1 (4), 4.2 (2).
+TEN_OUT = [0.0, 1e3, 1e5, 1e5, 1e5, 1e6, 1e6, 1e6, 10**6.04, 10**6.04]
+TEN_IN = [1e4] * 4 + [10**4.1] * 4 + [10**4.2] * 2
+
+
+def test_density_of_ten_users(params: dict[str, Any]) -> None:
+    dens = metrics.daily_usage_density(user_week("broadband", TEN_IN, TEN_OUT), 2024, params)
+    out = dens.filter(pl.col("direction") == "OUT")
+    # 71 bin centres 4.0..11.0 plus the occupied bin 3.0 outside the range
+    assert out.height == 72
+    got = {
+        round(b, 1): (u, d)
+        for b, u, d in out.select("bin_center_log10", "users", "density").rows()
+        if u
+    }
+    assert got.keys() == {3.0, 5.0, 6.0}
+    assert got[3.0] == (1, pytest.approx(1 / 9 / 0.1))
+    assert got[5.0] == (3, pytest.approx(3 / 9 / 0.1))
+    assert got[6.0] == (5, pytest.approx(5 / 9 / 0.1))
+    in_ = dens.filter(pl.col("direction") == "IN", pl.col("users") > 0)
+    assert in_.select("bin_center_log10", "users").rows() == [(4.0, 4), (4.1, 4), (4.2, 2)]
+    assert in_["density"].to_list() == pytest.approx([4.0, 4.0, 2.0])
+    assert set(dens.columns) == {
+        "year",
+        "service",
+        "direction",
+        "bin_center_log10",
+        "users",
+        "density",
+    }
+    assert (dens["year"] == 2024).all()
+
+
+def test_mean_median_mode(params: dict[str, Any]) -> None:
+    s = metrics.daily_usage_summary(user_week("broadband", TEN_IN, TEN_OUT), 2024, params)
+    out = s.filter(pl.col("direction") == "OUT").row(0, named=True)
+    assert out["users"] == 10  # the zero user counts for mean and median
+    # 1.0964782 MB = 10^6.04 bytes
+    assert out["mean_mb"] == pytest.approx((0.001 + 0.3 + 3.0 + 2 * 1.0964781961) / 10)
+    assert out["median_mb"] == pytest.approx((0.1 + 1.0) / 2)  # 5th and 6th of 10
+    assert out["mode_log10"] == 6.0 and out["mode_mb"] == pytest.approx(1.0)
+    in_ = s.filter(pl.col("direction") == "IN").row(0, named=True)
+    # bins 4.0 and 4.1 tie at 4 users; median 10^4.1 picks 4.1; left neighbour 4 >= 0.9*4 -> 4.05
+    assert in_["median_mb"] == pytest.approx(10**4.1 / 1e6)
+    assert in_["mode_log10"] == 4.05
+    assert in_["mode_mb"] == pytest.approx(0.0112202, rel=1e-5)
+
+
+def test_top_user_share_with_twenty_users(params: dict[str, Any]) -> None:
+    daily_out = [k * 1e6 / 7 for k in range(1, 21)]  # weekly OUT 1..20 MB, total 210 MB
+    daily_in = [0.0] * 19 + [5e6]
+    top = metrics.top_user_share(user_week("mobile", daily_in, daily_out), 2024, params)
+    got = {(d, p): s for _, _, d, p, s in top.rows()}
+    assert got[("OUT", 10.0)] == pytest.approx(100 * 39 / 210)  # top 2 users: 20 + 19
+    assert got[("OUT", 1.0)] == pytest.approx(100 * 20 / 210)  # ceil(0.2) = 1 user
+    assert got[("IN", 10.0)] == pytest.approx(100.0)
+    assert top.columns == ["year", "service", "direction", "top_pct", "share_pct"]
+    assert top.select("direction", "top_pct").rows() == [
+        ("IN", 10.0),
+        ("IN", 1.0),
+        ("OUT", 10.0),
+        ("OUT", 1.0),
+    ]
+
+
+def test_scatter_sample_is_deterministic_and_anonymous(params: dict[str, Any]) -> None:
+    uw = user_week("broadband", [float(i) for i in range(20)], [float(i * 10) for i in range(20)])
+    a = metrics.scatter_sample(uw, 2024, params)
+    b = metrics.scatter_sample(uw.reverse(), 2024, params)
+    assert a.equals(b)
+    assert a.columns == ["year", "service", "daily_in_bytes", "daily_out_bytes"]
+    assert a.height == 3
+    assert set(a["daily_out_bytes"]) <= {float(i * 10) for i in range(20)}
+
+
+def _port_flows() -> list[dict[str, Any]]:
+    t = MON + dt.timedelta(hours=20)
+    return [
+        flow(t, "pppoe", 500, src_port=443, dst_port=51000),  # min port 443
+        flow(t, "pppoe", 100, src_port=51000, dst_port=80, direction="IN"),  # 80
+        flow(t, "pppoe", 150, src_port=50000, dst_port=50001),  # 50000, >= 1024
+        flow(
+            t,
+            "pppoe",
+            50,
+            src_port=40000,
+            dst_port=31000,
+            user_key="u1",
+            user_protocol="pppoe",
+            service_class="enterprise",
+        ),  # 31000, enterprise counted
+        flow(t, "pppoe", 150, protocol=17, src_port=60000, dst_port=443),  # udp 443
+        flow(t, "pppoe", 40, protocol=50, src_port=0, dst_port=0),  # ESP
+        flow(t, "pppoe", 5, protocol=1, src_port=0, dst_port=0),  # ICMP
+        flow(t, "pppoe", 5, protocol=58, src_port=0, dst_port=0),  # ICMPv6 -> ICMP
+        flow(t, "ipoe", 999, src_port=443, dst_port=50000),  # IPoE: not in port tables
+        flow(MON - dt.timedelta(hours=1), "pppoe", 999),  # before the week
+        flow(t, "mobile", 60, src_port=443, dst_port=40000),
+        flow(t, "mobile", 40, protocol=17, src_port=443, dst_port=40000),
+    ]
+
+
+def test_usage_by_port_min_port_rule_and_subtotals(tmp_path: Path, params: dict[str, Any]) -> None:
+    glob = write_flows(tmp_path, _port_flows())
+    table = metrics.usage_by_port(glob, 2024, params)
+    bb = table.filter(pl.col("service") == "broadband").sort("sort_key")
+    assert bb.select("row_id", "row_kind", "parent").rows() == [
+        ("tcp_total", "protocol_total", None),
+        ("tcp_lt1024", "subtotal", "tcp_total"),
+        ("tcp_443", "port", "tcp_lt1024"),
+        ("tcp_183", "port", "tcp_lt1024"),
+        ("tcp_ge1024", "subtotal", "tcp_total"),
+        ("tcp_50000", "port", "tcp_ge1024"),
+        ("udp_total", "protocol_total", None),
+        ("udp_443", "port", "udp_total"),
+        ("udp_4500", "port", "udp_total"),
+        ("esp", "protocol_total", None),
+        ("gre", "protocol_total", None),
+        ("icmp", "protocol_total", None),
+    ]
+    assert bb["share_pct"].to_list() == pytest.approx(
+        [80.0, 60.0, 50.0, 0.0, 20.0, 15.0, 15.0, 15.0, 0.0, 4.0, 0.0, 1.0]
+    )
+    assert bb["port_label"].to_list()[:6] == [
+        "TCP",
+        "(< 1024)",
+        "443 (https)",
+        "183",
+        "(>= 1024)",
+        "50000",
+    ]
+    shares = dict(bb.select("row_id", "share_pct").rows())
+    assert shares["tcp_lt1024"] + shares["tcp_ge1024"] == shares["tcp_total"]
+    totals = bb.filter(pl.col("row_kind") == "protocol_total")["share_pct"].sum()
+    assert totals == pytest.approx(100.0)
+    mob = table.filter(pl.col("service") == "mobile").sort("sort_key")
+    assert mob.select("row_id", "parent", "share_pct").rows() == [
+        ("tcp_total", None, 60.0),
+        ("tcp_443", "tcp_total", 60.0),
+        ("udp_total", None, 40.0),
+        ("udp_443", "udp_total", 40.0),
+        ("esp", None, 0.0),
+        ("gre", None, 0.0),
+        ("icmp", None, 0.0),
+    ]
+
+
+def test_weekday_profile_local_hours_and_weekdays(tmp_path: Path, params: dict[str, Any]) -> None:
+    utc = dt.datetime(2024, 6, 3, tzinfo=UTC)
+    rows = [
+        flow(utc + dt.timedelta(hours=14, minutes=30), "pppoe", 2250),  # Mon 23:30 local
+        flow(utc - dt.timedelta(hours=8), "pppoe", 4500, direction="IN"),  # Mon 01:00 local
+        flow(utc + dt.timedelta(days=4, hours=14, minutes=59), "ipoe", 2250),  # Fri 23:59 local
+        flow(utc + dt.timedelta(days=4, hours=15), "pppoe", 1e9),  # Sat 00:00 local: weekend
+        flow(utc + dt.timedelta(days=5, hours=3), "pppoe", 1e9),  # Sat 12:00 local
+        flow(utc + dt.timedelta(hours=3), "mobile", 1e9),  # mobile: not broadband
+        flow(utc + dt.timedelta(days=1, hours=3), "pppoe", 2250, direction="IN"),  # Tue 12:00
+    ]
+    glob = write_flows(tmp_path, rows)
+    prof = metrics.weekday_hourly_profile(glob, 2024, params)
+    assert prof.height == 48
+    assert prof.columns == ["year", "week_start", "role", "hour", "direction", "mean_bps"]
+    nonzero = prof.filter(pl.col("mean_bps") > 0).select("direction", "hour", "mean_bps").rows()
+    # mean over 5 weekdays of bytes * 8 / 3600: 2250 B -> 1 bit/s
+    assert nonzero == [("IN", 1, 2.0), ("IN", 12, 1.0), ("OUT", 23, 2.0)]
+    assert set(prof["week_start"]) == {"2024-06-03"} and set(prof["role"]) == {"analysis"}
+
+
+def test_port_class_week_series(tmp_path: Path, params: dict[str, Any]) -> None:
+    rows = [
+        flow(MON + dt.timedelta(minutes=30), "pppoe", 300, src_port=443, dst_port=51000),
+        flow(MON + dt.timedelta(minutes=40), "pppoe", 100, src_port=50000, dst_port=50001),
+        flow(MON + dt.timedelta(hours=25), "pppoe", 200, protocol=17, src_port=443, dst_port=5000),
+        flow(MON + dt.timedelta(hours=25), "pppoe", 200, src_port=80, dst_port=5000),
+        flow(MON + dt.timedelta(hours=2), "mobile", 10, src_port=443, dst_port=5000),
+    ]
+    glob = write_flows(tmp_path, rows)
+    s = metrics.port_class_week_series(glob, 2024, params)
+    bb = s.filter(pl.col("service") == "broadband")
+    assert bb.height == 168 * 5
+    first = bb.filter(pl.col("hour_of_week") == 0.0)
+    assert first.select("port_class", "bytes", "normalised").rows() == [
+        ("total", 400.0, 1.0),
+        ("tcp80", 0.0, 0.0),
+        ("tcp443", 300.0, 0.75),
+        ("tcp_dynamic", 100.0, 0.25),
+        ("udp443", 0.0, 0.0),
+    ]
+    h25 = dict(bb.filter(pl.col("hour_of_week") == 25.0).select("port_class", "bytes").rows())
+    assert h25 == {
+        "total": 400.0,
+        "tcp80": 200.0,
+        "tcp443": 0.0,
+        "tcp_dynamic": 0.0,
+        "udp443": 200.0,
+    }
+    assert first["bin_start_ms"].to_list() == [at(MON)] * 5
+    mob = s.filter(pl.col("service") == "mobile")
+    assert mob.height == 168 * 4 and "tcp_dynamic" not in set(mob["port_class"])
+    assert mob.filter(pl.col("hour_of_week") == 2.0, pl.col("port_class") == "tcp443")[
+        "normalised"
+    ].to_list() == [1.0]
+
+
+def _user_flows() -> list[dict[str, Any]]:
+    t = MON + dt.timedelta(days=2)
+    return [
+        flow(t, "pppoe", 700, "IN", user_key="u1", user_protocol="pppoe", service_class="personal"),
+        flow(t, "pppoe", 3000, user_key="u1", user_protocol="pppoe", service_class="personal"),
+        flow(
+            t + dt.timedelta(days=4),
+            "pppoe",
+            4000,
+            user_key="u1",
+            user_protocol="pppoe",
+            service_class="personal",
+        ),
+        flow(t, "ipoe", 1400, user_key="u2", user_protocol="ipoe", service_class="personal"),
+        flow(t, "pppoe", 9e9, user_key="u3", user_protocol="pppoe", service_class="enterprise"),
+        flow(t, "pppoe", 9e9),  # unattributed
+        flow(
+            MON + dt.timedelta(days=7),
+            "pppoe",
+            9e9,
+            user_key="u1",
+            user_protocol="pppoe",
+            service_class="personal",
+        ),  # next week
+    ]
+
+
+def _billing(root: Path) -> Path:
+    df = pl.DataFrame(
+        {
+            "date": [
+                dt.date(2024, 6, 3),
+                dt.date(2024, 6, 9),
+                dt.date(2024, 6, 10),
+                dt.date(2024, 6, 5),
+                dt.date(2024, 6, 5),
+            ],
+            "msisdn": ["09011112222", "09011112222", "09011112222", "08033334444", "07055556666"],
+            "service_class": ["personal", "personal", "personal", "enterprise", "personal"],
+            "uplink_bytes": [70, 70, 9_000_000, 9_000_000, 0],
+            "downlink_bytes": [700, 700, 9_000_000, 9_000_000, 35],
+        }
+    )
+    path = root / "mobile_usage.parquet"
+    df.write_parquet(path)
+    return path
+
+
+def test_user_week_usage(tmp_path: Path, params: dict[str, Any]) -> None:
+    glob = write_flows(tmp_path, _user_flows())
+    uw = metrics.user_week_usage(glob, _billing(tmp_path), 2024, params, salt="s")
+    bb = uw.filter(pl.col("service") == "broadband").sort("user_key")
+    assert bb.select(
+        "user_key", "in_bytes", "out_bytes", "daily_in_bytes", "daily_out_bytes"
+    ).rows() == [("u1", 700.0, 7000.0, 100.0, 1000.0), ("u2", 0.0, 1400.0, 0.0, 200.0)]
+    mob = uw.filter(pl.col("service") == "mobile").sort("daily_out_bytes")
+    assert mob.select("daily_in_bytes", "daily_out_bytes").rows() == [(0.0, 5.0), (20.0, 200.0)]
+    keys = mob["user_key"].to_list()
+    assert all(len(k) == 64 and "0901111" not in k and "0705555" not in k for k in keys)
+    # 2020 (same week in this fixture): per-user stats are PPPoE only
+    uw2020 = metrics.user_week_usage(glob, _billing(tmp_path), 2020, params, salt="s")
+    assert uw2020.filter(pl.col("service") == "broadband")["user_key"].to_list() == ["u1"]
+
+
+def _bytes_for_rate(month: str, bps: float) -> float:
+    y, m = map(int, month.split("-"))
+    return bps * calendar.monthrange(y, m)[1] * 86400 / 8
+
+
+def _monthly(root: Path, rates: dict[str, dict[tuple[str, str], float]]) -> Path:
+    rows = [
+        (month, svc, d, _bytes_for_rate(month, bps))
+        for month, by in rates.items()
+        for (svc, d), bps in by.items()
+    ]
+    path = root / "monthly_traffic.parquet"
+    pl.DataFrame(
+        rows, schema=["month", "service", "direction", "bytes"], orient="row"
+    ).write_parquet(path)
+    return path
+
+
+def _month_rates(
+    pppoe_in: float,
+    ipoe_in: float,
+    pppoe_out: float,
+    ipoe_out: float,
+    mob_in: float,
+    mob_out: float,
+) -> dict[tuple[str, str], float]:
+    return {
+        ("broadband_pppoe", "IN"): pppoe_in,
+        ("broadband_ipoe", "IN"): ipoe_in,
+        ("broadband_pppoe", "OUT"): pppoe_out,
+        ("broadband_ipoe", "OUT"): ipoe_out,
+        ("mobile", "IN"): mob_in,
+        ("mobile", "OUT"): mob_out,
+    }
+
+
+def test_yoy_and_ipoe_share_from_25_months(tmp_path: Path, params: dict[str, Any]) -> None:
+    months = [f"{2022 + (5 + i) // 12}-{(5 + i) % 12 + 1:02d}" for i in range(25)]
+    assert months[0] == "2022-06" and months[-1] == "2024-06"
+    rates = {m: _month_rates(1, 1, 1, 1, 1, 1) for m in months}
+    rates["2023-06"] = _month_rates(580, 420, 560, 440, 100, 1000)  # IPoE 42 % IN, 44 % OUT
+    # June 2024: broadband IN 1140 (+14 %) with IPoE 43 %, OUT 1120 (+12 %) with IPoE 48 %
+    rates["2024-06"] = _month_rates(1140 * 0.57, 1140 * 0.43, 1120 * 0.52, 1120 * 0.48, 129, 1200)
+    g = metrics.growth_statistics(_monthly(tmp_path, rates), 2024, params)
+    val = {(m, s, d): v for _, m, s, d, v, _ in g.rows()}
+    assert val[("yoy_pct", "broadband", "IN")] == pytest.approx(14.0)
+    assert val[("yoy_pct", "broadband", "OUT")] == pytest.approx(12.0)
+    assert val[("yoy_pct", "mobile", "IN")] == pytest.approx(29.0)
+    assert val[("yoy_pct", "mobile", "OUT")] == pytest.approx(20.0)
+    assert val[("ipoe_share_pct", "broadband", "IN")] == pytest.approx(43.0)
+    assert val[("ipoe_share_pct", "broadband", "OUT")] == pytest.approx(48.0)
+    assert val[("ipoe_share_change_pts", "broadband", "IN")] == pytest.approx(1.0)
+    assert val[("ipoe_share_change_pts", "broadband", "OUT")] == pytest.approx(4.0)
+    # no June 2019 and no Jan 2020 in the series: those rows are left out
+    assert not {m for m, _, _ in val} & {"factor_5y", "annualised_5y", "relative_to_norm_month"}
+    assert g["metric"].to_list()[0] == "yoy_pct"
+
+
+def test_normalisation_to_jan_2020(tmp_path: Path, params: dict[str, Any]) -> None:
+    rates = {
+        "2019-06": _month_rates(10, 0, 100, 0, 5, 50),
+        "2020-01": _month_rates(8, 2, 60, 40, 5, 50),  # broadband OUT 100 bit/s, mobile OUT 50
+        "2024-06": _month_rates(15, 5, 100, 100, 10, 105),
+        "2026-01": _month_rates(1, 1, 1, 1, 1, 1),  # after the report month: not shown
+    }
+    path = _monthly(tmp_path, rates)
+    fig1 = metrics.monthly_traffic_normalised(path, 2024, params)
+    assert sorted(set(fig1["month"])) == ["2019-06", "2020-01", "2024-06"]
+    norm = {
+        (m, s, d): v
+        for m, s, d, v in fig1.select("month", "series", "direction", "normalised").rows()
+    }
+    assert norm[("2020-01", "broadband", "OUT")] == pytest.approx(1.0)
+    assert norm[("2020-01", "mobile", "OUT")] == pytest.approx(1.0)
+    assert norm[("2024-06", "broadband", "OUT")] == pytest.approx(2.0)  # 30-day June, rates
+    assert norm[("2024-06", "broadband_ipoe", "OUT")] == pytest.approx(1.0)  # ÷ broadband OUT
+    assert norm[("2024-06", "broadband", "IN")] == pytest.approx(0.2)
+    assert norm[("2024-06", "mobile", "OUT")] == pytest.approx(2.1)
+    jan = fig1.filter(
+        pl.col("month") == "2020-01", pl.col("series") == "broadband", pl.col("direction") == "OUT"
+    ).row(0, named=True)
+    assert jan["rate_bps"] == pytest.approx(100.0)
+    assert jan["bytes"] == pytest.approx(100 * 31 * 86400 / 8)
+    g = metrics.growth_statistics(path, 2024, params)
+    val = {(m, s, d): v for _, m, s, d, v, _ in g.rows()}
+    assert val[("factor_5y", "broadband", "OUT")] == pytest.approx(2.0)
+    assert val[("annualised_5y", "broadband", "OUT")] == pytest.approx(2**0.2)
+    assert val[("factor_5y", "mobile", "OUT")] == pytest.approx(2.1)
+    assert val[("relative_to_norm_month", "mobile", "OUT")] == pytest.approx(2.1)
+    assert val[("relative_to_norm_month", "broadband", "OUT")] == pytest.approx(2.0)
+
+
+def test_data_quality(tmp_path: Path, params: dict[str, Any]) -> None:
+    t = MON + dt.timedelta(hours=5)
+    glob = write_flows(
+        tmp_path,
+        [
+            flow(t, "pppoe", 300, user_key="u1", user_protocol="pppoe", service_class="personal"),
+            flow(t, "pppoe", 100),
+            flow(t, "mobile", 50),
+        ],
+    )
+    reports = [
+        {
+            "exporter": "pppoe-1",
+            "files": 2,
+            "messages": 10,
+            "records_in": 100,
+            "records_decoded": 97,
+            "records_quarantined": 3,
+            "quarantine_by_reason": {"no_template": 3},
+            "sampling_intervals": {"1024": 97},
+            "sequence_gaps": 1,
+        },
+        {
+            "exporter": "mobile-1",
+            "files": 1,
+            "messages": 5,
+            "records_in": 50,
+            "records_decoded": 48,
+            "records_quarantined": 1,
+            "quarantine_by_reason": {"no_template": 1},
+            "sampling_intervals": {"1024": 40, "64": 8},
+            "sequence_gaps": 0,
+        },
+    ]
+    dq = metrics.data_quality(reports, glob, 2024, params)
+    v = {(i, s): x for _, i, s, x in dq.rows()}
+    assert v[("records_in", "all")] == 150 and v[("records_quarantined", "all")] == 4
+    assert v[("quarantined:no_template", "all")] == 4
+    assert v[("sampling_interval:1024", "all")] == 137 and v[("sampling_interval:64", "all")] == 8
+    assert v[("reports_violating_records_invariant", "all")] == 1  # 48 + 1 != 50
+    assert v[("records_decoded", "exporter:mobile-1")] == 48
+    assert v[("unattributed_bytes_pct", "service:pppoe")] == pytest.approx(25.0)
+    assert v[("unattributed_bytes_pct", "service:mobile")] == pytest.approx(100.0)
+
+
+def test_no_identifier_in_published_tables(tmp_path: Path, params: dict[str, Any]) -> None:
+    glob = write_flows(tmp_path, _user_flows())
+    uw = metrics.user_week_usage(glob, _billing(tmp_path), 2024, params, salt="s")
+    keys = set(uw["user_key"])
+    for fn in (
+        metrics.daily_usage_density,
+        metrics.daily_usage_summary,
+        metrics.scatter_sample,
+        metrics.top_user_share,
+    ):
+        df = fn(uw, 2024, params)
+        assert "user_key" not in df.columns
+        text = df.write_csv()
+        assert not any(k in text for k in keys) and "0901111" not in text
+    assert math.isfinite(metrics.daily_usage_summary(uw, 2024, params)["mode_log10"][0])

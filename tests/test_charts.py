@@ -1,0 +1,129 @@
+"""Figures 1–11 render to SVG; log axes carry '10^9 (1GB)'-style labels; output is deterministic."""
+
+from __future__ import annotations
+
+import re
+
+import polars as pl
+import pytest
+from fixtures_tables import make_tables
+
+from pipeline.charts import axes
+from pipeline.charts.figures import FIGURES, fig02_data, fig05_data, fig09_data, fig10_data
+from pipeline.charts.render import build_charts, chart_to_svg, compact_svg, write_svg
+
+YEAR = 2024
+
+
+@pytest.fixture(scope="module")
+def tables() -> dict[str, pl.DataFrame]:
+    return make_tables(YEAR)
+
+
+@pytest.fixture(scope="module")
+def svgs(tables, tmp_path_factory) -> dict[str, str]:
+    out = tmp_path_factory.mktemp("figures")
+    paths = build_charts(tables, YEAR, out)
+    return {k: p.read_text() for k, p in paths.items()}
+
+
+def test_tick_labels_worked_out():
+    assert axes.bytes_tick_label(4) == "10^4 (10KB)"
+    assert axes.bytes_tick_label(6) == "10^6 (1MB)"
+    assert axes.bytes_tick_label(9) == "10^9 (1GB)"
+    assert axes.bytes_tick_label(11) == "10^11 (100GB)"
+
+
+def test_every_figure_renders_to_svg(svgs):
+    assert sorted(svgs) == [f"fig{n:02d}" for n in range(1, 12)]
+    for key, svg in svgs.items():
+        assert svg.startswith("<svg"), key
+        assert svg.rstrip().endswith("</svg>"), key
+        assert len(svg) < 400_000, f"{key} is {len(svg)} bytes"
+
+
+@pytest.mark.parametrize("key", ["fig03", "fig04", "fig11"])
+def test_density_axis_labels(svgs, key):
+    text = svgs[key]
+    # two-line labels: the power and the unit are separate text runs
+    for part in ("10^4", "(10KB)", "10^6", "(1MB)", "10^9", "(1GB)", "10^11", "(100GB)"):
+        assert part in text, (key, part)
+    assert "probability density" in text
+
+
+@pytest.mark.parametrize("key", ["fig05", "fig06"])
+def test_scatter_axis_labels_and_size(svgs, key):
+    text = svgs[key]
+    assert "10^9 (1GB)" in text  # y axis, one line
+    assert "10^6 (1MB)" in text
+    assert len(text) < 250_000
+
+
+def test_chart_svg_is_deterministic(tables):
+    for spec in FIGURES:
+        a = chart_to_svg(spec.chart(tables, YEAR))
+        b = chart_to_svg(spec.chart(tables, YEAR))
+        assert a == b, spec.key
+
+
+def test_write_svg_atomic_leaves_no_temp(tables, tmp_path):
+    path = write_svg(FIGURES[0].chart(tables, YEAR), tmp_path / "x" / "fig01.svg")
+    assert path.read_text().startswith("<svg")
+    assert [p.name for p in path.parent.iterdir()] == ["fig01.svg"]
+
+
+def test_compact_svg_rounds_and_groups():
+    raw = (
+        '<g><path aria-label="a: 1" role="graphics-symbol" transform="translate(1.23456,2.5)" '
+        'd="M-1,-1h2v2h-2Z" fill="#08519c" stroke-width="0" opacity="0.35"/>'
+        '<path aria-label="a: 2" transform="translate(10,20.999)" '
+        'd="M-1,-1h2v2h-2Z" fill="#08519c" stroke-width="0" opacity="0.35"/></g>'
+    )
+    assert compact_svg(raw) == (
+        '<g><g fill="#08519c" fill-opacity="0.35"><path d="M0.23,1.5h2v2h-2Z"/>'
+        '<path d="M9,20h2v2h-2Z"/></g></g>'
+    )
+
+
+def test_scatter_drops_zero_and_uses_log10(tables):
+    data = fig05_data(tables, YEAR)
+    # the fixture gives 3 broadband users zero IN bytes: they cannot sit on a log axis
+    assert data.height == 5000 - 3
+    # values are log10 bytes with 2 decimals: a 1 GB user sits at 9.0, not at 1e9
+    assert 6.0 < data["log10_daily_out_bytes"].median() < 12.0
+    hundredths = data["log10_daily_out_bytes"] * 100
+    assert (hundredths - hundredths.round(0)).abs().max() < 1e-6
+
+
+def test_profiles_are_normalised_to_latest_week_peak_out(tables):
+    fig2 = fig02_data(tables, YEAR)
+    assert sorted(fig2["week_start"].cast(pl.String).unique().to_list()) == [
+        "2023-05-29",
+        "2023-10-02",
+        "2024-02-05",
+        "2024-06-03",
+    ]
+    latest_out = fig2.filter(
+        (pl.col("week_start").cast(pl.String) == "2024-06-03") & (pl.col("direction") == "OUT")
+    )
+    assert latest_out["relative_traffic"].max() == 1.0
+    fig9 = fig09_data(tables, YEAR)
+    assert sorted(fig9["week_start"].cast(pl.String).unique().to_list()) == [
+        "2020-02-17",
+        "2020-06-01",
+        "2021-05-31",
+        "2022-05-30",
+        "2023-05-29",
+        "2024-06-03",
+    ]
+    assert set(fig9["direction"].to_list()) == {"OUT"}
+    fig10 = fig10_data(tables, YEAR)
+    assert set(fig10["direction"].to_list()) == {"IN"}
+    assert fig10["relative_traffic"].max() < 0.2  # same scale as Fig 9: IN is far below peak OUT
+
+
+def test_weekday_axis_labels(svgs):
+    for day in ("Mon", "Wed", "Sun"):
+        assert re.search(rf">{day}<", svgs["fig07"]), day
+    assert "TCP dynamic (&gt;= 1024)" in svgs["fig07"]
+    assert "TCP dynamic" not in svgs["fig08"]

@@ -1,0 +1,200 @@
+"""build_report on fixture tables: captions, narrative numbers, tables, CSVs, identical rebuilds."""
+
+from __future__ import annotations
+
+import csv
+import re
+import subprocess
+from pathlib import Path
+
+import polars as pl
+import pytest
+from fixtures_tables import make_context, make_tables
+
+from pipeline.charts.render import build_charts
+from pipeline.report import tables as report_tables
+from pipeline.report.narrative import report_facts
+from pipeline.report.render import build_report, flatten_params
+
+YEAR = 2024
+
+
+@pytest.fixture(scope="module")
+def tables() -> dict[str, pl.DataFrame]:
+    return make_tables(YEAR)
+
+
+@pytest.fixture(scope="module")
+def built(tables, tmp_path_factory) -> tuple[Path, dict[str, Path], dict[str, Path]]:
+    out = tmp_path_factory.mktemp("report")
+    figures = build_charts(tables, YEAR, out / "figures")
+    written = build_report(YEAR, tables, figures, make_context(YEAR), out)
+    return out, figures, written
+
+
+@pytest.fixture(scope="module")
+def pdf_text(built) -> str:
+    out, _, _ = built
+    text = subprocess.run(
+        ["pdftotext", str(out / "report.pdf"), "-"], check=True, capture_output=True, text=True
+    ).stdout
+    return " ".join(text.split())  # undo line wrapping
+
+
+def test_outputs_exist(built):
+    out, _, written = built
+    assert written["pdf"] == out / "report.pdf"
+    assert written["html"] == out / "report.html"
+    assert (out / "report.pdf").read_bytes().startswith(b"%PDF")
+    for n in range(1, 12):
+        assert (out / "figures" / f"fig{n:02d}.svg").is_file()
+        assert len(list((out / "data").glob(f"figure_{n:02d}_*.csv"))) == 1
+    for n in range(1, 5):
+        assert len(list((out / "data").glob(f"table_{n}_*.csv"))) == 1
+
+
+def test_every_caption_in_pdf(pdf_text):
+    for n in range(1, 12):
+        assert f"Figure {n}:" in pdf_text, n
+    for n in range(1, 5):
+        assert f"Table {n}:" in pdf_text, n
+    for heading in (
+        "1.1 Overview",
+        "1.2 About the Data",
+        "1.3 Users' Daily Usage",
+        "1.4 Usage by Port",
+        "1.5 Looking Back on the Past Five Years",
+        "1.6 Conclusion",
+        "Appendix A",
+        "Appendix B",
+    ):
+        assert heading in pdf_text, heading
+    assert "built from simulated ISP data" in pdf_text
+    assert "Page 3 of" in pdf_text
+
+
+def test_narrative_numbers_come_from_fixture(pdf_text):
+    # fixture: broadband yoy IN 14.2 / OUT 11.6 → 14% / 12%; previous year 11% / 18%
+    assert "grew by 14% and download (OUT) by 12%, against 11% and 18%" in pdf_text
+    # IPoE share 43.2 / 47.6, change +1.2 / +3.7 points
+    assert "43% of broadband IN and 48% of broadband OUT (+1 point and +4 points" in pdf_text
+    # five-year factors 1.72 / 2.01 and annualised 1.11 / 1.15
+    assert "1.72 times its June 2019 level and OUT 2.01 times" in pdf_text
+    assert "1.11 and 1.15 times per year" in pdf_text
+    # top shares: broadband 10 % → 50.3 / 75.4, 1 % → 15.2 / 46.1
+    assert "heaviest 10% of users account for 50% of OUT and 75% of IN" in pdf_text
+    assert "heaviest 1% for 15% of OUT and 46% of IN" in pdf_text
+    # Table 1 2024: OUT mode 5623.4 → 5,623 MB; 5623.4 / 5011.9 = 1.122 → 1.12
+    assert "5,623 MB (1.12 times 2023)" in pdf_text
+    # mean/median OUT 5743 / 2372 = 2.421 → 2.42
+    assert "2.42 times the median" in pdf_text
+    # five-year mode factor OUT 5623.4 / 1995.3 = 2.818 → 2.82
+    assert "(2.82 times)" in pdf_text
+    # ports: TCP 67.5 (−0.8 vs 68.3), UDP 443 21.0 (+1.0)
+    assert "TCP carried 67.5% of bytes in 2024 (-0.8 points" in pdf_text
+    assert "reached 21.0% (+1.0 points)" in pdf_text
+    assert "busiest single port there is 31000 with 1.2%" in pdf_text
+    # mobile OUT at 2.1 × Jan 2020
+    assert "2.10 times its January 2020 level" in pdf_text
+
+
+def test_facts_peak_hours(tables):
+    f = report_facts(tables, YEAR)
+    # fixture: broadband week series peaks at 21:00; weekday OUT profile centred on 21.5
+    assert f["out_peak_hour"] in (21, 22)
+    assert f["broadband_busy_from"] <= 21 < f["broadband_busy_to"]
+    # mobile fixture has three bumps at 08, 12.5 and 21
+    assert len(f["mobile_weekday_peaks"]) == 3
+    assert f["mobile_weekday_peaks"][0] == 8
+
+
+def test_printed_tables_worked_values(tables):
+    t1 = report_tables.daily_usage_table(tables, "broadband", YEAR)
+    assert t1["year"].to_list() == list(range(2007, 2025))
+    row = t1.filter(pl.col("year") == 2024).row(0, named=True)
+    assert (row["in_mean_mb"], row["in_median_mb"], row["out_mode_mb"]) == (834, 178, 5623)
+    assert t1.filter(pl.col("year") == 2010)["source"][0] == "published"
+    t2 = report_tables.daily_usage_table(tables, "mobile", YEAR)
+    assert t2.filter(pl.col("year") == 2024)["out_mode_mb"][0] == 112.2
+    t3 = report_tables.port_share_table(tables, "broadband", YEAR)
+    assert t3.columns[-5:] == [f"pct_{y}" for y in range(2020, 2025)]
+    assert t3["row_id"].to_list()[:3] == ["tcp_total", "tcp_lt1024", "tcp_443"]
+    new_row = t3.filter(pl.col("row_id") == "tcp_8080")
+    assert new_row["pct_2022"][0] is None and new_row["pct_2024"][0] == 0.4
+    # fixture: tcp_total 67.5 in 2024 with step −0.8 per year → 70.7 in 2020
+    assert t3.filter(pl.col("row_id") == "tcp_total")["pct_2020"][0] == 70.7
+
+
+def test_missing_port_row_prints_dash(built):
+    out, _, _ = built
+    layout = subprocess.run(
+        ["pdftotext", "-layout", str(out / "report.pdf"), "-"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    # tcp_8080 is listed from 2023 only: its 2020–2022 cells print "–"
+    assert re.search(r"8080 \(http-alt\)\s+–\s+–\s+–\s+0\.4\s+0\.4", layout)
+
+
+def test_published_rows_marked(built):
+    out, _, _ = built
+    html = (out / "report.html").read_text()
+    assert 'class="published"' in html
+    assert "published values, IIR Vol.64" in html
+
+
+def test_csvs_have_no_identifier_columns(built):
+    out, _, _ = built
+    forbidden = ("user", "msisdn", "subscription", "addr")
+    for path in sorted((out / "data").glob("*.csv")):
+        with path.open() as fh:
+            header = next(csv.reader(fh))
+        for col in header:
+            assert not any(w in col.lower() for w in forbidden), (path.name, col)
+
+
+def test_csv_numbers_are_the_printed_ones(built):
+    out, _, _ = built
+    t1 = pl.read_csv(out / "data" / "table_1_broadband_daily_usage.csv")
+    assert t1.filter(pl.col("year") == 2024)["out_mean_mb"][0] == 5743
+    fig1 = pl.read_csv(out / "data" / "figure_01_monthly_traffic.csv")
+    norm = fig1.filter(
+        (pl.col("series") == "broadband")
+        & (pl.col("direction") == "OUT")
+        & (pl.col("month") == "2020-01")
+    )
+    assert norm["relative_traffic"][0] == 1.0
+
+
+def test_check_publishable_refuses_identifier_column():
+    with pytest.raises(ValueError, match="msisdn"):
+        report_tables.check_publishable(pl.DataFrame({"msisdn": ["x"]}), "bad.csv")
+
+
+def test_rebuild_is_byte_identical(built, tables, tmp_path):
+    out, figures, _ = built
+    second = build_report(YEAR, tables, figures, make_context(YEAR), tmp_path)
+    assert second["pdf"].read_bytes() == (out / "report.pdf").read_bytes()
+    assert second["html"].read_bytes() == (out / "report.html").read_bytes()
+    for path in sorted((out / "data").glob("*.csv")):
+        assert (tmp_path / "data" / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_pdf_dates_from_source_date_epoch(built):
+    out, _, _ = built
+    info = subprocess.run(
+        ["pdfinfo", str(out / "report.pdf")], check=True, capture_output=True, text=True
+    ).stdout
+    # 1720000000 = 2024-07-03 09:46:40 UTC
+    assert "Jul  3 09:46:40 2024" in info
+
+
+def test_flatten_params_worked_example():
+    params = {"b": {"y": [1, 2]}, "a": 1, "w": {2024: {"extra": [{"start": "x", "role": "r"}]}}}
+    assert flatten_params(params) == [
+        ("a", "1"),
+        ("b.y", "1, 2"),
+        ("w.2024.extra[0].role", "r"),
+        ("w.2024.extra[0].start", "x"),
+    ]
