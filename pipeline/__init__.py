@@ -1,1 +1,1 @@
-"""bbtr: the annual Broadband Traffic Report pipeline (simulate → ingest → attribute → aggregate → charts → report)."""
+"""bbtr: the annual Broadband Traffic Report pipeline, from raw flow exports to PDF."""

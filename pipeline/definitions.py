@@ -1,4 +1,4 @@
-"""Dagster entry point: every definition lives in pipeline/defs/ (what `dg` and workspace.yaml load)."""
+"""Dagster entry point: definitions live in pipeline/defs/ (loaded by `dg` and workspace.yaml)."""
 
 from pathlib import Path
 

@@ -164,7 +164,7 @@ def test_ipv4_handover_gap_and_sides(pppoe_warehouse: Path) -> None:
     assert out.get_column("user_protocol").to_list()[:3] == ["pppoe"] * 3
     assert set(out.get_column("service").to_list()) == {"pppoe"}
     assert not ADDRESS_COLUMNS & set(out.columns)
-    # bytes_est = octets × 1024 as DOUBLE; unattributed = flows 3, 4, 7 = (3000 + 1000 + 1000) × 1024
+    # bytes_est = octets × 1024 as DOUBLE; unattributed: flows 3, 4, 7 = (3000 + 1000 + 1000) × 1024
     assert out.schema["bytes_est"] == pl.Float64
     assert out.get_column("bytes_est").to_list()[3] == 3000 * 1024.0
     assert out.get_column("packets_est").to_list()[0] == 10 * 1024.0

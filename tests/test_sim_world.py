@@ -1,4 +1,4 @@
-"""The simulated ISP's raw files: determinism, RADIUS sessions, sampling accuracy, truth consistency."""
+"""Simulated ISP raw files: determinism, RADIUS sessions, sampling accuracy, truth consistency."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 import struct
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,7 @@ def read_ipfix(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
     return cat4, cat6, interval
 
 
+@lru_cache(maxsize=8)
 def exporter_records(raw: Path, service: str) -> pl.DataFrame:
     """Every record of a service's exporters: time, user-side v4, ports, protocol, bytes × N."""
     frames = []

@@ -53,7 +53,9 @@ def ingest_reports_for_year(paths: Paths, year: int) -> list[dict]:
         for f in sorted(
             (paths.warehouse / "ingest_report" / f"date={day.isoformat()}").glob("*.json")
         ):
-            reports.append(json.loads(f.read_text()))
+            report = json.loads(f.read_text())
+            name = f.stem.removeprefix("exporter=")
+            reports.append(report | {"exporter": name, "date": day.isoformat()})
     return reports
 
 

@@ -24,6 +24,7 @@ def read_sql(name: str) -> str:
 
 
 def flows_partition_path(warehouse_dir: Path, day: dt.date, exporter_name: str) -> Path:
+    """The normalised-flow partition of one local day and exporter (ARCHITECTURE §3.1)."""
     return (
         Path(warehouse_dir)
         / "flows"
@@ -34,6 +35,7 @@ def flows_partition_path(warehouse_dir: Path, day: dt.date, exporter_name: str) 
 
 
 def attributed_partition_path(warehouse_dir: Path, day: dt.date, exporter_name: str) -> Path:
+    """The attributed-flow partition of one local day and exporter (ARCHITECTURE §4)."""
     return (
         Path(warehouse_dir)
         / "attributed"

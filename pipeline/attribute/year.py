@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from pipeline.attribute.attribute import attribute_day
 from pipeline.config import Paths
 from pipeline.ingest.catalogue import days_for_year
 from pipeline.ingest.flows import load_exporters
+from pipeline.parallel import run_parallel
 
 
 def _attribute_task(args: tuple) -> dict:
@@ -22,11 +22,7 @@ def attribute_flows(paths: Paths, year: int, salt: str, workers: int) -> dict[st
     started = time.monotonic()
     exporters = load_exporters(paths.raw)
     tasks = [(paths.warehouse, d, e, salt) for d in days_for_year(year) for e in exporters]
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            reports = list(pool.map(_attribute_task, tasks))
-    else:
-        reports = [_attribute_task(t) for t in tasks]
+    reports = run_parallel(_attribute_task, tasks, workers)
     flows_in = sum(_normalised_rows(paths, r) for r in reports)
     bytes_by_service: dict[str, list[float]] = {}
     for r in reports:

@@ -1,7 +1,5 @@
 """Aggregate group: one asset per metric table (one .sql each), stored in the history store."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 
 import polars as pl
@@ -26,7 +24,8 @@ from pipeline.defs.resources import PipelineSettings
 
 BIN_WIDTH = load_params()["daily_usage"]["bin_width_decades"]
 
-# check name → (function of the table, blocking?)
+# check name → (function of the table, blocking?). Computation invariants block the report;
+# empirical shape facts of real traffic (mean > mode, mode > median) only warn.
 Check = tuple[str, Callable[[pl.DataFrame], checks.CheckOutcome], bool]
 
 
@@ -60,7 +59,7 @@ TABLES: dict[str, tuple[list, list[Check]]] = {
     "daily_usage_summary": (
         [user_week_usage],
         [
-            ("mean_exceeds_mode", checks.mean_exceeds_mode, True),
+            ("mean_exceeds_mode", checks.mean_exceeds_mode, False),
             ("mode_on_grid", checks.mode_on_grid, True),
             ("mode_exceeds_median", checks.mode_exceeds_median, False),
         ],

@@ -1,7 +1,5 @@
 """Attribute group: flows → subscriber, access protocol and direction; unattributed kept."""
 
-from __future__ import annotations
-
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,

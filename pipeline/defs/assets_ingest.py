@@ -1,7 +1,5 @@
 """Ingest group: raw inputs (simulated or an ISP's own) → normalised Parquet in the warehouse."""
 
-from __future__ import annotations
-
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,

@@ -1,7 +1,5 @@
 """Charts and report groups: SVG figures, then the PDF/HTML/CSV report of the year."""
 
-from __future__ import annotations
-
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
 from pipeline.defs.assets_aggregate import TABLES

@@ -9,7 +9,9 @@ Accounting: `records_in == records_decoded + records_quarantined` counts flow da
 Options data records (sampling announcements) are counted apart in `options_records`. Where bytes
 cannot be parsed and their record count is unknowable (bad header, bad set length, reserved set id,
 a record that overruns its set, a data set whose template never becomes known or has variable
-length), each quarantined piece counts as 1 record.
+length), each quarantined piece counts as 1 record. Records with no IPv4/IPv6 address field
+are quarantined ("no IP address fields"); records whose template has no timing IE take the
+message export time as start and end.
 """
 
 from __future__ import annotations
@@ -238,7 +240,7 @@ def _walk_variable(
     ends = ends.astype(np.int64)
     active = np.ones(len(starts), dtype=bool)
     limit = len(u8) - 1
-    wanted = {ie for ie in ACCEPTED_LENGTHS}
+    wanted = set(ACCEPTED_LENGTHS)
     per_field_offs: list[list[np.ndarray]] = [[] for _ in tpl.fields]
     per_field_lens: list[list[np.ndarray]] = [[] for _ in tpl.fields]
     set_of_record: list[np.ndarray] = []

@@ -97,20 +97,20 @@ def _pivot_attributes(blocks: pl.DataFrame, attrs: pl.DataFrame) -> pl.DataFrame
     known = attrs.filter(
         pl.col("name").is_in(list(ATTRIBUTE_COLUMNS)) & pl.col("value").is_not_null()
     )
-    known = known.group_by("file_index", "block", "name", maintain_order=True).agg(
-        pl.col("value").first()
-    )
+    wide = known.pivot(
+        on="name",
+        on_columns=list(ATTRIBUTE_COLUMNS),
+        index=["file_index", "block"],
+        values="value",
+        aggregate_function="first",
+    ).rename(ATTRIBUTE_COLUMNS, strict=False)
     out = blocks.with_columns(
         bad_line=pl.struct("file_index", "block").is_in(
             bad_lines.select(pl.struct("file_index", "block")).to_series().implode()
         )
-    )
-    for name, column in ATTRIBUTE_COLUMNS.items():
-        values = known.filter(pl.col("name") == name).select(
-            "file_index", "block", pl.col("value").alias(column)
-        )
-        out = out.join(values, on=["file_index", "block"], how="left", maintain_order="left")
-    return out
+    ).join(wide, on=["file_index", "block"], how="left", maintain_order="left")
+    missing = [c for c in ATTRIBUTE_COLUMNS.values() if c not in out.columns]
+    return out.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in missing)
 
 
 def _quarantine_reason() -> pl.Expr:

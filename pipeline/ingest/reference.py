@@ -48,14 +48,14 @@ def _read_text_csv(path: Path, columns: list[str]) -> pl.DataFrame:
     )
 
 
-def _check(df: pl.DataFrame, bad: pl.Expr, path: Path, message: str) -> None:
-    """Raise naming the file, first bad line and its value if any row satisfies `bad`."""
+def _check(df: pl.DataFrame, bad: pl.Expr, path: Path, message: str, column: str = "") -> None:
+    """Raise naming the file, first bad line and raw `column` value if any row is bad."""
     rows = df.filter(bad.fill_null(True))
     if rows.height:
         first = rows.row(0, named=True)
-        shown = {k: v for k, v in first.items() if k != "line"}
+        shown = f": {first[column]!r}" if column else ""
         raise ReferenceFormatError(
-            f"{path}: line {first['line']}: {message} (row {shown}; {rows.height} bad row(s))"
+            f"{path}: line {first['line']}: {message}{shown} ({rows.height} bad row(s) in the file)"
         )
 
 
@@ -78,10 +78,30 @@ def parse_ipoe_leases(path: Path) -> pl.DataFrame:
         .dt.epoch("ms"),
     )
     _check(df, pl.col("subscription_id") == "", path, "empty subscription_id")
-    _check(df, ~pl.col("service_class").is_in(SERVICE_CLASSES), path, "unknown service_class")
-    _check(df, pl.col("v6_prefix_hi").is_null(), path, "delegated_prefix is not an IPv6 /1../64")
-    _check(df, pl.col("valid_from_ms").is_null(), path, "valid_from is not ISO-8601 UTC (…Z)")
-    _check(df, pl.col("valid_to_ms").is_null(), path, "valid_to is not ISO-8601 UTC (…Z)")
+    _check(
+        df,
+        ~pl.col("service_class").is_in(SERVICE_CLASSES),
+        path,
+        "unknown service_class",
+        "service_class",
+    )
+    _check(
+        df,
+        pl.col("v6_prefix_hi").is_null(),
+        path,
+        "delegated_prefix is not an IPv6 /1../64",
+        "delegated_prefix",
+    )
+    _check(
+        df,
+        pl.col("valid_from_ms").is_null(),
+        path,
+        "valid_from is not ISO-8601 UTC (…Z)",
+        "valid_from",
+    )
+    _check(
+        df, pl.col("valid_to_ms").is_null(), path, "valid_to is not ISO-8601 UTC (…Z)", "valid_to"
+    )
     _check(df, pl.col("valid_to_ms") < pl.col("valid_from_ms"), path, "valid_to before valid_from")
     return df.select(
         "subscription_id",
@@ -141,11 +161,17 @@ def parse_mobile_billing(path: Path) -> pl.DataFrame:
         uplink=_non_negative_int("uplink_bytes"),
         downlink=_non_negative_int("downlink_bytes"),
     )
-    _check(df, pl.col("date_parsed").is_null(), path, "date is not YYYY-MM-DD")
+    _check(df, pl.col("date_parsed").is_null(), path, "date is not YYYY-MM-DD", "date")
     _check(df, pl.col("msisdn") == "", path, "empty msisdn")
-    _check(df, ~pl.col("service_class").is_in(SERVICE_CLASSES), path, "unknown service_class")
+    _check(
+        df,
+        ~pl.col("service_class").is_in(SERVICE_CLASSES),
+        path,
+        "unknown service_class",
+        "service_class",
+    )
     for raw_col, parsed in (("uplink_bytes", "uplink"), ("downlink_bytes", "downlink")):
-        _check(df, pl.col(parsed) < 0, path, f"{raw_col} is not a non-negative integer")
+        _check(df, pl.col(parsed) < 0, path, f"{raw_col} is not a non-negative integer", raw_col)
     return df.select(
         date=pl.col("date_parsed"),
         msisdn=pl.col("msisdn"),
@@ -203,14 +229,21 @@ def parse_monthly_counters(path: Path) -> pl.DataFrame:
     """`counters/monthly_traffic.csv` → month (YYYY-MM), service, direction, bytes (DOUBLE)."""
     raw = _read_text_csv(path, COUNTER_COLUMNS)
     df = raw.with_columns(bytes_value=pl.col("bytes").cast(pl.Float64, strict=False))
-    _check(df, ~pl.col("month").str.contains(r"^\d{4}-(0[1-9]|1[0-2])$"), path, "month not YYYY-MM")
-    _check(df, ~pl.col("service").is_in(COUNTER_SERVICES), path, "unknown service")
-    _check(df, ~pl.col("direction").is_in(DIRECTIONS), path, "direction is not IN/OUT")
+    _check(
+        df,
+        ~pl.col("month").str.contains(r"^\d{4}-(0[1-9]|1[0-2])$"),
+        path,
+        "month not YYYY-MM",
+        "month",
+    )
+    _check(df, ~pl.col("service").is_in(COUNTER_SERVICES), path, "unknown service", "service")
+    _check(df, ~pl.col("direction").is_in(DIRECTIONS), path, "direction is not IN/OUT", "direction")
     _check(
         df,
         ~pl.col("bytes_value").is_finite() | (pl.col("bytes_value") < 0),
         path,
         "bytes is not a non-negative number",
+        "bytes",
     )
     _check(
         df,

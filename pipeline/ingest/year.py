@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from pipeline.ingest.reference import (
     ingest_mobile_billing,
     ingest_monthly_counters,
 )
+from pipeline.parallel import run_parallel
 
 
 def prepare_raw_inputs(paths: Paths, year: int, source: str, scale: str, seed: int) -> dict:
@@ -56,11 +56,7 @@ def ingest_flows(paths: Paths, year: int, workers: int) -> dict[str, Any]:
     started = time.monotonic()
     exporters = load_exporters(paths.raw)
     tasks = [(paths.raw, paths.warehouse, e, d) for d in days_for_year(year) for e in exporters]
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            reports = list(pool.map(_normalise_task, tasks))
-    else:
-        reports = [_normalise_task(t) for t in tasks]
+    reports = run_parallel(_normalise_task, tasks, workers)
     totals: dict[str, Any] = {
         "partitions": len(reports),
         "records_in": 0,

@@ -6,7 +6,6 @@ import argparse
 import hashlib
 import json
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from pipeline.config import (
     week_bounds_ms,
     weeks_for_year,
 )
+from pipeline.parallel import run_parallel
 from pipeline.simulate import billing, flows, model, sessions, world
 from pipeline.simulate.flows import Cells, PortMix, PortTruth
 
@@ -337,11 +337,14 @@ def write_shared_files(raw_dir: Path) -> dict[str, str]:
 
 
 def simulate_year(
-    year: int, raw_dir: Path, truth_dir: Path, scale: world.SimScale, seed: int = 1
+    year: int, raw_dir: Path, truth_dir: Path, scale: world.SimScale | str, seed: int = 1
 ) -> dict:
-    """Write every raw file of the year's weeks, the shared files, and `truth/<year>/`."""
+    """Write every raw file of the year's weeks, the shared files, and `truth/<year>/`
+    (`scale` may be a preset name); refreshes `truth/manifest.json`."""
     began = time.perf_counter()
     raw_dir, truth_dir = Path(raw_dir), Path(truth_dir)
+    if isinstance(scale, str):
+        scale = world.SimScale.preset(scale)
     pop = world.build_population(scale, seed)
     files = write_shared_files(raw_dir)
     records: dict[str, int] = {}
@@ -375,7 +378,36 @@ def simulate_year(
     world.atomic_write_text(
         year_truth / "manifest.json", json.dumps(summary, indent=1, sort_keys=True) + "\n"
     )
+    write_truth_manifest(truth_dir, scale, seed)
     return summary | {"seconds": round(time.perf_counter() - began, 2)}
+
+
+def write_truth_manifest(truth_dir: Path, scale: world.SimScale, seed: int) -> dict:
+    """Merge the per-year manifests of this seed and scale into `truth/manifest.json`."""
+    years = []
+    for path in sorted(Path(truth_dir).glob("*/manifest.json")):
+        year = json.loads(path.read_text())
+        if year["seed"] == seed and year["scale"] == scale.as_dict():
+            years.append(year)
+    sha = {name: h for y in years for name, h in y["sha256"].items()}
+    kinds: dict[str, int] = {}
+    for name in sha:
+        kind = name.split("/")[0]
+        kinds[kind] = kinds.get(kind, 0) + 1
+    manifest = {
+        "seed": seed,
+        "scale": scale.as_dict(),
+        "years": sorted(y["year"] for y in years),
+        "file_counts": dict(sorted(kinds.items())),
+        "records_per_week_exporter": dict(
+            sorted((k, n) for y in years for k, n in y["records"].items())
+        ),
+        "sha256": dict(sorted(sha.items())),
+    }
+    world.atomic_write_text(
+        Path(truth_dir) / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True) + "\n"
+    )
+    return manifest
 
 
 def _simulate_year_args(args: tuple) -> dict:
@@ -393,34 +425,14 @@ def simulate(
     """Simulate several report years (in parallel processes) and write `truth/manifest.json`."""
     began = time.perf_counter()
     jobs = [(y, Path(raw_dir), Path(truth_dir), scale, seed) for y in sorted(years)]
-    if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-            results = list(pool.map(_simulate_year_args, jobs))
-    else:
-        results = [simulate_year(*job) for job in jobs]
-    sha = {name: h for r in results for name, h in r["sha256"].items()}
-    records = {name: n for r in results for name, n in r["records"].items()}
+    results = run_parallel(_simulate_year_args, jobs, workers)
+    manifest = write_truth_manifest(Path(truth_dir), scale, seed)
     per_exporter: dict[str, int] = {}
-    for name, n in records.items():
+    for name, n in manifest["records_per_week_exporter"].items():
         exporter = name.split("/")[1]
         per_exporter[exporter] = per_exporter.get(exporter, 0) + n
-    kinds: dict[str, int] = {}
-    for name in sha:
-        kind = name.split("/")[0] if "/" in name else name
-        kinds[kind] = kinds.get(kind, 0) + 1
-    manifest = {
-        "seed": seed,
-        "scale": scale.as_dict(),
-        "years": sorted(years),
-        "file_counts": dict(sorted(kinds.items())),
-        "records_per_week_exporter": dict(sorted(records.items())),
-        "sha256": dict(sorted(sha.items())),
-    }
-    world.atomic_write_text(
-        Path(truth_dir) / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True) + "\n"
-    )
     return {
-        "files": len(sha),
+        "files": len(manifest["sha256"]),
         "file_counts": manifest["file_counts"],
         "records_per_exporter": dict(sorted(per_exporter.items())),
         "records_per_week_exporter": manifest["records_per_week_exporter"],

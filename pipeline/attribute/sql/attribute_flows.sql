@@ -38,6 +38,12 @@ flow_sides AS (  -- side 0 = source address, side 1 = destination address
     UNION ALL
     SELECT flow_id, 1 AS side, dst_v4 AS v4, dst_v6_hi AS v6_hi, flow_start_ms FROM flows
 ),
+v6_masked AS (  -- each IPv6 side once per prefix length in use, address cut to that length
+    SELECT s.flow_id, s.side, s.flow_start_ms, m.prefix_len, s.v6_hi & m.mask AS masked_hi
+    FROM flow_sides AS s
+    CROSS JOIN v6_masks AS m
+    WHERE s.v6_hi IS NOT NULL
+),
 candidates AS (
     SELECT s.flow_id, s.side, 32 AS prefix_len, h.subscription_id, h.service_class, h.user_protocol
     FROM flow_sides AS s
@@ -45,10 +51,9 @@ candidates AS (
       ON s.v4 = h.addr AND h.valid_from_ms <= s.flow_start_ms AND s.flow_start_ms < h.valid_to_ms
     UNION ALL
     SELECT s.flow_id, s.side, h.prefix_len, h.subscription_id, h.service_class, h.user_protocol
-    FROM flow_sides AS s
-    JOIN v6_masks AS m ON s.v6_hi IS NOT NULL
+    FROM v6_masked AS s
     JOIN v6_holders AS h
-      ON h.prefix_len = m.prefix_len AND h.prefix_hi = (s.v6_hi & m.mask)
+      ON h.prefix_len = s.prefix_len AND h.prefix_hi = s.masked_hi
      AND h.valid_from_ms <= s.flow_start_ms AND s.flow_start_ms < h.valid_to_ms
 ),
 best AS (
