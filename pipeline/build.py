@@ -42,10 +42,11 @@ def build(year: int, from_year: int, only: bool = False) -> bool:
     from dagster import DagsterInstance, materialize
 
     from pipeline.definitions import defs
+    from pipeline.defs.resources import settings_from_env
 
     definitions = defs()
     assets = list(definitions.assets or [])
-    resources = dict(definitions.resources or {})
+    resources = dict(definitions.resources or {}) | {"settings": settings_from_env()}
     instance = (
         DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
     )

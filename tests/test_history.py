@@ -113,12 +113,14 @@ def test_published_table1_and_table2_rows() -> None:
     pub = history.published_history("daily_usage_summary")
     assert set(pub["source"]) == {"published"}
     bb = pub.filter(pl.col("service") == "broadband")
-    assert bb["year"].min() == 2007 and bb["year"].max() == 2018 and bb.height == 24
+    assert bb["year"].min() == 2007 and bb["year"].max() == 2024 and bb.height == 36
     row = bb.filter(pl.col("year") == 2018, pl.col("direction") == "OUT").row(0, named=True)
     assert (row["mean_mb"], row["median_mb"], row["mode_mb"]) == (2664.0, 1083.0, 1585.0)
     assert row["mode_log10"] == pytest.approx(9.2, abs=0.001)  # 1585 MB = 10^3.2 MB
     mob = pub.filter(pl.col("service") == "mobile")
-    assert sorted(set(mob["year"])) == [2015, 2016, 2017, 2018]
+    assert sorted(set(mob["year"])) == list(range(2015, 2025))
+    out_2024 = mob.filter(pl.col("year") == 2024, pl.col("direction") == "OUT")
+    assert out_2024["mode_mb"].to_list() == [112.0]
     assert mob.filter(pl.col("year") == 2015, pl.col("direction") == "IN")["mode_mb"].to_list() == [
         4.5
     ]

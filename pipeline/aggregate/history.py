@@ -135,12 +135,8 @@ def _published_csv(name: str) -> pl.DataFrame | None:
     return pl.read_csv(path, infer_schema_length=None) if path.is_file() else None
 
 
-def _first_simulated_year() -> int:
-    return int(load_params()["report"].get("first_simulated_year", 2019))
-
-
 def _published_daily_usage_summary() -> pl.DataFrame | None:
-    """Tables 1 (broadband 2007–) and 2 (mobile 2015–), years before the first simulated year."""
+    """Tables 1 (broadband 2007–2024) and 2 (mobile 2015–2024); reports keep unmeasured years."""
     frames = []
     for name, service in (
         ("table1_broadband_daily_usage_2007_2024.csv", "broadband"),
@@ -149,7 +145,6 @@ def _published_daily_usage_summary() -> pl.DataFrame | None:
         wide = _published_csv(name)
         if wide is None:
             return None
-        wide = wide.filter(pl.col("year") < _first_simulated_year())
         for direction in ("IN", "OUT"):
             d = direction.lower()
             frames.append(
@@ -265,8 +260,8 @@ _PUBLISHED = {
 
 def published_history(table: str) -> pl.DataFrame:
     """Published IIJ values in the table's schema with source = "published": Table 1 rows
-    2007–2018, Table 2 rows 2015–2018 (before report.first_simulated_year), yoy growth and June
-    IPoE shares of every edition, top-user shares, Tables 3/4. Empty frame if none/no dir."""
+    2007–2024, Table 2 rows 2015–2024 (reports show the years they did not measure), yoy growth
+    and June IPoE shares of every edition, top-user shares, Tables 3/4. Empty if none/no dir."""
     build = _PUBLISHED.get(table)
     df = build() if build is not None and PUBLISHED_DIR.is_dir() else None
     if df is None or df.height == 0:

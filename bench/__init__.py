@@ -1,0 +1,1 @@
+"""Speed benchmarks: `python -m bench` prints figures measured side by side in one run."""

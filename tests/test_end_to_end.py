@@ -1,0 +1,197 @@
+"""End to end at small scale: simulated ISP → Dagster graph (2019..2024) → reports/2024.
+
+One build is shared by the tests of this module (about two minutes on two cores). The tests read
+the PDF as a reader would (pdftotext), compare its numbers with the aggregate tables, compare the
+pipeline's estimates with the simulator's ground truth, rebuild to check byte-identity, and prove
+that a failing blocking check stops the PDF.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipeline.aggregate.history import read_history
+from pipeline.config import Paths
+
+YEAR = 2024
+PORT_TRUTH_TOLERANCE_PTS = 0.5  # measured ~0.1 at small scale; sampling noise of 1/8192–1/16384
+ENV_KEYS = ("BBTR_DATA_DIR", "BBTR_REPORTS_DIR", "BBTR_SCALE", "BBTR_SOURCE", "DAGSTER_HOME",
+            "BBTR_RAW_DIR", "SOURCE_DATE_EPOCH")  # fmt: skip
+
+
+def _set_env(root: Path) -> dict[str, str | None]:
+    saved = {k: os.environ.get(k) for k in ENV_KEYS}
+    for k in ENV_KEYS:
+        os.environ.pop(k, None)
+    os.environ.update({"BBTR_DATA_DIR": str(root / "data"),
+                       "BBTR_REPORTS_DIR": str(root / "reports"),
+                       "BBTR_SCALE": "small", "BBTR_SOURCE": "simulator",
+                       "SOURCE_DATE_EPOCH": "1717372800"})  # fmt: skip
+    return saved
+
+
+def _restore_env(saved: dict[str, str | None]) -> None:
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory):
+    """Paths of a finished small-scale build of 2019..2024."""
+    from pipeline.build import build
+
+    root = tmp_path_factory.mktemp("e2e")
+    saved = _set_env(root)
+    try:
+        assert build(YEAR, 2019), "the small-scale build failed"
+        yield Paths.from_env()
+    finally:
+        _restore_env(saved)
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+def _pdf_text(pdf: Path) -> str:
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
+                          check=True).stdout  # fmt: skip
+    return re.sub(r"\s+", " ", text)
+
+
+def test_pdf_has_every_caption(built: Paths) -> None:
+    text = _pdf_text(built.reports / str(YEAR) / "report.pdf")
+    for n in range(1, 12):
+        assert f"Figure {n}:" in text, f"caption of Figure {n} missing"
+    for n in range(1, 5):
+        assert f"Table {n}:" in text, f"caption of Table {n} missing"
+    for section in ("1.1", "1.2", "1.3", "1.4", "1.5", "1.6"):
+        assert section in text
+
+
+def test_pdf_numbers_equal_aggregate_tables(built: Paths) -> None:
+    text = _pdf_text(built.reports / str(YEAR) / "report.pdf")
+    summary = read_history(built.history, "daily_usage_summary", [YEAR])
+    bb = {d: r for d, r in zip(summary["direction"], summary.iter_rows(named=True), strict=True)
+          if r["service"] == "broadband"}  # fmt: skip
+    # Table 1's 2024 row: IN mean/median/mode then OUT mean/median/mode, integers.
+    cells = [bb[d][c] for d in ("IN", "OUT") for c in ("mean_mb", "median_mb", "mode_mb")]
+    row = f"{YEAR} " + " ".join(f"{round(v):,}" for v in cells)
+    assert row in text, f"Table 1 row {row!r} not in the PDF"
+    growth = read_history(built.history, "growth_statistics", [YEAR])
+    rows = growth.select("metric", "service", "direction", "value").rows()
+    yoy = {(s, d): v for m, s, d, v in rows if m == "yoy_pct"}
+    assert f"upload (IN) grew by {round(yoy[('broadband', 'IN')])}%" in text
+    ports = read_history(built.history, "usage_by_port", [YEAR])
+    tcp = ports.filter((pl.col("service") == "broadband") & (pl.col("row_id") == "tcp_total"))
+    assert f"TCP carried {tcp['share_pct'][0]:.1f}%" in text
+
+
+def test_csvs_match_tables_and_hold_no_identifiers(built: Paths) -> None:
+    out = built.reports / str(YEAR)
+    table1 = pl.read_csv(out / "data" / "table_1_broadband_daily_usage.csv")
+    summary = read_history(built.history, "daily_usage_summary", [YEAR])
+    row = table1.filter(pl.col("year") == YEAR)
+    assert row.height == 1
+    out_mode = summary.filter((pl.col("service") == "broadband") & (pl.col("direction") == "OUT"))
+    assert int(row["out_mode_mb"][0]) == round(out_mode["mode_mb"][0])
+    assert int(row["in_mean_mb"][0]) == round(
+        summary.filter((pl.col("service") == "broadband") & (pl.col("direction") == "IN"))[
+            "mean_mb"
+        ][0]
+    )
+    truth = pl.read_parquet(built.truth / str(YEAR) / "user_week.parquet")
+    ids = [s for s in truth["subscription_id"].drop_nulls().head(200).to_list()]
+    ids += [s for s in truth["msisdn"].drop_nulls().head(200).to_list()]
+    dotted_quad = re.compile(r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b")
+    for path in sorted(out.rglob("*")):
+        if path.suffix not in (".csv", ".html", ".svg", ".json"):
+            continue
+        body = path.read_text()
+        assert not dotted_quad.search(body), f"{path.name} contains an IPv4 address"
+        assert not any(i in body for i in ids), f"{path.name} contains a subscriber identifier"
+        assert "2001:db8" not in body.lower(), f"{path.name} contains an IPv6 address"
+
+
+def test_every_record_accounted(built: Paths) -> None:
+    dq = read_history(built.history, "data_quality", [YEAR])
+    totals = {item: v for item, scope, v in dq.select("item", "scope", "value").rows()
+              if scope == "all"}  # fmt: skip
+    assert totals["records_in"] > 100_000
+    assert totals["records_in"] == totals["records_decoded"] + totals["records_quarantined"]
+
+
+def test_table3_estimate_matches_ground_truth(built: Paths) -> None:
+    truth = pl.read_parquet(built.truth / str(YEAR) / "port_share.parquet").filter(
+        pl.col("service") == "broadband"
+    )
+    total = truth["true_bytes"].sum()
+
+    def true_pct(expr: pl.Expr) -> float:
+        return 100 * truth.filter(expr)["true_bytes"].sum() / total
+
+    p, port = pl.col("protocol"), pl.col("port_min")
+    expected = {
+        "tcp_total": true_pct(p == 6), "udp_total": true_pct(p == 17), "esp": true_pct(p == 50),
+        "tcp_443": true_pct((p == 6) & (port == 443)), "tcp_80": true_pct((p == 6) & (port == 80)),
+        "tcp_ge1024": true_pct((p == 6) & (port >= 1024)),
+        "udp_443": true_pct((p == 17) & (port == 443)),
+        "tcp_31000": true_pct((p == 6) & (port == 31000)),
+    }  # fmt: skip
+    measured = read_history(built.history, "usage_by_port", [YEAR]).filter(
+        pl.col("service") == "broadband"
+    )
+    got = dict(zip(measured["row_id"], measured["share_pct"], strict=True))
+    for row_id, want in expected.items():
+        assert abs(got[row_id] - want) <= PORT_TRUTH_TOLERANCE_PTS, (row_id, got[row_id], want)
+
+
+def test_rebuild_is_byte_identical(built: Paths) -> None:
+    from pipeline.build import build
+
+    before = _digests(built.reports / str(YEAR))
+    saved = _set_env(built.data_root.parent)
+    try:
+        assert build(YEAR, YEAR, only=True)
+    finally:
+        _restore_env(saved)
+    after = _digests(built.reports / str(YEAR))
+    assert before.keys() == after.keys()
+    changed = [name for name in before if before[name] != after[name]]
+    assert not changed, f"files differ between two builds: {changed}"
+
+
+def test_failing_blocking_check_stops_the_pdf(built: Paths, monkeypatch, tmp_path) -> None:
+    """Port shares that no longer add up to 100 % must stop the report of that year."""
+    from pipeline.aggregate import year as aggregate_year
+    from pipeline.build import build
+
+    real = aggregate_year.compute_table
+
+    def corrupted(paths, year, table, salt):
+        df = real(paths, year, table, salt)
+        if table == "usage_by_port":
+            df = df.with_columns(pl.when(pl.col("row_id") == "tcp_total")
+                                 .then(pl.col("share_pct") + 5).otherwise(pl.col("share_pct"))
+                                 .alias("share_pct"))  # fmt: skip
+        return df
+
+    monkeypatch.setattr(aggregate_year, "compute_table", corrupted)
+    saved = _set_env(built.data_root.parent)
+    os.environ["BBTR_REPORTS_DIR"] = str(tmp_path / "reports")
+    try:
+        assert not build(YEAR, YEAR, only=True), "the build passed despite a failed blocking check"
+    finally:
+        _restore_env(saved)
+    assert not (tmp_path / "reports" / str(YEAR) / "report.pdf").exists()
