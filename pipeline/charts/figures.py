@@ -23,7 +23,8 @@ HEIGHT = 230
 FONT = "DejaVu Sans"
 DIGITS = 4  # rounding of plotted values: keeps SVG and CSV small and byte-stable
 
-DIRECTION_DASH = alt.Scale(domain=["OUT", "IN"], range=[[1, 0], [2, 2]])
+# OUT solid, IN dotted with dots long enough to read at print size.
+DIRECTION_DASH = alt.Scale(domain=["OUT", "IN"], range=[[1, 0], [3, 2.5]])
 PORT_CLASS_LABELS = {
     "total": "Total",
     "tcp443": "TCP 443",
@@ -38,7 +39,10 @@ PORT_CLASS_COLOURS = {
     "TCP dynamic (>= 1024)": "#2ca02c",
     "UDP 443": "#d62728",
 }
-YEAR_COLOURS = ["#fdb863", "#e08214", "#b35806", "#8073ac", "#542788", "#2d004b"]  # oldest → newest
+# Sequential (plasma-like, light orange → deep indigo): later years are darker.
+YEAR_COLOURS = ["#f9a52c", "#e8694a", "#c33d80", "#8f0da4", "#5402a3", "#13078a"]  # oldest → newest
+# Qualitative: Fig 2's weeks are unordered comparisons, so each gets its own hue.
+WEEK_COLOURS = ["#8c8c8c", "#2ca02c", "#e07b00", "#08519c"]
 
 
 def year_colours(n: int) -> list[str]:
@@ -47,10 +51,14 @@ def year_colours(n: int) -> list[str]:
         return ["#e08214", "#08519c"]
     if n > len(YEAR_COLOURS):
         raise ValueError(f"at most {len(YEAR_COLOURS)} periods per chart, got {n}")
+    if n <= 3:
+        return [YEAR_COLOURS[0], YEAR_COLOURS[3], YEAR_COLOURS[5]][-n:]
     return YEAR_COLOURS[-n:]
 
 
-def _finish(chart: alt.Chart | alt.LayerChart | alt.VConcatChart) -> alt.TopLevelMixin:
+def _finish(
+    chart: alt.Chart | alt.LayerChart | alt.VConcatChart, legend_columns: int = 3
+) -> alt.TopLevelMixin:
     """Shared look: fonts present on the machine, no outer border, legend at the bottom."""
     return (
         chart.configure(font=FONT)
@@ -60,23 +68,32 @@ def _finish(chart: alt.Chart | alt.LayerChart | alt.VConcatChart) -> alt.TopLeve
             orient="bottom",
             labelFontSize=10,
             titleFontSize=10,
-            columns=3,
-            symbolStrokeWidth=2,
-            labelLimit=260,
+            columns=legend_columns,
+            symbolStrokeWidth=2.2,
+            symbolSize=360,
+            labelLimit=300,
         )
     )
 
 
-def _week_label(week_start: dt.date) -> str:
-    return f"week of {week_start.isoformat()}"
+def _week_label_expr() -> pl.Expr:
+    """'week of 2024-06-03 (2024 analysis week)', '… (before the pandemic)' or 'week of …'."""
+    base = pl.format("week of {}", pl.col("week_start").cast(pl.String))
+    return (
+        pl.when(pl.col("role") == "analysis")
+        .then(pl.format("{} ({} analysis week)", base, pl.col("year")))
+        .when(pl.col("role") == "pre_covid")
+        .then(pl.format("{} (before the pandemic)", base))
+        .otherwise(base)
+    )
 
 
 # ---------------------------------------------------------------- Figure 1: monthly traffic
 FIG1_LINES = {  # (series, direction) -> (legend label, colour, stroke width)
     ("broadband", "OUT"): ("Broadband OUT", "#08519c", 2.4),
     ("broadband", "IN"): ("Broadband IN", "#6baed6", 2.4),
-    ("broadband_pppoe", "OUT"): ("Broadband PPPoE only OUT", "#7a7a7a", 1.0),
-    ("broadband_pppoe", "IN"): ("Broadband PPPoE only IN", "#b0b0b0", 1.0),
+    ("broadband_pppoe", "OUT"): ("Broadband PPPoE only OUT", "#238b45", 1.3),
+    ("broadband_pppoe", "IN"): ("Broadband PPPoE only IN", "#74c476", 1.3),
     ("mobile", "OUT"): ("Mobile OUT", "#d94801", 1.8),
     ("mobile", "IN"): ("Mobile IN", "#fd8d3c", 1.8),
 }
@@ -128,12 +145,22 @@ def fig01_monthly_traffic(
                 title=None,
                 scale=alt.Scale(domain=labs, range=[w for _, _, w in FIG1_LINES.values()]),
             ),
-            strokeDash=alt.StrokeDash("direction:N", scale=DIRECTION_DASH, legend=None),
+            # Same field as colour and width, so the one legend shows each line's dash too.
+            strokeDash=alt.StrokeDash(
+                "line:N",
+                title=None,
+                scale=alt.Scale(
+                    domain=labs,
+                    range=[
+                        DIRECTION_DASH.range[DIRECTION_DASH.domain.index(d)] for _, d in FIG1_LINES
+                    ],
+                ),
+            ),
             detail="line:N",
         )
         .properties(width=WIDTH, height=HEIGHT)
     )
-    return _finish(chart)
+    return _finish(chart, legend_columns=2)
 
 
 # ---------------------------------------------------------------- weekday hourly profiles
@@ -157,17 +184,23 @@ def _profile_rows(tables: Tables, keys: list[tuple[int, str]], year: int) -> pl.
         "role",
         "direction",
         "hour",
-        pl.col("week_start").map_elements(_week_label, return_dtype=pl.String).alias("week"),
+        _week_label_expr().alias("week"),
         (pl.col("mean_bps") / peak).round(DIGITS).alias("relative_traffic"),
     )
 
 
-def _profile_chart(data: pl.DataFrame, y_title: str, zero: bool = True) -> alt.TopLevelMixin:
+def _profile_chart(
+    data: pl.DataFrame, y_title: str, zero: bool = True, qualitative: bool = False
+) -> alt.TopLevelMixin:
+    """One line per week (and direction); qualitative hues for unordered weeks, else sequential."""
     weeks = data.sort("week_start")["week"].unique(maintain_order=True).to_list()
+    if qualitative and len(weeks) > len(WEEK_COLOURS):
+        raise ValueError(f"at most {len(WEEK_COLOURS)} weeks per chart, got {len(weeks)}")
+    colours = WEEK_COLOURS[: len(weeks)] if qualitative else year_colours(len(weeks))
     plot = data.with_columns(pl.col("week_start").cast(pl.String))
     chart = (
         alt.Chart(plot)
-        .mark_line(strokeWidth=1.6)
+        .mark_line(strokeWidth=1.8)
         .encode(
             x=alt.X(
                 "hour:Q",
@@ -180,7 +213,7 @@ def _profile_chart(data: pl.DataFrame, y_title: str, zero: bool = True) -> alt.T
                 "week:N",
                 title=None,
                 sort=weeks,
-                scale=alt.Scale(domain=weeks, range=year_colours(len(weeks))),
+                scale=alt.Scale(domain=weeks, range=colours),
             ),
             strokeDash=(
                 alt.StrokeDash("direction:N", scale=DIRECTION_DASH, title="direction")
@@ -191,7 +224,7 @@ def _profile_chart(data: pl.DataFrame, y_title: str, zero: bool = True) -> alt.T
         )
         .properties(width=WIDTH, height=HEIGHT)
     )
-    return _finish(chart)
+    return _finish(chart, legend_columns=2)
 
 
 def fig02_data(tables: Tables, year: int) -> pl.DataFrame:
@@ -201,7 +234,7 @@ def fig02_data(tables: Tables, year: int) -> pl.DataFrame:
 
 def fig02_weekday_hourly(tables: Tables, year: int) -> alt.TopLevelMixin:
     data = fig02_data(tables, year)
-    return _profile_chart(data, "traffic relative to the latest week's peak OUT")
+    return _profile_chart(data, "traffic relative to the latest week's peak OUT", qualitative=True)
 
 
 def _five_year_keys(tables: Tables, year: int) -> list[tuple[int, str]]:
@@ -256,22 +289,16 @@ def _density_data(tables: Tables, service: str, years: list[int]) -> pl.DataFram
     )
 
 
-def _density_chart(data: pl.DataFrame, service_word: str) -> alt.TopLevelMixin:
-    plot = data.with_columns(
-        pl.format("{} {}", pl.col("year"), pl.col("direction")).alias("line"),
-        pl.col("year").cast(pl.String).alias("year_label"),
-    )
+def _density_layer(plot: pl.DataFrame, x_title: str, height: int, dashed: bool) -> alt.Chart:
     years = sorted(plot["year_label"].unique().to_list())
-    chart = (
+    return (
         alt.Chart(plot)
-        .mark_line(clip=True)
+        .mark_line(clip=True, strokeWidth=1.7)
         .encode(
             x=alt.X(
                 "bin_center_log10:Q",
                 scale=axes.log_bytes_scale(),
-                axis=axes.log_bytes_axis(
-                    f"{service_word} user's daily traffic volume (bytes)", two_lines=True
-                ),
+                axis=axes.log_bytes_axis(x_title, two_lines=True),
             ),
             y=alt.Y("density:Q", title="probability density"),
             color=alt.Color(
@@ -280,12 +307,33 @@ def _density_chart(data: pl.DataFrame, service_word: str) -> alt.TopLevelMixin:
                 sort=years,
                 scale=alt.Scale(domain=years, range=year_colours(len(years))),
             ),
-            strokeDash=alt.StrokeDash("direction:N", scale=DIRECTION_DASH, title="direction"),
+            strokeDash=(
+                alt.StrokeDash("direction:N", scale=DIRECTION_DASH, title="direction")
+                if dashed
+                else alt.Undefined
+            ),
             detail="line:N",
         )
-        .properties(width=WIDTH, height=HEIGHT)
+        .properties(width=WIDTH, height=height)
     )
-    return _finish(chart)
+
+
+def _density_chart(data: pl.DataFrame, service_word: str, split: bool = False) -> alt.TopLevelMixin:
+    """Densities per year: IN dotted over OUT solid, or (split) an OUT panel above an IN panel."""
+    plot = data.with_columns(
+        pl.format("{} {}", pl.col("year"), pl.col("direction")).alias("line"),
+        pl.col("year").cast(pl.String).alias("year_label"),
+    )
+    x_title = f"{service_word} user's daily traffic volume (bytes)"
+    if not split:
+        return _finish(_density_layer(plot, x_title, HEIGHT, dashed=True))
+    panels = [
+        _density_layer(
+            plot.filter(pl.col("direction") == d), f"{x_title}, {word}", 150, dashed=False
+        ).properties(title=word)
+        for d, word in (("OUT", "download (OUT)"), ("IN", "upload (IN)"))
+    ]
+    return _finish(alt.vconcat(*panels, spacing=12).resolve_scale(color="shared"), 6)
 
 
 def fig03_data(tables: Tables, year: int) -> pl.DataFrame:
@@ -309,7 +357,7 @@ def fig11_data(tables: Tables, year: int) -> pl.DataFrame:
 
 
 def fig11_broadband_density_6y(tables: Tables, year: int) -> alt.TopLevelMixin:
-    return _density_chart(fig11_data(tables, year), "broadband")
+    return _density_chart(fig11_data(tables, year), "broadband", split=True)
 
 
 # ---------------------------------------------------------------- IN vs OUT scatter
@@ -336,7 +384,7 @@ def _scatter_chart(data: pl.DataFrame, service_word: str) -> alt.TopLevelMixin:
             size=4,
             filled=True,
             strokeWidth=0,
-            opacity=0.35,
+            opacity=0.22,
             color="#08519c",
             clip=True,
         )
@@ -360,7 +408,7 @@ def _scatter_chart(data: pl.DataFrame, service_word: str) -> alt.TopLevelMixin:
         .mark_line(color="#888888", strokeDash=[4, 3], strokeWidth=1)
         .encode(x="x:Q", y="y:Q")
     )
-    return _finish(alt.layer(points, diagonal).properties(width=380, height=380))
+    return _finish(alt.layer(points, diagonal).properties(width=420, height=360))
 
 
 def fig05_data(tables: Tables, year: int) -> pl.DataFrame:

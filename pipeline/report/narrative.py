@@ -42,6 +42,31 @@ def share_change(value: float) -> str:
     return f"{value:+.1f} points"
 
 
+def growth_phrase(value_pct: float) -> str:
+    """A whole-percent change in words: 'grew by 12%', 'fell by 3%' or 'was unchanged'."""
+    v = round(value_pct)
+    if v == 0:
+        return "was unchanged"
+    return f"grew by {v}%" if v > 0 else f"fell by {-v}%"
+
+
+def points_phrase(value: float) -> str:
+    """A change in whole percentage points in words: 'up 4 points', 'down 1 point', 'unchanged'."""
+    v = round(value)
+    if v == 0:
+        return "unchanged"
+    unit = "point" if abs(v) == 1 else "points"
+    return f"{'up' if v > 0 else 'down'} {abs(v)} {unit}"
+
+
+def ratio_phrase(ratio: float) -> str:
+    """A year-on-year ratio in words: 'up 12%', 'down 5%' or 'unchanged' (within 0.5%)."""
+    v = round(100 * (ratio - 1))
+    if v == 0:
+        return "unchanged"
+    return f"up {v}%" if v > 0 else f"down {-v}%"
+
+
 def factor(value: float) -> str:
     """A growth factor with two decimals, e.g. '1.72'."""
     return f"{value:.2f}"
@@ -340,16 +365,16 @@ def _overview(f: Facts) -> list[str]:
         )
         if _all_present(f["ipoe_in_change"], f["ipoe_out_change"]):
             s += (
-                f" ({pts(f['ipoe_in_change'])} and {pts(f['ipoe_out_change'])} compared with "
-                f"June {p})"
+                f" ({points_phrase(f['ipoe_in_change'])} and {points_phrase(f['ipoe_out_change'])}"
+                f" on June {p})"
             )
         s += "."
         if _all_present(f.get("pppoe_out_yoy"), f["bb_out_yoy"]):
             s += (
-                f" The thin lines show PPPoE alone: its OUT changed by "
-                f"{f['pppoe_out_yoy']:+.0f}% over the year"
+                f" The thin green lines show PPPoE alone: its OUT "
+                f"{growth_phrase(f['pppoe_out_yoy'])} over the year"
             )
-            if f["pppoe_out_yoy"] < f["bb_out_yoy"]:
+            if round(f["pppoe_out_yoy"]) < round(f["bb_out_yoy"]):
                 s += ", so IPoE carried more than its share of the growth"
             s += "."
         out.append(s)
@@ -365,16 +390,26 @@ def _overview(f: Facts) -> list[str]:
             )
         out.append(s)
     s = (
-        f"Figure 2 compares the weekday hourly profile of broadband traffic over "
-        f"{f['fig2_weeks']} weeks, from "
-        f"the {p} analysis week to the {y} one."
+        f"Figure 2 compares the weekday hourly profile of broadband traffic in "
+        f"{f['fig2_weeks']} weeks, from the {p} analysis week to the {y} one."
     )
     if _all_present(f.get("out_hours_up"), f.get("out_week_growth_pct")):
-        s += (
-            f" Between the two analysis weeks the mean weekday OUT rate changed by "
-            f"{f['out_week_growth_pct']:+.0f}%, and OUT was higher in {f['out_hours_up']} of the "
-            "24 hours of the day."
+        g = round(f["out_week_growth_pct"])
+        hours = (
+            "in every hour of the day"
+            if f["out_hours_up"] == 24
+            else f"in {f['out_hours_up']} of the 24 hours of the day"
         )
+        if g > 0:
+            s += (
+                f" The mean weekday download (OUT) rate of the {y} analysis week was {g}% above "
+                f"that of {p}, and higher {hours}."
+            )
+        elif g < 0:
+            s += (
+                f" The mean weekday download (OUT) rate of the {y} analysis week was {-g}% below "
+                f"that of {p}; it was higher {hours}."
+            )
     if _all_present(f.get("out_peak_hour"), f.get("in_peak_hour")):
         s += (
             f" Downloads peak in the hour starting {hour(f['out_peak_hour'])}, uploads in the hour "
@@ -391,8 +426,8 @@ def _daily_usage(f: Facts) -> list[str]:
     out.append(
         f"Figure 3 shows how broadband users' daily traffic volumes were distributed in the "
         f"analysis weeks of {p} and {y}, on a logarithmic axis; Figure 4 does the same for "
-        "mobile. On this axis both distributions look roughly bell-shaped, and the download "
-        "curve sits to the right of the upload curve"
+        "mobile. Volumes spread over several orders of magnitude, and the download (OUT) "
+        "curve sits well to the right of the upload (IN) curve"
         + (
             f" (the OUT mode is {_ratio(bb['out_mode'], bb['in_mode'])} times the IN mode)."
             if bb
@@ -402,9 +437,10 @@ def _daily_usage(f: Facts) -> list[str]:
     if bb and bbp:
         out.append(
             f"Table 1 summarises the broadband distribution. In {y} the mode of daily OUT was "
-            f"{mb(bb['out_mode'], 0)} ({factor(bb['out_mode'] / bbp['out_mode'])} times {p}) and "
-            f"the mode of IN {mb(bb['in_mode'], 0)} ({factor(bb['in_mode'] / bbp['in_mode'])} "
-            f"times). The mean OUT of {mb(bb['out_mean'], 0)} is "
+            f"{mb(bb['out_mode'], 0)} ({ratio_phrase(bb['out_mode'] / bbp['out_mode'])} on {p}) "
+            f"and the mode of IN {mb(bb['in_mode'], 0)} "
+            f"({ratio_phrase(bb['in_mode'] / bbp['in_mode'])}). The mean OUT of "
+            f"{mb(bb['out_mean'], 0)} is "
             f"{_ratio(bb['out_mean'], bb['out_median'])} times the median of "
             f"{mb(bb['out_median'], 0)}: a minority of heavy users pulls the mean far above what "
             "a typical user moves."
@@ -451,8 +487,8 @@ def _concentration(f: Facts) -> list[str]:
             continue
         s = (
             f"On {word}, the heaviest 10% of users account for {pct(vals[0])} of OUT and "
-            f"{pct(vals[1])} of IN, and the heaviest 1% for {pct(vals[2])} of OUT and "
-            f"{pct(vals[3])} of IN."
+            f"{pct(vals[1])} of IN; the top 1% of users alone account for {pct(vals[2])} of OUT "
+            f"and {pct(vals[3])} of IN."
         )
         prev = [f[f"{short}_top10_out_prev"], f[f"{short}_top10_in_prev"]]
         if _all_present(*prev):
@@ -474,8 +510,8 @@ def _ports(f: Facts) -> list[str]:
         s = (
             f"Table 3 breaks broadband (PPPoE) traffic down by protocol and port. TCP carried "
             f"{share(f['broadband_tcp_share'])} of bytes in {y} "
-            f"({share_change(f['broadband_tcp_change'])} "
-            f"on {p}); TCP port 443 alone {share(f['broadband_tcp443_share'])} "
+            f"({share_change(f['broadband_tcp_change'])} on {p}); TCP port 443 (HTTPS) alone "
+            f"carried {share(f['broadband_tcp443_share'])} "
             f"({share_change(f['broadband_tcp443_change'])})."
         )
         if _all_present(f.get("broadband_udp443_share"), f.get("broadband_udp443_change")):
@@ -484,8 +520,9 @@ def _ports(f: Facts) -> list[str]:
                 f"({share_change(f['broadband_udp443_change'])})."
             )
         if _all_present(f.get("broadband_tcp80_share"), f.get("broadband_tcp80_change")):
+            verb = "fell to" if f["broadband_tcp80_change"] < 0 else "is at"
             s += (
-                f" Plain HTTP on TCP port 80 is at {share(f['broadband_tcp80_share'])} "
+                f" Plain HTTP on TCP port 80 {verb} {share(f['broadband_tcp80_share'])} "
                 f"({share_change(f['broadband_tcp80_change'])})."
             )
         if _all_present(f.get("broadband_tcp_dynamic_share")):
@@ -531,10 +568,10 @@ def _ports(f: Facts) -> list[str]:
     peaks = f.get("mobile_weekday_peaks") or []
     if len(peaks) >= 2:
         listed = ", ".join(hour(h) for h in peaks[:-1]) + " and " + hour(peaks[-1])
-        s += (
-            f" Mobile shows {len(peaks)} weekday peaks, in the hours starting {listed}: commuting, "
-            "the lunch break and the evening, where broadband has a single evening peak."
-        )
+        s += f" Mobile shows {len(peaks)} weekday peaks, in the hours starting {listed}"
+        if len(peaks) == 3 and peaks[0] < 10 and 11 <= peaks[1] <= 13 and peaks[2] >= 17:
+            s += ": the morning commute, the lunch break and the evening"
+        s += "."
     out.append(s)
     return out
 
@@ -548,7 +585,9 @@ def _five_years(f: Facts) -> list[str]:
             f"Looking back five years with the data of Figure 1, broadband IN in June {y} was "
             f"{factor(f['bb_in_factor_5y'])} times its June {y5} level and OUT "
             f"{factor(f['bb_out_factor_5y'])} times, i.e. {factor(f['bb_in_annualised_5y'])} and "
-            f"{factor(f['bb_out_annualised_5y'])} times per year on average."
+            f"{factor(f['bb_out_annualised_5y'])} times per year on average (about "
+            f"{pct(100 * (f['bb_in_annualised_5y'] - 1))} and "
+            f"{pct(100 * (f['bb_out_annualised_5y'] - 1))} growth a year)."
         )
     s = (
         "Figure 9 overlays the weekday hourly download profile of a week before the pandemic and "
@@ -557,9 +596,9 @@ def _five_years(f: Facts) -> list[str]:
     )
     if _all_present(f.get("out_growth_since_pre"), f.get("in_growth_since_pre")):
         s += (
-            f" Since the pre-pandemic week of {f['pre_covid_week']}, the mean weekday rate rose "
-            f"{factor(f['out_growth_since_pre'])} times for OUT and "
-            f"{factor(f['in_growth_since_pre'])} times for IN, fairly evenly across the hours."
+            f" Since the pre-pandemic week of {f['pre_covid_week']}, the mean weekday rate has "
+            f"grown by a factor of {factor(f['out_growth_since_pre'])} for OUT and "
+            f"{factor(f['in_growth_since_pre'])} for IN."
         )
     if _all_present(f.get("in_daytime_share_pre_pct"), f.get("in_daytime_share_pct")):
         s += (
@@ -569,7 +608,7 @@ def _five_years(f: Facts) -> list[str]:
     if _all_present(f.get("in_noon_dip_pct")):
         s += (
             f" Uploads dip by {pct(f['in_noon_dip_pct'])} in the hour starting 12:00 relative to "
-            "the hours either side, which fits video calls pausing over lunch."
+            "the hours either side, consistent with video calls pausing over lunch."
         )
     out.append(s)
     bb, bb5 = f["bb_usage"], f["bb_usage_5y"]
@@ -588,10 +627,10 @@ def _five_years(f: Facts) -> list[str]:
 
 def _conclusion(f: Facts) -> list[str]:
     y = f["year"]
-    s = f"Year to year, the {y} changes are modest"
+    s = f"Year on year, broadband traffic changed moderately in {y}"
     if _all_present(f["bb_in_yoy"], f["bb_out_yoy"]):
-        s += f" (broadband IN {pct(f['bb_in_yoy'])}, OUT {pct(f['bb_out_yoy'])})"
-    s += ", but they add up"
+        s += f" (IN {f['bb_in_yoy']:+.0f}%, OUT {f['bb_out_yoy']:+.0f}%)"
+    s += ", but over five years the changes add up"
     if _all_present(f["bb_out_factor_5y"]):
         s += (
             f": broadband download volume is {factor(f['bb_out_factor_5y'])} times what it was "
@@ -609,12 +648,97 @@ def _conclusion(f: Facts) -> list[str]:
     return [s]
 
 
+def _abstract(f: Facts) -> list[str]:
+    y, p = f["year"], f["prev_year"]
+    s = f"This report measures one ISP's broadband and mobile traffic up to June {y}."
+    if _all_present(f["bb_in_yoy"], f["bb_out_yoy"]):
+        s += (
+            f" Over the year, broadband upload (IN) {growth_phrase(f['bb_in_yoy'])} and download "
+            f"(OUT) {growth_phrase(f['bb_out_yoy']).removeprefix('grew ')}"
+        )
+        if _all_present(f["mob_in_yoy"], f["mob_out_yoy"]):
+            s += (
+                f"; mobile IN {growth_phrase(f['mob_in_yoy']).removeprefix('grew ')} and OUT "
+                f"{growth_phrase(f['mob_out_yoy']).removeprefix('grew ')}"
+            )
+        s += "."
+    bb, bbp = f["bb_usage"], f["bb_usage_prev"]
+    if bb and bbp:
+        s += (
+            f" The most common daily download of a broadband user was {mb(bb['out_mode'], 0)}, "
+            f"{ratio_phrase(bb['out_mode'] / bbp['out_mode'])} on {p}."
+        )
+    if _all_present(f.get("broadband_udp443_share"), f["bb_out_factor_5y"]):
+        s += (
+            f" UDP port 443 (QUIC) carries {share(f['broadband_udp443_share'])} of broadband bytes,"
+            f" and broadband download volume is {factor(f['bb_out_factor_5y'])} times its level "
+            "of five years ago."
+        )
+    return [s]
+
+
+def key_figures(tables: Tables, year: int) -> list[tuple[str, str]]:
+    """The title page's key numbers as (label, value) pairs, each taken from the tables."""
+    f = report_facts(tables, year)
+    p = year - 1
+    rows: list[tuple[str, str]] = []
+    for short, word in (("bb", "Broadband"), ("mob", "Mobile")):
+        if _all_present(f[f"{short}_in_yoy"], f[f"{short}_out_yoy"]):
+            rows.append(
+                (
+                    f"{word} traffic growth, June {p} → June {year}",
+                    f"IN {f[f'{short}_in_yoy']:+.0f}%, OUT {f[f'{short}_out_yoy']:+.0f}%",
+                )
+            )
+    if _all_present(f["ipoe_out_share"], f["ipoe_out_change"]):
+        rows.append(
+            (
+                "IPv6 IPoE share of broadband OUT",
+                f"{pct(f['ipoe_out_share'])} ({points_phrase(f['ipoe_out_change'])})",
+            )
+        )
+    for short, word, dec in (("bb", "broadband", 0), ("mob", "mobile", 1)):
+        u = f[f"{short}_usage"]
+        if u:
+            rows.append(
+                (
+                    f"Daily download per {word} user: mean / median / mode",
+                    " / ".join(f"{u[f'out_{k}']:,.{dec}f}" for k in ("mean", "median", "mode"))
+                    + " MB",
+                )
+            )
+    if _all_present(f["bb_top10_out"], f["bb_top1_out"]):
+        rows.append(
+            (
+                "Broadband OUT of the top 10% / top 1% of users",
+                f"{pct(f['bb_top10_out'])} / {pct(f['bb_top1_out'])}",
+            )
+        )
+    if _all_present(f.get("broadband_tcp443_share"), f.get("broadband_udp443_share")):
+        rows.append(
+            (
+                "Broadband bytes on TCP 443 / UDP 443",
+                f"{share(f['broadband_tcp443_share'])} / {share(f['broadband_udp443_share'])}",
+            )
+        )
+    if _all_present(f["bb_in_factor_5y"], f["bb_out_factor_5y"]):
+        rows.append(
+            (
+                f"Broadband traffic, June {year} vs June {year - 5}",
+                f"IN ×{factor(f['bb_in_factor_5y'])}, OUT ×{factor(f['bb_out_factor_5y'])}",
+            )
+        )
+    return rows
+
+
 def narrative(tables: Tables, year: int) -> dict[str, list[str]]:
-    """Paragraphs per section: overview, daily_usage, concentration, ports, five_years, conclusion.
+    """Paragraphs per section: abstract, overview, daily_usage, concentration, ports, five_years,
+    conclusion.
 
     Each paragraph is plain text (escaped by the template)."""
     f = report_facts(tables, year)
     return {
+        "abstract": _abstract(f),
         "overview": _overview(f),
         "daily_usage": _daily_usage(f),
         "concentration": _concentration(f),

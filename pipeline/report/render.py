@@ -14,7 +14,7 @@ from weasyprint import HTML
 
 from pipeline.charts.render import write_bytes_atomic
 from pipeline.config import REPO_ROOT
-from pipeline.report.narrative import month_name, narrative
+from pipeline.report.narrative import key_figures, month_name, narrative
 from pipeline.report.tables import printed_tables, write_data_csvs
 
 ASSETS_DIR = REPO_ROOT / "assets"
@@ -90,6 +90,57 @@ def data_quality_rows(dq: pl.DataFrame | None) -> list[dict[str, str]]:
     return rows
 
 
+EXPORTER_COUNTS = ("files", "messages", "records_in", "records_decoded", "records_quarantined",
+                   "sequence_gaps")  # fmt: skip
+
+
+def exporter_quality_rows(
+    dq: pl.DataFrame | None, exporters: list[dict[str, Any]]
+) -> list[dict[str, str]]:
+    """Appendix A table: per exporter (then 'all') the ingest counts and sampling intervals seen.
+
+    Counts come from the data_quality table's `exporter:<name>` rows, else from the context's
+    exporter entry; a count known to neither prints '–'."""
+    scoped: dict[str, dict[str, float]] = {}
+    if dq is not None and not dq.is_empty():
+        for item, scope, value in dq.select("item", "scope", "value").rows():
+            scoped.setdefault(str(scope or ""), {})[str(item)] = value
+    names = sorted({str(e.get("name")) for e in exporters} | {
+        k.split(":", 1)[1] for k in scoped if k.startswith("exporter:")
+    })  # fmt: skip
+    by_name = {str(e.get("name")): e for e in exporters}
+    rows = []
+    totals: dict[str, float | None] = dict.fromkeys(EXPORTER_COUNTS, 0.0)
+    for name in names:
+        e, q = by_name.get(name, {}), scoped.get(f"exporter:{name}", {})
+        row = {"name": name, "service": str(e.get("service") or "–")}
+        for k in EXPORTER_COUNTS:
+            v = q.get(k, e.get(k))
+            row[k] = fmt_number(v)
+            totals[k] = None if v is None or totals[k] is None else totals[k] + float(v)
+        intervals = e.get("sampling_intervals") or {}
+        row["sampling"] = (
+            ", ".join(
+                f"{int(n):,}" for n in sorted(intervals, key=lambda n: int(n)) if intervals[n]
+            )
+            or "–"
+        )
+        rows.append(row)
+    if rows:
+        overall = scoped.get("all", {})
+        total_row = {"name": "all exporters", "service": "", "sampling": ""}
+        for k in EXPORTER_COUNTS:
+            total_row[k] = fmt_number(overall.get(k, totals[k]))
+        rows.append(total_row)
+    return rows
+
+
+def sampling_intervals_seen(exporters: list[dict[str, Any]]) -> list[int]:
+    """Every sampling interval N that some exporter's records carried, ascending."""
+    return sorted({int(n) for e in exporters for n, c in (e.get("sampling_intervals") or {}).items()
+                   if c})  # fmt: skip
+
+
 def _pdf_date(epoch: int) -> str:
     return dt.datetime.fromtimestamp(int(epoch), tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -103,6 +154,14 @@ def _copy_figures(figures: dict[str, Path], fig_dir: Path) -> dict[str, str]:
             write_bytes_atomic(target, Path(path).read_bytes())
         srcs[key] = f"figures/{key}.svg"
     return srcs
+
+
+def _first_measured_year(tables: dict[str, pl.DataFrame]) -> int | None:
+    df = tables.get("daily_usage_summary")
+    if df is None or "source" not in df.columns:
+        return None
+    years = df.filter(pl.col("source") == "measured")["year"]
+    return None if years.is_empty() else int(years.min())
 
 
 def render_html(
@@ -146,6 +205,10 @@ def render_html(
         data_quality_rows=data_quality_rows(dq),
         dq_context=context.get("data_quality", {}),
         exporters=sorted(context.get("exporters", []), key=lambda e: str(e.get("name"))),
+        exporter_rows=exporter_quality_rows(dq, context.get("exporters", [])),
+        sampling_intervals=sampling_intervals_seen(context.get("exporters", [])),
+        key_figures=key_figures(tables, year),
+        first_measured_year=_first_measured_year(tables),
         unattributed=dict(sorted(context.get("unattributed_share_pct", {}).items())),
     )
 
