@@ -9,9 +9,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from pipeline.atomic import write_parquet_atomic
 from pipeline.attribute.attribute import attribute_day
 from pipeline.config import local_day_bounds_ms
-from pipeline.ingest.atomic_write import write_parquet_atomic
 from pipeline.ingest.radius import PPPOE_SESSION_SCHEMA, ingest_radius
 from pipeline.ingest.reference import LEASE_SCHEMA
 

@@ -127,3 +127,27 @@ def test_weekday_axis_labels(svgs):
         assert re.search(rf">{day}<", svgs["fig07"]), day
     assert "TCP dynamic (&gt;= 1024)" in svgs["fig07"]
     assert "TCP dynamic" not in svgs["fig08"]
+
+
+def test_fig02_weeks_have_distinct_hues_and_named_legend(svgs):
+    from pipeline.charts.figures import WEEK_COLOURS
+
+    text = svgs["fig02"]
+    assert "week of 2023-05-29 (2023 analysis week)" in text
+    assert "week of 2024-06-03 (2024 analysis week)" in text
+    assert "week of 2023-10-02" in text
+    for colour in WEEK_COLOURS:
+        assert colour in text, colour
+    assert len(set(WEEK_COLOURS)) == 4
+
+
+def test_fig11_year_colours_darken_with_time(svgs):
+    from pipeline.charts.figures import year_colours
+
+    colours = year_colours(6)
+    # relative luminance falls from the oldest year to the newest (sequential palette)
+    lum = [0.2126 * int(c[1:3], 16) + 0.7152 * int(c[3:5], 16) + 0.0722 * int(c[5:7], 16)
+           for c in colours]  # fmt: skip
+    assert lum == sorted(lum, reverse=True)
+    assert all(c in svgs["fig11"] for c in colours)
+    assert "download (OUT)" in svgs["fig11"] and "upload (IN)" in svgs["fig11"]

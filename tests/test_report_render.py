@@ -77,15 +77,15 @@ def test_narrative_numbers_come_from_fixture(pdf_text):
     # fixture: broadband yoy IN 14.2 / OUT 11.6 → 14% / 12%; previous year 11% / 18%
     assert "grew by 14% and download (OUT) by 12%, against 11% and 18%" in pdf_text
     # IPoE share 43.2 / 47.6, change +1.2 / +3.7 points
-    assert "43% of broadband IN and 48% of broadband OUT (+1 point and +4 points" in pdf_text
+    assert "43% of broadband IN and 48% of broadband OUT (up 1 point and up 4 points" in pdf_text
     # five-year factors 1.72 / 2.01 and annualised 1.11 / 1.15
     assert "1.72 times its June 2019 level and OUT 2.01 times" in pdf_text
-    assert "1.11 and 1.15 times per year" in pdf_text
+    assert "1.11 and 1.15 times per year on average (about 11% and 15% growth a year)" in pdf_text
     # top shares: broadband 10 % → 50.3 / 75.4, 1 % → 15.2 / 46.1
     assert "heaviest 10% of users account for 50% of OUT and 75% of IN" in pdf_text
-    assert "heaviest 1% for 15% of OUT and 46% of IN" in pdf_text
-    # Table 1 2024: OUT mode 5623.4 → 5,623 MB; 5623.4 / 5011.9 = 1.122 → 1.12
-    assert "5,623 MB (1.12 times 2023)" in pdf_text
+    assert "top 1% of users alone account for 15% of OUT and 46% of IN" in pdf_text
+    # Table 1 2024: OUT mode 5623.4 → 5,623 MB; 5623.4 / 5011.9 = 1.122 → up 12%
+    assert "5,623 MB (up 12% on 2023)" in pdf_text
     # mean/median OUT 5743 / 2372 = 2.421 → 2.42
     assert "2.42 times the median" in pdf_text
     # five-year mode factor OUT 5623.4 / 1995.3 = 2.818 → 2.82
@@ -96,6 +96,47 @@ def test_narrative_numbers_come_from_fixture(pdf_text):
     assert "busiest single port there is 31000 with 1.2%" in pdf_text
     # mobile OUT at 2.1 × Jan 2020
     assert "2.10 times its January 2020 level" in pdf_text
+
+
+def test_title_page_summary_and_key_numbers(pdf_text):
+    page1 = pdf_text.split("1. PERIODIC OBSERVATION REPORT")[0]
+    # abstract and key numbers from the fixture: yoy 14.2 / 11.6, UDP 443 21.0, OUT ×2.01
+    assert "broadband upload (IN) grew by 14% and download (OUT) by 12%" in page1
+    assert "IN +14%, OUT +12%" in page1
+    assert "UDP port 443 (QUIC) carries 21.0% of broadband bytes" in page1
+    assert "OUT ×2.01" in page1
+    assert "Contents" in page1 and "Appendix A: Data Quality" in page1
+
+
+def test_data_quality_exporter_table(pdf_text, tables):
+    from pipeline.report.render import exporter_quality_rows
+
+    assert "Table A.1: Ingest Accounting per Exporter" in pdf_text
+    assert "N = 1,024 or 8,192" in pdf_text
+    rows = exporter_quality_rows(tables["data_quality"], make_context(YEAR)["exporters"])
+    # fixture: bb-pppoe-1 sampled 1 in 8192, 800,000 decoded, 4,000 set aside; no file counts
+    bb = rows[0]
+    assert (bb["name"], bb["sampling"], bb["records_decoded"]) == ("bb-pppoe-1", "8,192", "800,000")
+    assert (bb["records_quarantined"], bb["files"]) == ("4,000", "–")
+    # the total row takes the data_quality 'all' scope: 1,234,567 in, 4,567 set aside
+    total = rows[-1]
+    assert (total["name"], total["records_in"], total["records_quarantined"]) == (
+        "all exporters",
+        "1,234,567",
+        "4,567",
+    )
+
+
+def test_narrative_phrases_in_words():
+    from pipeline.report.narrative import growth_phrase, points_phrase, ratio_phrase
+
+    assert growth_phrase(11.6) == "grew by 12%"
+    assert growth_phrase(-3.4) == "fell by 3%"
+    assert growth_phrase(0.2) == "was unchanged"
+    assert points_phrase(-1.2) == "down 1 point"
+    assert points_phrase(3.7) == "up 4 points"
+    assert ratio_phrase(5623.4 / 5011.9) == "up 12%"
+    assert ratio_phrase(0.996) == "unchanged"
 
 
 def test_facts_peak_hours(tables):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import polars as pl
 
+from pipeline.atomic import write_atomic
 from pipeline.config import PUBLISHED_DIR, load_params
 
 _F, _I, _S = pl.Float64, pl.Int64, pl.String
@@ -99,16 +98,7 @@ def write_history(history_dir: str | Path, table: str, year: int, df: pl.DataFra
     if "source" not in df.columns:
         df = df.with_columns(pl.lit("measured").alias("source"))
     path = history_path(history_dir, table, year)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        df.write_parquet(tmp, statistics=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, lambda tmp: df.write_parquet(tmp, statistics=False))
 
 
 def read_history(

@@ -9,6 +9,7 @@ import polars as pl
 
 from pipeline.aggregate import metrics
 from pipeline.aggregate.history import write_history
+from pipeline.atomic import write_parquet_atomic
 from pipeline.config import Paths, load_params
 from pipeline.ingest.catalogue import days_for_year
 
@@ -38,11 +39,7 @@ def compute_user_week(paths: Paths, year: int, salt: str) -> pl.DataFrame:
         load_params(),
         salt,
     )
-    out = user_week_path(paths, year)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    df.write_parquet(tmp)
-    tmp.replace(out)
+    write_parquet_atomic(df, user_week_path(paths, year))
     return df
 
 

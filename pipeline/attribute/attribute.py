@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import tempfile
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
+from pipeline.atomic import write_atomic
 from pipeline.config import local_day_bounds_ms
 from pipeline.ingest.radius import PPPOE_SESSION_SCHEMA
 from pipeline.ingest.reference import LEASE_SCHEMA as IPOE_LEASE_SCHEMA
@@ -93,21 +92,17 @@ def attribute_day(warehouse_dir: Path, day: dt.date, exporter: dict, salt: str) 
         )
 
     out_path = attributed_partition_path(warehouse_dir, day, name)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=".flows.parquet.", suffix=".tmp")
-    os.close(fd)
     conn = duckdb.connect()
     try:
         conn.register("pppoe_sessions", sessions.to_arrow())
         conn.register("ipoe_leases", leases.to_arrow())
         params = {"flows_path": str(flows_path), "service": service, "salt": salt}
-        conn.sql(read_sql("attribute_flows"), params=params).write_parquet(tmp, compression="zstd")
-        os.replace(tmp, out_path)
+        attributed_rel = conn.sql(read_sql("attribute_flows"), params=params)
+        write_atomic(out_path, lambda tmp: attributed_rel.write_parquet(tmp, compression="zstd"))
         counts = conn.sql(read_sql("attribution_counts"), params={"attributed_path": str(out_path)})
         flows, attributed, unattributed, bytes_est, unattributed_bytes = counts.fetchall()[0]
     finally:
         conn.close()
-        Path(tmp).unlink(missing_ok=True)
     return {
         "date": day.isoformat(),
         "exporter": name,

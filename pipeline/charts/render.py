@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import altair as alt
 import polars as pl
 import vl_convert
 
+from pipeline.atomic import write_bytes_atomic
 from pipeline.charts.figures import FIGURES
 
 _ARIA_ATTR = re.compile(r' (?:aria-label|aria-roledescription|role)="[^"]*"')
@@ -70,21 +69,6 @@ def _renumber_clips(svg: str) -> str:
 def chart_to_svg(chart: alt.TopLevelMixin) -> str:
     """The chart as compact SVG text; the same chart always gives the same bytes."""
     return compact_svg(vl_convert.vegalite_to_svg(chart.to_dict()))
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> Path:
-    """Write to a temp file in the same directory, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_svg(chart: alt.TopLevelMixin, path: Path) -> Path:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
+from pipeline.atomic import write_atomic
 from pipeline.ingest.ipfix_decoder import FLOW_SCHEMA, IpfixDecoder, QuarantineEntry
 
 NORMALISED_SCHEMA = pa.schema([pa.field("exporter", pa.string()), *FLOW_SCHEMA])
@@ -58,19 +57,6 @@ def load_exporters(raw_dir: Path) -> list[dict]:
         if "name" not in e:
             raise ValueError(f"{path}: exporter entry without a name: {e!r}")
     return list(data)
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path) then rename over `path` (same directory, so the rename is atomic)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _quarantine_table(entries: list[QuarantineEntry]) -> pa.Table:
@@ -140,11 +126,11 @@ def normalise_exporter_day(
 
     part = f"date={day.isoformat()}"
     flows_path = warehouse_dir / "flows" / part / f"exporter={name}" / "flows.parquet"
-    _atomic_write(flows_path, lambda tmp: pq.write_table(flows, tmp, compression="zstd"))
+    write_atomic(flows_path, lambda tmp: pq.write_table(flows, tmp, compression="zstd"))
     quarantine = _quarantine_table(entries)
     q_path = warehouse_dir / "quarantine" / part / f"exporter={name}" / "quarantine.parquet"
-    _atomic_write(q_path, lambda tmp: pq.write_table(quarantine, tmp, compression="zstd"))
+    write_atomic(q_path, lambda tmp: pq.write_table(quarantine, tmp, compression="zstd"))
     report_path = warehouse_dir / "ingest_report" / part / f"exporter={name}.json"
     text = json.dumps(report, indent=2, sort_keys=False) + "\n"
-    _atomic_write(report_path, lambda tmp: Path(tmp).write_text(text))
+    write_atomic(report_path, lambda tmp: Path(tmp).write_text(text))
     return report

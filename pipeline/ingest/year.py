@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pipeline.atomic import write_text_atomic
 from pipeline.config import Paths, weeks_for_year
 from pipeline.ingest.catalogue import days_for_year, raw_files_for_year, sha256_of_files
 from pipeline.ingest.flows import load_exporters, normalise_exporter_day
@@ -114,7 +115,4 @@ def _first_count(summary: dict) -> int:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True) + "\n")

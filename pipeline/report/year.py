@@ -12,6 +12,7 @@ from typing import Any
 import polars as pl
 
 from pipeline.aggregate.history import published_history, read_history
+from pipeline.atomic import write_text_atomic
 from pipeline.charts.render import build_charts
 from pipeline.config import PARAMS_FILE, REPO_ROOT, Paths, analysis_week, load_params, report_years
 from pipeline.report.render import build_report, file_sha256
@@ -169,9 +170,10 @@ def build_annual_report(paths: Paths, year: int, source: str) -> dict[str, Any]:
     out_dir = paths.reports / str(year)
     written = build_report(year, tables, figures, context, out_dir)
     provenance = context["provenance"] | {"year": year, "params": context["params"]}
-    tmp = out_dir / "provenance.json.tmp"
-    tmp.write_text(json.dumps(provenance, indent=1, sort_keys=True, default=str) + "\n")
-    tmp.replace(out_dir / "provenance.json")
+    write_text_atomic(
+        out_dir / "provenance.json",
+        json.dumps(provenance, indent=1, sort_keys=True, default=str) + "\n",
+    )
     pages = _pdf_pages(written["pdf"])
     return {
         "pdf": written["pdf"],

@@ -90,6 +90,18 @@ def _inverse_cdf(service: str, service_class: str, direction: str, week_start: d
     return inverse_cdf_grid(usage_mixture(service, service_class, direction, week_start))
 
 
+def stratified_normal_scores(z: np.ndarray) -> np.ndarray:
+    """Normal scores at the mid-quantiles (i + 0.5) / n, handed out in the rank order of `z`.
+
+    Independent draws leave the top 1 % of ~10^4 log-normal users to a handful of extreme values
+    (3 users above 10^12 B/day where 0.4 are expected made the 2024 top-10 % OUT share 56.8 %,
+    not 49.9 %); mid-quantiles keep the sample's ranks (hence the copula) but not that noise."""
+    n = len(z)
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.argsort(z, kind="stable")] = np.arange(n)
+    return special.ndtri((rank + 0.5) / max(n, 1))
+
+
 def sample_daily_usage(
     service: str, service_class: str, week_start: dt.date, n_users: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -97,12 +109,14 @@ def sample_daily_usage(
     that week.
 
     One value pair per user as the report counts users (a dual-protocol subscriber is two users).
-    IN and OUT are joined by a Gaussian copula (rank correlation ≈ 0.65)."""
+    IN and OUT are joined by a Gaussian copula (rank correlation ≈ 0.65). Each marginal is
+    quantile-stratified (see `stratified_normal_scores`), so that a population of ~10^4 users
+    carries the model's distribution, heavy tail included, instead of a noisy draw from it."""
     _check(service, service_class)
     rho = float(load_calibration()["daily_usage"]["copula_rho"])
     z = rng.standard_normal((2, n_users))
-    z_out = z[0]
-    z_in = rho * z[0] + math.sqrt(1 - rho**2) * z[1]
+    z_out = stratified_normal_scores(z[0])
+    z_in = stratified_normal_scores(rho * z[0] + math.sqrt(1 - rho**2) * z[1])
     result = []
     for direction, zz in (("IN", z_in), ("OUT", z_out)):
         cdf_grid, x_grid = _inverse_cdf(service, service_class, direction, week_start)
