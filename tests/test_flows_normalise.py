@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 
 from pipeline.ingest.flows import load_exporters, normalise_exporter_day
 from pipeline.ingest.ipfix_writer import write_ipfix_file
@@ -60,6 +62,24 @@ def test_load_exporters(tmp_path):
     exporters = load_exporters(raw)
     assert [e["name"] for e in exporters] == ["bras-tokyo-1", "mobile-gw-1"]
     assert exporters[1]["default_sampling_interval"] == 1024
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("- {name: r1, service: cable}", "service 'cable' is not one of pppoe, ipoe, mobile"),
+        ("- {name: r1, service: pppoe}\n- {name: r1, service: ipoe}", "not a unique safe folder"),
+        ("- {name: ../x, service: pppoe}", "not a unique safe folder"),
+        ("- {name: r1, service: pppoe, default_sampling_interval: 0}", "positive integer"),
+        ("- {service: pppoe}", "entry without a name"),
+        ("[unclosed", "not valid YAML"),
+    ],
+)
+def test_load_exporters_rejects_bad_registry_naming_the_file(tmp_path, body, message):
+    (tmp_path / "exporters.yaml").write_text(body)
+    with pytest.raises(ValueError, match=re.escape(message)) as err:
+        load_exporters(tmp_path)
+    assert str(tmp_path / "exporters.yaml") in str(err.value)
 
 
 def test_normalise_exporter_day_writes_sorted_partition_report_and_quarantine(tmp_path):

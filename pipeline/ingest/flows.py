@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -47,15 +48,42 @@ SORT_KEYS = [
 ]
 
 
+EXPORTER_SERVICES = ("pppoe", "ipoe", "mobile")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
 def load_exporters(raw_dir: Path) -> list[dict]:
-    """The exporter registry `raw/exporters.yaml` as a list of dicts (name, address, …)."""
+    """The exporter registry `raw/exporters.yaml`, validated: a list of {name, service, …}."""
     path = Path(raw_dir) / "exporters.yaml"
-    data = yaml.safe_load(path.read_text()) or []
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: exporter registry missing (see docs/ARCHITECTURE.md §1)")
+    try:
+        data = yaml.safe_load(path.read_text()) or []
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
     if isinstance(data, dict):  # tolerate {exporters: [...]}
         data = data.get("exporters", [])
-    for e in data:
-        if "name" not in e:
-            raise ValueError(f"{path}: exporter entry without a name: {e!r}")
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: expected a list of exporters, got {type(data).__name__}")
+    seen: set[str] = set()
+    for n, e in enumerate(data):
+        where = f"{path}: exporter #{n + 1}"
+        if not isinstance(e, dict) or "name" not in e:
+            raise ValueError(f"{where}: entry without a name: {e!r}")
+        if not _SAFE_NAME.match(str(e["name"])) or e["name"] in seen:
+            raise ValueError(f"{where}: name {e['name']!r} is not a unique safe folder name")
+        seen.add(e["name"])
+        if e.get("service") not in EXPORTER_SERVICES:
+            raise ValueError(
+                f"{where} ({e['name']}): service {e.get('service')!r} is not one of "
+                f"{', '.join(EXPORTER_SERVICES)}"
+            )
+        interval = e.get("default_sampling_interval")
+        if interval is not None and (not isinstance(interval, int) or interval < 1):
+            raise ValueError(
+                f"{where} ({e['name']}): default_sampling_interval must be a "
+                f"positive integer or null, got {interval!r}"
+            )
     return list(data)
 
 
