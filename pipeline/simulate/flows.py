@@ -19,7 +19,10 @@ HOURS_PER_WEEK = 168
 HOUR_MS = 3_600_000
 MIN_ACTIVE_HOURS = 3
 CATEGORY_SPREAD_SIGMA = 0.35  # per-user variation of the category mix (log-normal)
-HOUR_SPREAD_SIGMA = 0.25  # per-user variation of bytes across active hours
+CATEGORY_RAKING_ROUNDS = 3
+HOUR_SPREAD_SIGMA = 0.25  # per-user spread of bytes across active hours (median user)
+ACTIVE_HOURS_EXPONENT = 0.75  # active hours ∝ (expected sampled packets)^this
+USERS_PER_SIZE_STRATUM = 50  # hours are drawn jointly for users of similar bytes per hour
 OCTETS_JITTER_SIGMA = 0.05
 CELLS_PER_CHUNK = 3_000_000
 SNAP_WINDOW_MS = 600_000  # traffic drawn in a session gap is moved into the next session's start
@@ -118,19 +121,21 @@ class PortTruth:
 def active_hour_targets(
     expected_packets: np.ndarray, lam_ucd: np.ndarray, max_records: int
 ) -> np.ndarray:
-    """Active hours per user ∝ sqrt(expected sampled packets), scaled to fit the record budget."""
+    """Active hours per user ∝ (expected sampled packets)^ACTIVE_HOURS_EXPONENT, scaled to fit the
+    record budget (heavy users, whose hours dominate the hourly totals, get many hours)."""
 
     def expected_records(n_h: np.ndarray) -> float:
         per_hour = lam_ucd / n_h[:, None, None]
         return float((n_h[:, None, None] * -np.expm1(-per_hour)).sum())
 
     def targets(alpha: float) -> np.ndarray:
-        return np.clip(np.round(alpha * np.sqrt(expected_packets)), MIN_ACTIVE_HOURS, 168)
+        n_h = np.round(alpha * expected_packets**ACTIVE_HOURS_EXPONENT)
+        return np.clip(n_h, MIN_ACTIVE_HOURS, HOURS_PER_WEEK)
 
     full = np.full(len(expected_packets), float(HOURS_PER_WEEK))
     if expected_records(full) <= max_records:
         return full
-    lo, hi = -8.0, 8.0  # bisection on log10(alpha)
+    lo, hi = -10.0, 8.0  # bisection on log10(alpha)
     for _ in range(40):
         mid = (lo + hi) / 2
         if expected_records(targets(10**mid)) > max_records:
@@ -141,12 +146,19 @@ def active_hour_targets(
 
 
 def choose_active_hours(
-    n_hours: np.ndarray, hour_w: dict[str, np.ndarray], rng: np.random.Generator
+    n_hours: np.ndarray,
+    hour_w: dict[str, np.ndarray],
+    user_bytes: np.ndarray,
+    rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(user, hour, weight (n, 2)) per active user-hour; weights sum to 1 per user and direction.
 
-    Hours are drawn independently with inclusion probability min(1, c·w) (c per user so the expected
-    count is n_hours) and weighted w/π, so the population's bytes follow hour_w in expectation."""
+    User u is active in hour h with probability π = min(1, c_u·w_h) (c_u so the expected count
+    is n_hours[u]) and weighted w/π, so the population's bytes follow hour_w in expectation. The
+    draws are coordinated across users: per hour, one systematic sample over users grouped by
+    bytes per active hour, so each hour gets Σπ ± 1 users of each size (hourly totals smooth
+    at ~10^4 users). Per-hour jitter shrinks as 1/sqrt(user_bytes / median): a heavy user is
+    many sessions at once."""
     w_dir = np.stack([hour_w["IN"], hour_w["OUT"]], axis=1)  # (168, 2)
     w_dir = w_dir / w_dir.sum(axis=0)
     w_avg = w_dir.mean(axis=1)
@@ -154,12 +166,25 @@ def choose_active_hours(
     g = np.minimum(1.0, c_grid[:, None] * w_avg[None, :]).sum(axis=1)
     c_user = np.interp(n_hours, g, c_grid)
     incl_p = np.minimum(1.0, c_user[:, None] * w_avg[None, :])  # (U, 168)
-    chosen = rng.random(incl_p.shape) < incl_p
+    # per hour: users in strata of similar bytes per hour, shuffled within a stratum (afresh each
+    # hour, so that no two hours pick the same users), then a tick every 1.0 of cumulated π
+    size_rank = np.empty(len(n_hours), dtype=np.int64)
+    size_rank[np.argsort(user_bytes / n_hours, kind="stable")] = np.arange(len(n_hours))
+    sort_key = (size_rank // USERS_PER_SIZE_STRATUM)[:, None] + rng.random(incl_p.shape)
+    order = np.argsort(sort_key, axis=0)  # (U, 168)
+    cum = np.cumsum(np.take_along_axis(incl_p, order, axis=0), axis=0)
+    offset = rng.random(HOURS_PER_WEEK)
+    ticks = np.floor(cum - offset)
+    before = np.vstack([np.floor(-offset)[None, :], ticks[:-1]])
+    chosen = np.zeros(incl_p.shape, dtype=bool)
+    np.put_along_axis(chosen, order, ticks > before, axis=0)
     none = ~chosen.any(axis=1)
     chosen[none, np.argmax(w_avg)] = True  # every user has at least one active hour
     user, hour = np.nonzero(chosen)
     weight = w_dir[hour] / incl_p[user, hour][:, None]
-    weight *= np.exp(HOUR_SPREAD_SIGMA * rng.standard_normal(weight.shape))
+    relative_size = np.maximum(user_bytes, 1.0) / max(float(np.median(user_bytes)), 1.0)
+    sigma = HOUR_SPREAD_SIGMA * np.minimum(1.0, 1.0 / np.sqrt(relative_size))
+    weight *= np.exp(sigma[user][:, None] * rng.standard_normal(weight.shape))
     for d in range(2):
         weight[:, d] /= np.bincount(user, weights=weight[:, d], minlength=len(n_hours))[user]
     return user.astype(np.int64), hour.astype(np.int64), weight
@@ -182,6 +207,15 @@ def sample_user_cells(
         CATEGORY_SPREAD_SIGMA * rng.standard_normal((n_users, n_cat))
     )
     cat_share /= cat_share.sum(axis=1, keepdims=True)
+    # the renormalised spread pulls big categories below their share (tcp/443: 53.5 % → 52.0 %);
+    # rake the users' mixes so the population's bytes follow mix.share again
+    user_total = weekly_bytes.sum(axis=1)
+    for _ in range(CATEGORY_RAKING_ROUNDS):
+        population_share = user_total @ cat_share / max(float(user_total.sum()), 1.0)
+        cat_share *= np.divide(
+            mix.share, population_share, out=np.ones(n_cat), where=population_share > 0
+        )
+        cat_share /= cat_share.sum(axis=1, keepdims=True)
     # λ per (user, category, direction) over the whole week
     lam_ucd = (
         weekly_bytes[:, None, :]
@@ -190,7 +224,9 @@ def sample_user_cells(
         / sampling_interval[:, None, None]
     )
     n_hours = active_hour_targets(lam_ucd.sum(axis=(1, 2)), lam_ucd, max_records)
-    uh_user, uh_hour, uh_weight = choose_active_hours(n_hours, hour_w, rng)
+    uh_user, uh_hour, uh_weight = choose_active_hours(
+        n_hours, hour_w, weekly_bytes.sum(axis=1), rng
+    )
 
     # truth of non-p2p categories does not depend on the hour split: sum it exactly
     true_cd = (weekly_bytes[:, None, :] * cat_share[:, :, None]).sum(axis=(0, 2))
