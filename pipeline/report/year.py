@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,7 @@ def source_date_epoch() -> int:
         return 0
 
 
-def _exporter_rows(data_quality: pl.DataFrame, ingest_reports: list[dict]) -> list[dict[str, Any]]:
+def _exporter_rows(ingest_reports: list[dict]) -> list[dict[str, Any]]:
     exporters: dict[str, dict[str, Any]] = {}
     for r in ingest_reports:
         e = exporters.setdefault(
@@ -123,10 +124,7 @@ def build_context(paths: Paths, year: int, source: str, tables: dict[str, pl.Dat
     inputs = json.loads(provenance_file.read_text()) if provenance_file.is_file() else {}
     reports = ingest_reports_for_year(paths, year)
     services = {e["name"]: e.get("service") for e in load_exporters(paths.raw)}
-    exporters = [
-        e | {"service": services.get(e["name"])}
-        for e in _exporter_rows(tables["data_quality"], reports)
-    ]
+    exporters = [e | {"service": services.get(e["name"])} for e in _exporter_rows(reports)]
     totals = {
         k: sum(r[k] for r in reports)
         for k in ("records_in", "records_decoded", "records_quarantined")
@@ -184,6 +182,10 @@ def build_annual_report(paths: Paths, year: int, source: str) -> dict[str, Any]:
 
 
 def _pdf_pages(pdf: Path) -> int:
-    return Path(pdf).read_bytes().count(b"/Type /Page\n") or Path(pdf).read_bytes().count(
-        b"/Type/Page"
-    )
+    """Page count from poppler's pdfinfo (installed by scripts/setup.sh); 0 if it cannot tell."""
+    try:
+        info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return 0
+    match = re.search(r"^Pages:\s+(\d+)", info.stdout, re.MULTILINE)
+    return int(match.group(1)) if match else 0

@@ -12,11 +12,17 @@ from scipy import optimize
 from pipeline.simulate import mixture as mx
 
 FIT_YEARS = (2019, 2020, 2021, 2022, 2023, 2024)
-# Prior shape (log10 space): core peak, light-user left shoulder, heavy-user right tail.
-PRIOR = {"sd_core": 0.2, "sd_light": 0.6, "sd_heavy": 0.5, "gap_light": 0.9, "gap_heavy": 1.0}
+# Prior shape (log10 space): core peak at the mode, light users as a broad left shoulder, heavy
+# users as a broad component centred near the mode (so it widens the right flank, adds no hump).
+PRIOR = {"sd_core": 0.25, "sd_light": 0.7, "sd_heavy": 0.6, "gap_light": 0.8, "shift_heavy": 0.0}
 PRIOR_WEIGHTS = (0.5, 0.35, 0.15)
-WHOLE_BIN_MAX_RATIO = 0.85  # a mode on a whole tenth: neighbours well below the 0.9 tilt threshold
-HALF_BIN_MAX_RATIO = 0.8  # a mode on a half tenth: the outer neighbours well below the pair
+WHOLE_BIN_MAX_RATIO = 0.88  # a mode on a whole tenth: neighbours below the 0.9 tilt threshold
+HALF_BIN_MAX_RATIO = 0.85  # a mode on a half tenth: the outer neighbours well below the pair
+# Unimodality with a margin: away from the peak the log-density must fall by at least this much
+# per decade (no flat shoulders), weighted by the density there relative to the peak.
+SHAPE_GRID_LOG10 = np.round(np.arange(2.0, 13.0, 0.01), 2)
+SHAPE_MIN_LOG_SLOPE = 0.8
+SHAPE_PEAK_HALF_WIDTH = 0.1
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
@@ -80,24 +86,36 @@ def usage_targets(published_dir: Path) -> list[dict]:
     return targets
 
 
-# Bounds on theta (sds and gaps in decades). Capping the sds keeps the byte mean from being made by
-# a handful of extreme users, so finite samples reproduce the exact moments.
+# Bounds on theta (sds, gaps and shifts in decades). Floors on the sds keep the peak smooth;
+# caps keep the byte mean from being made by a handful of extreme users.
 LOWER = np.array(
-    [0.0, math.log(0.08), math.log(0.05), math.log(0.08), math.log(0.05), math.log(0.08), -6, -6]
+    [0.0, math.log(0.2), math.log(0.05), math.log(0.2), -1.0, math.log(0.2), -6, -6]
 )
-UPPER = np.array(
-    [14.0, math.log(0.6), math.log(3.0), math.log(1.0), math.log(3.0), math.log(0.6), 6, 6]
-)
+UPPER = np.array([14.0, math.log(0.6), math.log(3.0), math.log(1.2), 1.5, math.log(1.2), 6, 6])
 MAX_SHARE_ABOVE_1E11 = 0.002  # "almost all users fall below 10^11 bytes/day" (spec §2.3)
 
 
 def _unpack(theta: np.ndarray) -> mx.Mixture:
-    mu_c, log_sd_c, log_gap_l, log_sd_l, log_gap_h, log_sd_h, a_l, a_h = theta
+    mu_c, log_sd_c, log_gap_l, log_sd_l, shift_h, log_sd_h, a_l, a_h = theta
     e = np.exp([0.0, a_l, a_h])
     w = e / e.sum()
-    mus = (mu_c, mu_c - math.exp(log_gap_l), mu_c + math.exp(log_gap_h))
+    mus = (mu_c, mu_c - math.exp(log_gap_l), mu_c + shift_h)
     sds = (math.exp(log_sd_c), math.exp(log_sd_l), math.exp(log_sd_h))
     return mx.Mixture(tuple(float(v) for v in w), tuple(float(v) for v in mus), sds)
+
+
+def shape_violation(mix: mx.Mixture) -> float:
+    """How far the density is from falling steadily on both sides of its single peak (0 = ok)."""
+    x = SHAPE_GRID_LOG10
+    f = mx.density(mix, x)
+    slope = mx.density_slope(mix, x)
+    peak = int(np.argmax(f))
+    margin = SHAPE_MIN_LOG_SLOPE * f
+    right = x >= x[peak] + SHAPE_PEAK_HALF_WIDTH
+    left = x <= x[peak] - SHAPE_PEAK_HALF_WIDTH
+    bad = np.where(right, np.maximum(0.0, slope + margin), 0.0)
+    bad += np.where(left, np.maximum(0.0, margin - slope), 0.0)
+    return float(bad.sum() * 0.01 / f[peak])
 
 
 def _mode_residuals(mix: mx.Mixture, mode_log10: float) -> list[float]:
@@ -130,6 +148,7 @@ def _residuals(theta: np.ndarray, t: dict) -> np.ndarray:
         (mx.top_share_pct(mix, 1) - t["top1_pct"]) / 0.5,
     ]
     res += _mode_residuals(mix, t["mode_log10"])
+    res.append(shape_violation(mix) / 0.0005)
     res.append(max(0.0, 1.0 - float(mx.cdf(mix, 11.0)) - MAX_SHARE_ABOVE_1E11) / 0.0001)
     # Weak pull toward the prior shape keeps the problem well posed.
     prior = _prior_theta(t["mode_log10"])
@@ -145,7 +164,7 @@ def _prior_theta(mode_log10: float) -> np.ndarray:
             math.log(PRIOR["sd_core"]),
             math.log(PRIOR["gap_light"]),
             math.log(PRIOR["sd_light"]),
-            math.log(PRIOR["gap_heavy"]),
+            PRIOR["shift_heavy"],
             math.log(PRIOR["sd_heavy"]),
             math.log(w[1] / w[0]),
             math.log(w[2] / w[0]),
@@ -189,10 +208,10 @@ def _starts(t: dict) -> list[np.ndarray]:
     """A few deterministic starting points (the fit is non-convex)."""
     base = _prior_theta(t["mode_log10"])
     starts = [base]
-    for d_sd_c, d_gap_h, d_sd_h in ((-0.3, 0.3, 0.2), (0.2, -0.2, -0.2), (-0.2, 0.5, 0.4)):
+    for d_sd_c, d_shift_h, d_sd_h in ((0.0, 0.3, 0.2), (0.2, -0.3, -0.2), (0.1, 0.5, 0.4)):
         s = base.copy()
         s[1] += d_sd_c
-        s[4] += d_gap_h
+        s[4] += d_shift_h
         s[5] += d_sd_h
         starts.append(s)
     return starts

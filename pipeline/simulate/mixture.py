@@ -57,6 +57,32 @@ def top_share_pct(mix: Mixture, top_pct: float) -> float:
     return 100.0 * bytes_above(mix, a) / mean_bytes(mix)
 
 
+def density(mix: Mixture, x_log10: np.ndarray) -> np.ndarray:
+    """Probability density of log10(bytes) at each x (per decade)."""
+    w, mu, sd = mix.arrays()
+    z = (np.asarray(x_log10, dtype=float)[..., None] - mu) / sd
+    return (w * np.exp(-0.5 * z**2) / (sd * np.sqrt(2 * np.pi))).sum(axis=-1)
+
+
+def density_slope(mix: Mixture, x_log10: np.ndarray) -> np.ndarray:
+    """Derivative of `density` with respect to x (per decade squared)."""
+    w, mu, sd = mix.arrays()
+    z = (np.asarray(x_log10, dtype=float)[..., None] - mu) / sd
+    return (-w * z * np.exp(-0.5 * z**2) / (sd**2 * np.sqrt(2 * np.pi))).sum(axis=-1)
+
+
+def count_modes(values: np.ndarray, rel_floor: float = 1e-6) -> int:
+    """Local maxima of a sequence (ends included), ignoring values below rel_floor × its maximum."""
+    v = np.asarray(values, dtype=float)
+    v = v[v >= rel_floor * v.max()]
+    steps = np.sign(np.diff(v))
+    steps = steps[steps != 0]
+    if steps.size == 0:
+        return 1
+    rises_then_falls = int(((steps[:-1] > 0) & (steps[1:] < 0)).sum())
+    return rises_then_falls + int(steps[0] < 0) + int(steps[-1] > 0)
+
+
 def bin_masses(mix: Mixture, centres_log10: np.ndarray, width: float = 0.1) -> np.ndarray:
     """Probability mass of the bins [c - width/2, c + width/2)."""
     return cdf(mix, centres_log10 + width / 2) - cdf(mix, centres_log10 - width / 2)
