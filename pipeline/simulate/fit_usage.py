@@ -21,7 +21,7 @@ HALF_BIN_MAX_RATIO = 0.85  # a mode on a half tenth: the outer neighbours well b
 # Unimodality with a margin: away from the peak the log-density must fall by at least this much
 # per decade (no flat shoulders), weighted by the density there relative to the peak.
 SHAPE_GRID_LOG10 = np.round(np.arange(2.0, 13.0, 0.01), 2)
-SHAPE_MIN_LOG_SLOPE = 0.8
+SHAPE_MIN_LOG_SLOPE = 0.5
 SHAPE_PEAK_HALF_WIDTH = 0.1
 
 
@@ -148,7 +148,7 @@ def _residuals(theta: np.ndarray, t: dict) -> np.ndarray:
         (mx.top_share_pct(mix, 1) - t["top1_pct"]) / 0.5,
     ]
     res += _mode_residuals(mix, t["mode_log10"])
-    res.append(shape_violation(mix) / 0.0005)
+    res.append(shape_violation(mix) / 0.0001)
     res.append(max(0.0, 1.0 - float(mx.cdf(mix, 11.0)) - MAX_SHARE_ABOVE_1E11) / 0.0001)
     # Weak pull toward the prior shape keeps the problem well posed.
     prior = _prior_theta(t["mode_log10"])
