@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.config import PUBLISHED_DIR
 from pipeline.simulate import fit_calibration, model
-from pipeline.simulate.mixture import mean_bytes, quantile
+from pipeline.simulate.mixture import bin_masses, count_modes, mean_bytes, quantile
 
 WEEK_2024 = dt.date(2024, 6, 3)
 N_USERS = 200_000
@@ -88,6 +88,31 @@ def test_mobile_2024_modes_and_means():
     assert daily_in.mean() / 1e6 == pytest.approx(16, rel=0.03)
     assert daily_out.mean() / 1e6 == pytest.approx(150, rel=0.03)
     assert top_share_pct(daily_out, 10) == pytest.approx(48, abs=2.0)
+
+
+def test_count_modes_worked_examples():
+    assert count_modes(np.array([1.0, 2.0, 5.0, 5.0, 3.0, 1.0])) == 1
+    assert count_modes(np.array([5.0, 3.0, 1.0])) == 1
+    assert count_modes(np.array([1.0, 4.0, 2.0, 3.0, 1.0])) == 2  # peak, dip, second hump
+    assert count_modes(np.array([1e-9, 1.0, 3.0, 2.0, 0.0, 1e-9])) == 1  # tail dust ignored
+
+
+@pytest.mark.parametrize("service", ["broadband", "mobile"])
+def test_usage_densities_are_unimodal_every_year(service):
+    """Spec §3 Fig 3: a bell on the semi-log axis, one peak: the 0.1-decade bin masses of the
+    model (personal users, each analysis week 2019-2024) rise to one maximum, then fall."""
+    centres = np.round(np.arange(4.0, 11.55, 0.1), 1)
+    anchors = model.load_calibration()["daily_usage"]["anchor_weeks"]
+    for year, week in sorted(anchors.items()):
+        for direction in ("IN", "OUT"):
+            mix = model.usage_mixture(
+                service, "personal", direction, dt.date.fromisoformat(str(week))
+            )
+            masses = bin_masses(mix, centres)
+            assert count_modes(masses) == 1, (service, direction, year)
+            peak = int(np.argmax(masses))
+            # a curved top: no plateau five bins wide
+            assert max(masses[peak - 2], masses[peak + 2]) < 0.95 * masses[peak]
 
 
 def test_enterprise_heavier_with_more_upload():

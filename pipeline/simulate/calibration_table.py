@@ -19,7 +19,7 @@ from pipeline.aggregate.history import published_history, read_history
 from pipeline.config import PUBLISHED_DIR, Paths
 
 PORT_BAR_PTS = 1.5
-MODE_BAR_DECADES = 0.05 + 1e-9
+MODE_STEP_DECADES = 0.05
 TOP10_BAR_PTS = 3.0
 
 
@@ -44,8 +44,14 @@ def _rows_usage(measured: pl.DataFrame, published: pl.DataFrame, year: int) -> l
                     "within_bar": None,
                 }
                 if stat == "mode_mb" and pv and mv:
+                    # Published modes are 10^(k/20) MB printed rounded (spec §2.4): compare steps
+                    # on that grid, not the rounded MB (3162 MB is 10^3.49996, one step is 0.05).
+                    steps = abs(math.log10(mv) - math.log10(pv)) / MODE_STEP_DECADES
+                    grid_steps = round(math.log10(mv) / MODE_STEP_DECADES) - round(
+                        math.log10(pv) / MODE_STEP_DECADES
+                    )
                     row["bar"] = "±1 step (0.05 decade)"
-                    row["within_bar"] = abs(math.log10(mv) - math.log10(pv)) <= MODE_BAR_DECADES
+                    row["within_bar"] = abs(grid_steps) <= 1 and steps < 1.5
                 rows.append(row)
     return rows
 
