@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from pipeline.atomic import write_bytes_atomic
 from pipeline.ingest.ipfix_constants import (
     FIELDS_V4,
     FIELDS_V6,
@@ -250,14 +249,5 @@ def write_ipfix_file(path: Path, flows: dict[str, np.ndarray], **kwargs) -> int:
     The count is of flow records (= len of the arrays); sampling options records are not counted.
     """
     data, _ = encode_ipfix_stream(flows, **kwargs)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(Path(path), data)
     return int(len(flows["ip_version"]))

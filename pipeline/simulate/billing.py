@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from pipeline.atomic import write_bytes_atomic
 from pipeline.simulate import model, world
 
 IDLE_DAY_P = {"personal": 0.12, "enterprise": 0.05}  # chance that a number has no data on a day
@@ -58,7 +59,7 @@ def write_mobile_billing(
         )
         name = f"billing-{day.isoformat()}.csv"
         data = df.write_csv().encode("ascii")
-        world.atomic_write_bytes(billing_dir / name, data)
+        write_bytes_atomic(billing_dir / name, data)
         written[name] = data
     return written, uplink.sum(axis=1), downlink.sum(axis=1)
 
@@ -76,5 +77,5 @@ def write_monthly_counters(counters_dir: Path, first_month: str, last_month: str
         .sort(["month", "service", "direction"])
     )
     data = df.write_csv().encode("ascii")
-    world.atomic_write_bytes(counters_dir / "monthly_traffic.csv", data)
+    write_bytes_atomic(counters_dir / "monthly_traffic.csv", data)
     return data

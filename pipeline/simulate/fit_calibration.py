@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from pipeline.atomic import write_text_atomic
 from pipeline.config import PUBLISHED_DIR, analysis_week
 from pipeline.simulate import fit_usage
 
@@ -333,12 +332,7 @@ def build_calibration(published_dir: Path = PUBLISHED_DIR) -> dict[str, Any]:
 def write_calibration(calibration: dict[str, Any], path: Path = CALIBRATION_FILE) -> Path:
     """Write the yaml atomically (temp file in the same folder, then rename)."""
     text = yaml.safe_dump(calibration, sort_keys=False, default_flow_style=None, width=110)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, text)
 
 
 def main(argv: list[str] | None = None) -> None:

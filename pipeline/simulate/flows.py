@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from pipeline.atomic import write_bytes_atomic
 from pipeline.ingest.ipfix_writer import encode_ipfix_stream
 from pipeline.simulate import world
 from pipeline.simulate.sessions import IpoeLeases, PppoeSessions
@@ -450,6 +451,6 @@ def write_exporter_week(
             sequence_start=sequence,
         )
         rel = f"{exporter.name}/{week_days[h // 24].isoformat()}/{h % 24:02d}00.ipfix"
-        world.atomic_write_bytes(ipfix_dir / rel, data)
+        write_bytes_atomic(ipfix_dir / rel, data)
         written[rel] = data
     return written, int(len(hour))

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from pipeline.atomic import write_parquet_atomic, write_text_atomic
 from pipeline.config import (
     Paths,
     Week,
@@ -359,12 +360,10 @@ def simulate_year(
         user_week = pl.concat(out.user_week).sort(
             ["service", "access_protocol", "subscription_id", "msisdn"], nulls_last=True
         )
-        world.atomic_write_parquet(year_truth / "user_week.parquet", user_week)
-        world.atomic_write_parquet(
-            year_truth / "port_share.parquet", port_share_frame(out.port_truth)
-        )
+        write_parquet_atomic(user_week, year_truth / "user_week.parquet")
+        write_parquet_atomic(port_share_frame(out.port_truth), year_truth / "port_share.parquet")
         unattributable = {"week_start": week.start.isoformat(), "services": out.unattributable}
-        world.atomic_write_text(
+        write_text_atomic(
             year_truth / "unattributable_bytes.json", json.dumps(unattributable, indent=1) + "\n"
         )
     summary = {
@@ -375,7 +374,7 @@ def simulate_year(
         "records": records,
         "sha256": dict(sorted(files.items())),
     }
-    world.atomic_write_text(
+    write_text_atomic(
         year_truth / "manifest.json", json.dumps(summary, indent=1, sort_keys=True) + "\n"
     )
     write_truth_manifest(truth_dir, scale, seed)
@@ -404,7 +403,7 @@ def write_truth_manifest(truth_dir: Path, scale: world.SimScale, seed: int) -> d
         ),
         "sha256": dict(sorted(sha.items())),
     }
-    world.atomic_write_text(
+    write_text_atomic(
         Path(truth_dir) / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True) + "\n"
     )
     return manifest

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from pipeline.atomic import write_bytes_atomic
 from pipeline.simulate import world
 
 INTERIM_INTERVAL_S = 6 * 3600
@@ -229,7 +230,7 @@ def write_radius_detail(
     written: dict[str, bytes] = {}
     for day, text in files.iter_rows():
         data = text.encode("ascii")
-        world.atomic_write_bytes(radius_dir / f"detail-{day}", data)
+        write_bytes_atomic(radius_dir / f"detail-{day}", data)
         written[f"detail-{day}"] = data
     return written
 
@@ -289,6 +290,6 @@ def write_ipoe_leases(
         rows = table.filter((pl.col("from_s") < hi) & (pl.col("to_s") > lo)).drop("from_s", "to_s")
         name = f"leases-{day.isoformat()}.csv"
         data = rows.write_csv().encode("ascii")
-        world.atomic_write_bytes(leases_dir / name, data)
+        write_bytes_atomic(leases_dir / name, data)
         written[name] = data
     return written

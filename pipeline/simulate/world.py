@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 import yaml
 
+from pipeline.atomic import write_text_atomic
 from pipeline.simulate import model
 
 # Address plan (documentation / shared address space; nothing here is a real subscriber).
@@ -169,39 +167,6 @@ def remote_v6(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]
     return hi, rng.integers(0, 2**63, n, dtype=np.uint64)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_csv(path: Path, df: pl.DataFrame) -> None:
-    atomic_write_text(path, df.write_csv())
-
-
-def atomic_write_parquet(path: Path, df: pl.DataFrame) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        df.write_parquet(tmp, statistics=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_exporter_registry(raw_dir: Path) -> Path:
     """Write `exporters.yaml` (ARCHITECTURE §1); identical bytes on every call."""
     rows = [
@@ -215,7 +180,7 @@ def write_exporter_registry(raw_dir: Path) -> Path:
         for e in EXPORTERS
     ]
     path = raw_dir / "exporters.yaml"
-    atomic_write_text(path, yaml.safe_dump(rows, sort_keys=False))
+    write_text_atomic(path, yaml.safe_dump(rows, sort_keys=False))
     return path
 
 
