@@ -79,19 +79,25 @@ def _week_params(week: Week, params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def monthly_traffic_rates(monthly_traffic_path: str | Path, params: dict[str, Any]) -> pl.DataFrame:
+    """Every month: month, series, direction, bytes, rate_bps, normalised (÷ norm-month OUT)."""
+    return run_sql(
+        "monthly_traffic_rates",
+        {
+            "monthly_path": str(monthly_traffic_path),
+            "normalise_month": params["report"]["normalise_month"],
+        },
+    )
+
+
 def monthly_traffic_normalised(
     monthly_traffic_path: str | Path, year: int, params: dict[str, Any]
 ) -> pl.DataFrame:
-    """Fig 1: month, series, direction, bytes, rate_bps, normalised (÷ group's norm-month OUT)."""
+    """Fig 1: the monthly rates from `report.fig1_start_month` to the report month of `year`."""
     report = params["report"]
-    df = run_sql(
-        "monthly_traffic_normalised",
-        {
-            "monthly_path": str(monthly_traffic_path),
-            "start_month": report["fig1_start_month"],
-            "end_month": f"{year:04d}-{int(report['report_month']):02d}",
-            "normalise_month": report["normalise_month"],
-        },
+    end_month = f"{year:04d}-{int(report['report_month']):02d}"
+    df = monthly_traffic_rates(monthly_traffic_path, params).filter(
+        pl.col("month").is_between(pl.lit(report["fig1_start_month"]), pl.lit(end_month))
     )
     return _with_year(df, year)
 
@@ -100,15 +106,10 @@ def growth_statistics(
     monthly_traffic_path: str | Path, year: int, params: dict[str, Any]
 ) -> pl.DataFrame:
     """Spec §2.2: metric, service, direction, value, unit (yoy, IPoE share, 5-year factors…)."""
-    report = params["report"]
     df = run_sql(
         "growth_statistics",
-        {
-            "monthly_path": str(monthly_traffic_path),
-            "year": year,
-            "report_month": int(report["report_month"]),
-            "normalise_month": report["normalise_month"],
-        },
+        {"year": year, "report_month": int(params["report"]["report_month"])},
+        tables={"monthly_rates": monthly_traffic_rates(monthly_traffic_path, params)},
     )
     return _with_year(df, year)
 
@@ -175,9 +176,12 @@ def daily_usage_summary(user_week: pl.DataFrame, year: int, params: dict[str, An
     """Tables 1, 2: service, direction, users, mean_mb, median_mb, mode_mb, mode_log10 (§2.4)."""
     usage = params["daily_usage"]
     width = float(usage["bin_width_decades"])
-    tables = {"user_week_usage": user_week}
-    summary = run_sql("daily_usage_summary", {}, tables=tables)
-    hist = run_sql("daily_usage_histogram", {"bin_width": width}, tables=tables)
+    summary = run_sql("daily_usage_summary", {}, tables={"user_week_usage": user_week})
+    # The mode reads the same 0.1-decade histogram the density figures draw (occupied bins only).
+    hist = daily_usage_density(user_week, year, params).filter(pl.col("users") > 0)
+    hist = hist.with_columns(
+        (pl.col("bin_center_log10") / width).round().cast(pl.Int64).alias("bin_index")
+    )
     modes = []
     for service, direction, median_mb in summary.select("service", "direction", "median_mb").rows():
         h = hist.filter((pl.col("service") == service) & (pl.col("direction") == direction))

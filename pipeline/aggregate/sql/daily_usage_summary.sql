@@ -1,7 +1,7 @@
 -- Tables 1, 2 (spec §2.4): per service and direction over all users of the population in the
 -- registered view user_week_usage (users with 0 bytes included). Returns service, direction,
 -- users (count), mean_mb and median_mb (daily bytes / 10^6; the median interpolates between the two
--- middle users). The mode is added in Python from daily_usage_histogram (pipeline/aggregate/mode.py).
+-- middle users). The mode is added in Python from the density histogram (mode.py).
 WITH x AS (
     SELECT service, 'IN' AS direction, daily_in_bytes AS daily_bytes FROM user_week_usage
     UNION ALL

@@ -1,4 +1,5 @@
--- Growth statistics (spec §2.2) from the monthly counters, all on mean rates (bit/s) of whole months.
+-- Growth statistics (spec §2.2) from the registered view monthly_rates (monthly_traffic_rates.sql):
+-- mean rates (bit/s) of whole months.
 -- Returns metric, service, direction, value, unit:
 --   yoy_pct               (rate in month $report_month of $year / same month of $year-1 - 1) * 100, unit pct
 --   ipoe_share_pct        broadband_ipoe / (broadband_pppoe + broadband_ipoe) * 100 in that month, pct
@@ -6,39 +7,14 @@
 --   factor_5y             rate($year) / rate($year-5), ratio;   annualised_5y = factor_5y^(1/5), ratio
 --   relative_to_norm_month rate($year) / rate of the group's OUT in $normalise_month, ratio
 -- Rows whose inputs are missing are left out.
-WITH src AS (
-    SELECT left(CAST(month AS VARCHAR), 7) AS month, service, direction, CAST(bytes AS DOUBLE) AS bytes
-    FROM read_parquet($monthly_path)
-),
-per_series AS (
-    SELECT month, service AS series, direction, sum(bytes) AS bytes
-    FROM src
-    GROUP BY month, service, direction
-    UNION ALL
-    SELECT month, 'broadband' AS series, direction, sum(bytes) AS bytes
-    FROM src
-    WHERE service IN ('broadband_pppoe', 'broadband_ipoe')
-    GROUP BY month, direction
-),
-rated AS (
-    SELECT month, series, direction,
-           CASE WHEN series = 'mobile' THEN 'mobile' ELSE 'broadband' END AS norm_group,
-           bytes * 8.0 / (86400.0 * date_diff('day', CAST(month || '-01' AS DATE),
-                                               CAST(month || '-01' AS DATE) + INTERVAL 1 MONTH)) AS rate_bps
-    FROM per_series
-),
-anchor AS (
-    SELECT series, direction, norm_group,
+WITH anchor AS (
+    SELECT series, direction,
            max(rate_bps) FILTER (WHERE month = printf('%04d-%02d', $year, $report_month)) AS now_bps,
            max(rate_bps) FILTER (WHERE month = printf('%04d-%02d', $year - 1, $report_month)) AS prev_bps,
-           max(rate_bps) FILTER (WHERE month = printf('%04d-%02d', $year - 5, $report_month)) AS y5_bps
-    FROM rated
-    GROUP BY series, direction, norm_group
-),
-norm AS (
-    SELECT series AS norm_group, rate_bps AS norm_bps
-    FROM rated
-    WHERE month = $normalise_month AND direction = 'OUT' AND series IN ('broadband', 'mobile')
+           max(rate_bps) FILTER (WHERE month = printf('%04d-%02d', $year - 5, $report_month)) AS y5_bps,
+           max(normalised) FILTER (WHERE month = printf('%04d-%02d', $year, $report_month)) AS now_norm
+    FROM monthly_rates
+    GROUP BY series, direction
 ),
 share AS (
     SELECT i.direction,
@@ -63,9 +39,8 @@ stats AS (
     SELECT 5, 'annualised_5y', series, direction, pow(now_bps / y5_bps, 1.0 / 5), 'ratio'
     FROM anchor WHERE series IN ('broadband', 'mobile')
     UNION ALL
-    SELECT 6, 'relative_to_norm_month', a.series, a.direction, a.now_bps / n.norm_bps, 'ratio'
-    FROM anchor AS a JOIN norm AS n USING (norm_group)
-    WHERE a.series IN ('broadband', 'mobile')
+    SELECT 6, 'relative_to_norm_month', series, direction, now_norm, 'ratio'
+    FROM anchor WHERE series IN ('broadband', 'mobile')
 )
 SELECT metric, service, direction, value, unit
 FROM stats

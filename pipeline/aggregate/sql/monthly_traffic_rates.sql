@@ -1,4 +1,4 @@
--- Fig 1 (spec §2.1): monthly traffic per series and direction for months $start_month..$end_month.
+-- Monthly traffic rates (Fig 1, spec §2.1; input of growth_statistics, §2.2), every month counted.
 -- Returns month (YYYY-MM), series (broadband = broadband_pppoe + broadband_ipoe, broadband_pppoe,
 -- broadband_ipoe, mobile), direction (IN|OUT), bytes (total in the month, DOUBLE), rate_bps (mean
 -- bit/s over the month = bytes * 8 / seconds in the month) and normalised (rate_bps divided by the
@@ -32,5 +32,4 @@ norm AS (
 SELECT r.month, r.series, r.direction, r.bytes, r.rate_bps, r.rate_bps / n.norm_rate_bps AS normalised
 FROM rated AS r
 LEFT JOIN norm AS n USING (norm_group)
-WHERE r.month BETWEEN $start_month AND $end_month
 ORDER BY r.month, r.series, r.direction
