@@ -34,6 +34,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=["simulator", "files"],
         help="simulate raw inputs, or read BBTR_RAW_DIR",
     )
+    p.add_argument(
+        "--flow-format",
+        default=os.environ.get("BBTR_FLOW_FORMAT", "ipfix"),
+        choices=["ipfix", "netflow-v9-pcap", "nfcapd", "nfdump-csv", "nfdump-json"],
+        help="form of the simulated ISP's flow exports (the pipeline reads any of them)",
+    )
     return p.parse_args(argv)
 
 
@@ -77,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ["BBTR_SCALE"] = args.scale
     os.environ["BBTR_SOURCE"] = args.source
+    os.environ["BBTR_FLOW_FORMAT"] = args.flow_format
     started = time.monotonic()
     ok = build(args.year, args.from_year, args.only)
     if ok:

@@ -11,7 +11,7 @@ from pipeline.aggregate import metrics
 from pipeline.aggregate.history import write_history
 from pipeline.atomic import write_parquet_atomic
 from pipeline.config import Paths, load_params
-from pipeline.ingest.catalogue import days_for_year
+from pipeline.ingest.catalogue import flow_days_for_year
 
 USER_TABLES = {
     "daily_usage_density": metrics.daily_usage_density,
@@ -46,7 +46,7 @@ def compute_user_week(paths: Paths, year: int, salt: str) -> pl.DataFrame:
 def ingest_reports_for_year(paths: Paths, year: int) -> list[dict]:
     """The ingest accounting of every exporter-day the year reads, in (date, exporter) order."""
     reports = []
-    for day in days_for_year(year):
+    for day in flow_days_for_year(year):
         for f in sorted(
             (paths.warehouse / "ingest_report" / f"date={day.isoformat()}").glob("*.json")
         ):

@@ -7,7 +7,7 @@ from typing import Any
 
 from pipeline.attribute.attribute import attribute_day
 from pipeline.config import Paths
-from pipeline.ingest.catalogue import days_for_year
+from pipeline.ingest.catalogue import flow_days_for_year
 from pipeline.ingest.flows import load_exporters
 from pipeline.parallel import run_parallel
 
@@ -21,7 +21,7 @@ def attribute_flows(paths: Paths, year: int, salt: str, workers: int) -> dict[st
     """Attribute the year's flows; unattributed byte share per service in percent."""
     started = time.monotonic()
     exporters = load_exporters(paths.raw)
-    tasks = [(paths.warehouse, d, e, salt) for d in days_for_year(year) for e in exporters]
+    tasks = [(paths.warehouse, d, e, salt) for d in flow_days_for_year(year) for e in exporters]
     reports = run_parallel(_attribute_task, tasks, workers)
     flows_in = sum(_normalised_rows(paths, r) for r in reports)
     bytes_by_service: dict[str, list[float]] = {}

@@ -27,11 +27,17 @@ def as_metadata(summary: dict) -> dict:
 def raw_inputs(context: AssetExecutionContext, settings: PipelineSettings) -> MaterializeResult:
     """The report year's raw files: written by the simulated ISP, or an ISP's own, catalogued."""
     summary = ingest_year.prepare_raw_inputs(
-        settings.paths(), int(context.partition_key), settings.source, settings.scale, settings.seed
+        settings.paths(),
+        int(context.partition_key),
+        settings.source,
+        settings.scale,
+        settings.seed,
+        settings.flow_format,
     )
     return MaterializeResult(
         metadata={
             "source": settings.source,
+            "flow_format": settings.flow_format if settings.source == "simulator" else "registry",
             "files": summary["files"],
             "bytes": summary["bytes"],
             "inputs_sha256": summary["inputs_sha256"],

@@ -10,11 +10,13 @@ from pipeline.config import Paths
 
 
 class PipelineSettings(ConfigurableResource):
-    """Raw input source ("simulator" writes them, "files" reads an ISP's own) and simulator size."""
+    """Raw input source ("simulator" writes them, "files" reads an ISP's own), simulator size and
+    the form its flow exports take (ipfix, netflow-v9-pcap, nfcapd, nfdump-csv, nfdump-json)."""
 
     source: str = "simulator"
     scale: str = "default"
     seed: int = 1
+    flow_format: str = "ipfix"
     workers: int = 2
     user_key_salt: str = "bbtr-default-salt"
 
@@ -30,6 +32,7 @@ def settings_from_env() -> PipelineSettings:
         ),
         scale=os.environ.get("BBTR_SCALE", "default"),
         seed=int(os.environ.get("BBTR_SEED", "1")),
+        flow_format=os.environ.get("BBTR_FLOW_FORMAT", "ipfix"),
         workers=int(os.environ.get("BBTR_WORKERS", "2")),
         user_key_salt=os.environ.get("BBTR_USER_KEY_SALT", "bbtr-default-salt"),
     )

@@ -14,13 +14,30 @@ def days_for_year(year: int) -> list[dt.date]:
     return sorted({day for week in weeks_for_year(year) for day in week.days})
 
 
+def flow_days_for_year(year: int) -> list[dt.date]:
+    """Days whose flow files the year reads: its local days, and the day before each week.
+
+    A collector names files by UTC date; with a positive UTC offset the first local morning of a
+    week sits in the previous UTC day's folder. Queries filter by flow time, so a margin day
+    contributes only the flows that fall inside the week."""
+    days = days_for_year(year)
+    return sorted(set(days) | {w.start - dt.timedelta(days=1) for w in weeks_for_year(year)})
+
+
 def raw_files_for_year(raw_dir: Path, year: int) -> list[Path]:
-    """Raw files the report year reads: registry, counters, and every per-day file of its weeks."""
+    """Raw files the report year reads: registry, counters, flow files and per-day files."""
+    from pipeline.ingest.flows import load_registry
+
     days = days_for_year(year)
     radius_days = sorted(set(days) | {d - dt.timedelta(days=1) for d in days})
     files = [raw_dir / "exporters.yaml", raw_dir / "counters" / "monthly_traffic.csv"]
+    exporters, sources = load_registry(raw_dir)
+    for day in flow_days_for_year(year):
+        for source in sources:
+            targets = [e["name"] for e in exporters] if source.per_exporter else [None]
+            for target in targets:
+                files += source.files(raw_dir, day, target)
     for day in days:
-        files += sorted((raw_dir / "ipfix").glob(f"*/{day.isoformat()}/*"))
         files += [
             raw_dir / "ipoe_leases" / f"leases-{day.isoformat()}.csv",
             raw_dir / "mobile_billing" / f"billing-{day.isoformat()}.csv",

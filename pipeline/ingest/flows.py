@@ -1,10 +1,11 @@
-"""IPFIX files of one exporter-day → normalised flow Parquet, quarantine Parquet, ingest report."""
+"""Flow export files of one day → per-exporter flow Parquet, quarantine and ingest report."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,9 @@ import pyarrow.parquet as pq
 import yaml
 
 from pipeline.atomic import write_atomic
-from pipeline.ingest.ipfix_decoder import FLOW_SCHEMA, IpfixDecoder, QuarantineEntry
+from pipeline.ingest.flow_readers import FlowFileReader
+from pipeline.ingest.ipfix_decoder import FLOW_SCHEMA, DecodeResult, QuarantineEntry
+from pipeline.ingest.sources import UNREGISTERED, ExporterMatcher, FlowSource, parse_sources
 
 NORMALISED_SCHEMA = pa.schema([pa.field("exporter", pa.string()), *FLOW_SCHEMA])
 QUARANTINE_SCHEMA = pa.schema(
@@ -49,6 +52,7 @@ SORT_KEYS = [
 
 
 EXPORTER_SERVICES = ("pppoe", "ipoe", "mobile")
+REASON_UNREGISTERED = "exporter not in registry"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -100,61 +104,158 @@ def _quarantine_table(entries: list[QuarantineEntry]) -> pa.Table:
     )
 
 
-def normalise_exporter_day(
-    raw_dir: Path, warehouse_dir: Path, exporter: dict, day: dt.date
-) -> dict[str, Any]:
-    """Decode raw/ipfix/<exporter>/<day>/*.ipfix into warehouse partitions; returns the report."""
-    raw_dir, warehouse_dir = Path(raw_dir), Path(warehouse_dir)
-    name = exporter["name"]
-    files = sorted((raw_dir / "ipfix" / name / day.isoformat()).glob("*.ipfix"))
-    decoder = IpfixDecoder(name, exporter.get("default_sampling_interval"))
-    tables: list[pa.Table] = []
-    entries: list[QuarantineEntry] = []
-    report: dict[str, Any] = {
-        "files": len(files),
+REPORT_COUNTERS = (
+    "messages",
+    "records_in",
+    "records_decoded",
+    "records_quarantined",
+    "sequence_gaps",
+)
+
+
+def load_registry(raw_dir: Path) -> tuple[list[dict], list[FlowSource]]:
+    """Exporters and flow sources of `raw/exporters.yaml` (see pipeline/ingest/sources.py)."""
+    exporters = load_exporters(raw_dir)
+    path = Path(raw_dir) / "exporters.yaml"
+    data = yaml.safe_load(path.read_text()) or []
+    sources = data.get("sources") if isinstance(data, dict) else None
+    return exporters, parse_sources(sources, str(path))
+
+
+def _empty_report() -> dict[str, Any]:
+    return {
+        "files": 0,
+        "formats": {},
         "messages": 0,
         "records_in": 0,
         "records_decoded": 0,
         "records_quarantined": 0,
         "quarantine_by_reason": {},
         "sampling_intervals": {},
+        "records_by_version": {},
         "sequence_gaps": 0,
+        "sequence": [],
     }
-    for path in files:  # name order = time order
-        result = decoder.decode(path.read_bytes(), path.relative_to(raw_dir).as_posix())
-        s = result.stats
-        for key in (
-            "messages",
-            "records_in",
-            "records_decoded",
-            "records_quarantined",
-            "sequence_gaps",
-        ):
-            report[key] += getattr(s, key)
-        for reason, n in s.quarantine_by_reason.items():
-            report["quarantine_by_reason"][reason] = (
-                report["quarantine_by_reason"].get(reason, 0) + n
-            )
-        for interval, n in s.sampling_intervals.items():
-            key = str(interval)
-            report["sampling_intervals"][key] = report["sampling_intervals"].get(key, 0) + n
-        tables.append(result.flows)
-        entries.extend(result.quarantine)
-    report["quarantine_by_reason"] = dict(sorted(report["quarantine_by_reason"].items()))
-    report["sampling_intervals"] = dict(
-        sorted(report["sampling_intervals"].items(), key=lambda kv: int(kv[0]))
-    )
 
-    flows = pa.concat_tables(tables) if tables else FLOW_SCHEMA.empty_table()
+
+@dataclass
+class _ExporterDay:
+    """What one exporter-day accumulates across sources and files."""
+
+    report: dict[str, Any] = field(default_factory=_empty_report)
+    tables: list[pa.Table] = field(default_factory=list)
+    entries: list[QuarantineEntry] = field(default_factory=list)
+    files: set[str] = field(default_factory=set)
+
+    def add(self, result: DecodeResult, rel: str, fmt: str) -> None:
+        s, r = result.stats, self.report
+        if rel not in self.files:
+            self.files.add(rel)
+            r["files"] += 1
+            r["formats"][fmt] = r["formats"].get(fmt, 0) + 1
+        for key in REPORT_COUNTERS:
+            r[key] += getattr(s, key)
+        _merge_counts(r["quarantine_by_reason"], s.quarantine_by_reason)
+        _merge_counts(r["sampling_intervals"], s.sampling_intervals)
+        _merge_counts(r["records_by_version"], getattr(s, "records_by_version", {}))
+        r["sequence"].extend(getattr(s, "sequence", []))
+        self.tables.append(result.flows)
+        self.entries.extend(result.quarantine)
+
+    def finished_report(self) -> dict[str, Any]:
+        r = self.report
+        for key in ("quarantine_by_reason", "formats"):
+            r[key] = dict(sorted(r[key].items()))
+        for key in ("sampling_intervals", "records_by_version"):
+            r[key] = dict(sorted(r[key].items(), key=lambda kv: int(kv[0])))
+        r["sequence"] = _merge_sequence(r["sequence"])
+        return r
+
+
+def _merge_counts(into: dict[str, int], counts: dict) -> None:
+    for k, n in counts.items():
+        into[str(k)] = into.get(str(k), 0) + int(n)
+
+
+def _merge_sequence(entries: list[dict]) -> list[dict]:
+    """One entry per (version, domain) stream: messages, gaps and missing summed."""
+    merged: dict[tuple[int, int], dict] = {}
+    for e in entries:
+        key = (int(e["version"]), int(e["domain"]))
+        m = merged.setdefault(
+            key, {"version": key[0], "domain": key[1], "messages": 0, "gaps": 0, "missing": 0,
+                  "unit": e.get("unit", "")}
+        )  # fmt: skip
+        for k in ("messages", "gaps", "missing"):
+            m[k] += int(e.get(k, 0))
+    return [merged[k] for k in sorted(merged)]
+
+
+def _unregistered(result: DecodeResult, rel: str) -> DecodeResult:
+    """Every decoded record of an exporter the registry does not name, set aside and counted."""
+    n = result.flows.num_rows
+    stats = result.stats
+    if n:
+        result.quarantine.append(QuarantineEntry(rel, 0, 0, REASON_UNREGISTERED, b"", n))
+        stats.quarantine_by_reason[REASON_UNREGISTERED] = (
+            stats.quarantine_by_reason.get(REASON_UNREGISTERED, 0) + n
+        )
+        stats.records_decoded -= n
+        stats.records_quarantined += n
+        stats.sampling_intervals = {}
+    return DecodeResult(FLOW_SCHEMA.empty_table(), result.quarantine, stats)
+
+
+def normalise_day(
+    raw_dir: Path, warehouse_dir: Path, exporters: list[dict], sources: list[FlowSource],
+    day: dt.date,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Decode every source's files of one day into per-exporter partitions; returns the reports.
+
+    Every registered exporter gets a partition and report (empty when it sent nothing); records
+    of exporters the registry does not name go to the `unregistered` quarantine."""
+    raw_dir, warehouse_dir = Path(raw_dir), Path(warehouse_dir)
+    by_name = {e["name"]: e for e in exporters}
+    acc: dict[str, _ExporterDay] = {e["name"]: _ExporterDay() for e in exporters}
+    for source in sources:
+        targets = [e["name"] for e in exporters] if source.per_exporter else [None]
+        matcher = ExporterMatcher(exporters, source.match)
+        for target in targets:
+
+            def resolve(address, domain, target=target, matcher=matcher):
+                name = target or matcher.name(address, domain)
+                return by_name.get(name)
+
+            reader = FlowFileReader(source.format, resolve)
+            for path in source.files(raw_dir, day, target):  # name order = time order
+                rel = path.relative_to(raw_dir).as_posix()
+                for piece in reader.read(path, rel):
+                    entry = resolve(piece.address, piece.domain)
+                    result = piece.result if entry else _unregistered(piece.result, rel)
+                    name = entry["name"] if entry else UNREGISTERED
+                    acc.setdefault(name, _ExporterDay()).add(result, rel, source.format)
+    return [
+        _write_exporter_day(warehouse_dir, name, day, acc[name])
+        | {"exporter": name, "date": day.isoformat()}
+        for name in sorted(acc)
+    ]
+
+
+def _write_exporter_day(
+    warehouse_dir: Path, name: str, day: dt.date, got: _ExporterDay
+) -> dict[str, Any]:
+    flows = pa.concat_tables(got.tables) if got.tables else FLOW_SCHEMA.empty_table()
     flows = flows.add_column(0, "exporter", pa.repeat(pa.scalar(name, pa.string()), flows.num_rows))
     flows = flows.cast(NORMALISED_SCHEMA)
     if flows.num_rows:
         flows = flows.take(pc.sort_indices(flows, [(k, "ascending") for k in SORT_KEYS]))
     flows = flows.combine_chunks()
-
+    report = got.finished_report()
     part = f"date={day.isoformat()}"
-    flows_path = warehouse_dir / "flows" / part / f"exporter={name}" / "flows.parquet"
-    write_atomic(flows_path, lambda tmp: pq.write_table(flows, tmp, compression="zstd"))
+    if name != UNREGISTERED:
+        flows_path = warehouse_dir / "flows" / part / f"exporter={name}" / "flows.parquet"
+        write_atomic(flows_path, lambda tmp: pq.write_table(flows, tmp, compression="zstd"))
+    entries = sorted(got.entries, key=lambda q: (q.source, q.offset, q.reason))
     quarantine = _quarantine_table(entries)
     q_path = warehouse_dir / "quarantine" / part / f"exporter={name}" / "quarantine.parquet"
     write_atomic(q_path, lambda tmp: pq.write_table(quarantine, tmp, compression="zstd"))
@@ -162,3 +263,14 @@ def normalise_exporter_day(
     text = json.dumps(report, indent=2, sort_keys=False) + "\n"
     write_atomic(report_path, lambda tmp: Path(tmp).write_text(text))
     return report
+
+
+def normalise_exporter_day(
+    raw_dir: Path, warehouse_dir: Path, exporter: dict, day: dt.date
+) -> dict[str, Any]:
+    """One exporter-day from the registry's sources (the default: its IPFIX files)."""
+    exporters, sources = load_registry(raw_dir)
+    sources = [s for s in sources if s.per_exporter]
+    reports = normalise_day(raw_dir, warehouse_dir, [exporter], sources, day)
+    report = next(r for r in reports if r["exporter"] == exporter["name"])
+    return {k: v for k, v in report.items() if k not in ("exporter", "date")}

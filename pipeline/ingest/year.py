@@ -9,8 +9,8 @@ from typing import Any
 
 from pipeline.atomic import write_text_atomic
 from pipeline.config import Paths, weeks_for_year
-from pipeline.ingest.catalogue import days_for_year, raw_files_for_year, sha256_of_files
-from pipeline.ingest.flows import load_exporters, normalise_exporter_day
+from pipeline.ingest.catalogue import flow_days_for_year, raw_files_for_year, sha256_of_files
+from pipeline.ingest.flows import load_registry, normalise_day
 from pipeline.ingest.radius import ingest_radius
 from pipeline.ingest.reference import (
     ingest_ipoe_leases,
@@ -20,13 +20,16 @@ from pipeline.ingest.reference import (
 from pipeline.parallel import run_parallel
 
 
-def prepare_raw_inputs(paths: Paths, year: int, source: str, scale: str, seed: int) -> dict:
-    """Simulate the year's raw files ("simulator") or check an ISP's own ("files"); hash them."""
+def prepare_raw_inputs(
+    paths: Paths, year: int, source: str, scale: str, seed: int, flow_format: str = "ipfix"
+) -> dict:
+    """Simulate the year's raw files ("simulator", flows in `flow_format`) or check an ISP's own
+    ("files"); hash them."""
     if source == "simulator":
         from pipeline.simulate.run import simulate_year
         from pipeline.simulate.world import SimScale
 
-        simulate_year(year, paths.raw, paths.truth, SimScale.preset(scale), seed)
+        simulate_year(year, paths.raw, paths.truth, SimScale.preset(scale), seed, flow_format)
     elif source != "files":
         raise ValueError(f"unknown raw input source {source!r} (simulator or files)")
     if not (paths.raw / "exporters.yaml").is_file():
@@ -37,7 +40,7 @@ def prepare_raw_inputs(paths: Paths, year: int, source: str, scale: str, seed: i
     digest, per_file = sha256_of_files(files, paths.raw)
     provenance = {"year": year, "source": source, "inputs_sha256": digest, "files": per_file}
     if source == "simulator":
-        provenance["simulator"] = {"scale": scale, "seed": seed}
+        provenance["simulator"] = {"scale": scale, "seed": seed, "flow_format": flow_format}
     _write_json(paths.warehouse / "provenance" / f"year={year}.json", provenance)
     return {
         "files": len(files),
@@ -46,18 +49,17 @@ def prepare_raw_inputs(paths: Paths, year: int, source: str, scale: str, seed: i
     }
 
 
-def _normalise_task(args: tuple) -> dict:
-    raw, warehouse, exporter, day = args
-    report = normalise_exporter_day(raw, warehouse, exporter, day)
-    return report | {"exporter": exporter["name"], "date": day.isoformat()}
+def _normalise_task(args: tuple) -> list[dict]:
+    raw, warehouse, exporters, sources, day = args
+    return normalise_day(raw, warehouse, exporters, sources, day)
 
 
 def ingest_flows(paths: Paths, year: int, workers: int) -> dict[str, Any]:
     """Decode every exporter-day of the year's weeks (independent partitions, run in parallel)."""
     started = time.monotonic()
-    exporters = load_exporters(paths.raw)
-    tasks = [(paths.raw, paths.warehouse, e, d) for d in days_for_year(year) for e in exporters]
-    reports = run_parallel(_normalise_task, tasks, workers)
+    exporters, sources = load_registry(paths.raw)
+    tasks = [(paths.raw, paths.warehouse, exporters, sources, d) for d in flow_days_for_year(year)]
+    reports = [r for day in run_parallel(_normalise_task, tasks, workers) for r in day]
     totals: dict[str, Any] = {
         "partitions": len(reports),
         "records_in": 0,

@@ -92,6 +92,43 @@ def data_quality_rows(dq: pl.DataFrame | None) -> list[dict[str, str]]:
 
 EXPORTER_COUNTS = ("files", "messages", "records_in", "records_decoded", "records_quarantined",
                    "sequence_gaps")  # fmt: skip
+VERSION_NAMES = {"5": "NetFlow v5", "9": "NetFlow v9", "10": "IPFIX"}
+SOURCE_NAMES = {"ipfix": "file", "pcap": "pcap", "nfcapd": "nfcapd", "nfdump-csv": "nfdump csv",
+                "nfdump-json": "nfdump json"}  # fmt: skip
+
+
+def export_label(exporter: dict[str, Any]) -> str:
+    """'IPFIX · file', 'NetFlow v9 · pcap': export versions seen, and the form read from."""
+    versions = exporter.get("records_by_version") or {}
+    names = [VERSION_NAMES.get(str(v), f"v{v}") for v in sorted(versions, key=int) if versions[v]]
+    forms = [SOURCE_NAMES.get(f, f) for f in sorted(exporter.get("formats") or {})]
+    return " · ".join(p for p in (", ".join(names), ", ".join(forms)) if p) or "–"
+
+
+def sequence_label(exporter: dict[str, Any]) -> str:
+    """Sequence gaps, with what they lost in each version's own unit: '2 (96 records)'."""
+    streams = (exporter.get("sequence") or {}).values()
+    gaps = int(exporter.get("sequence_gaps") or 0)
+    lost: dict[str, int] = {}
+    for s in streams:
+        if s.get("missing"):
+            lost[s.get("unit") or "records"] = (
+                lost.get(s.get("unit") or "records", 0) + s["missing"]
+            )
+    if not lost:
+        return f"{gaps:,}"
+    return f"{gaps:,} ({', '.join(f'{n:,} {u}' for u, n in sorted(lost.items()))} lost)"
+
+
+def quarantine_reason_rows(exporters: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Appendix A table of set-aside records: one row per exporter and reason, most first."""
+    rows = []
+    for e in sorted(exporters, key=lambda e: str(e.get("name"))):
+        reasons = e.get("quarantine_by_reason") or {}
+        for reason, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])):
+            if n:
+                rows.append({"name": str(e["name"]), "reason": reason, "records": f"{n:,}"})
+    return rows
 
 
 def exporter_quality_rows(
@@ -113,7 +150,12 @@ def exporter_quality_rows(
     totals: dict[str, float | None] = dict.fromkeys(EXPORTER_COUNTS, 0.0)
     for name in names:
         e, q = by_name.get(name, {}), scoped.get(f"exporter:{name}", {})
-        row = {"name": name, "service": str(e.get("service") or "–")}
+        row = {
+            "name": name,
+            "service": str(e.get("service") or "–"),
+            "export": export_label(e),
+            "sequence": sequence_label(e) if e else "–",
+        }
         for k in EXPORTER_COUNTS:
             v = q.get(k, e.get(k))
             row[k] = fmt_number(v)
@@ -128,9 +170,10 @@ def exporter_quality_rows(
         rows.append(row)
     if rows:
         overall = scoped.get("all", {})
-        total_row = {"name": "all exporters", "service": "", "sampling": ""}
+        total_row = {"name": "all exporters", "service": "", "sampling": "", "export": ""}
         for k in EXPORTER_COUNTS:
             total_row[k] = fmt_number(overall.get(k, totals[k]))
+        total_row["sequence"] = total_row["sequence_gaps"]
         rows.append(total_row)
     return rows
 
@@ -206,6 +249,7 @@ def render_html(
         dq_context=context.get("data_quality", {}),
         exporters=sorted(context.get("exporters", []), key=lambda e: str(e.get("name"))),
         exporter_rows=exporter_quality_rows(dq, context.get("exporters", [])),
+        quarantine_rows=quarantine_reason_rows(context.get("exporters", [])),
         sampling_intervals=sampling_intervals_seen(context.get("exporters", [])),
         key_figures=key_figures(tables, year),
         first_measured_year=_first_measured_year(tables),

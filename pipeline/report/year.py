@@ -94,6 +94,8 @@ def source_date_epoch() -> int:
 
 
 def _exporter_rows(ingest_reports: list[dict]) -> list[dict[str, Any]]:
+    """Per exporter: counts, sampling intervals, export versions, source formats, set-aside
+    records by reason and sequence streams, summed over the year's ingest reports."""
     exporters: dict[str, dict[str, Any]] = {}
     for r in ingest_reports:
         e = exporters.setdefault(
@@ -101,6 +103,10 @@ def _exporter_rows(ingest_reports: list[dict]) -> list[dict[str, Any]]:
             {
                 "name": r["exporter"],
                 "sampling_intervals": {},
+                "records_by_version": {},
+                "formats": {},
+                "quarantine_by_reason": {},
+                "sequence": {},
                 "records_decoded": 0,
                 "records_quarantined": 0,
                 "sequence_gaps": 0,
@@ -109,8 +115,16 @@ def _exporter_rows(ingest_reports: list[dict]) -> list[dict[str, Any]]:
         e["records_decoded"] += r["records_decoded"]
         e["records_quarantined"] += r["records_quarantined"]
         e["sequence_gaps"] += r.get("sequence_gaps", 0)
-        for n, c in r["sampling_intervals"].items():
-            e["sampling_intervals"][n] = e["sampling_intervals"].get(n, 0) + c
+        for key in ("sampling_intervals", "records_by_version", "formats", "quarantine_by_reason"):
+            for n, c in r.get(key, {}).items():
+                e[key][n] = e[key].get(n, 0) + c
+        for s in r.get("sequence", []):
+            k = f"v{s['version']}/{s['domain']}"
+            acc = e["sequence"].setdefault(
+                k, {"version": s["version"], "gaps": 0, "missing": 0, "unit": s.get("unit", "")}
+            )
+            acc["gaps"] += s.get("gaps", 0)
+            acc["missing"] += s.get("missing", 0)
     return [exporters[k] for k in sorted(exporters)]
 
 
@@ -118,12 +132,14 @@ def build_context(paths: Paths, year: int, source: str, tables: dict[str, pl.Dat
     """What the report prints besides aggregate tables: weeks, data quality, provenance."""
     from pipeline.aggregate.year import ingest_reports_for_year
     from pipeline.ingest.flows import load_exporters
+    from pipeline.ingest.sources import UNREGISTERED
 
     params = load_params()
     provenance_file = paths.warehouse / "provenance" / f"year={year}.json"
     inputs = json.loads(provenance_file.read_text()) if provenance_file.is_file() else {}
     reports = ingest_reports_for_year(paths, year)
     services = {e["name"]: e.get("service") for e in load_exporters(paths.raw)}
+    services[UNREGISTERED] = "not in registry"
     exporters = [e | {"service": services.get(e["name"])} for e in _exporter_rows(reports)]
     totals = {
         k: sum(r[k] for r in reports)

@@ -11,8 +11,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from pipeline.atomic import write_bytes_atomic
-from pipeline.ingest.ipfix_writer import encode_ipfix_stream
 from pipeline.simulate import world
 from pipeline.simulate.sessions import IpoeLeases, PppoeSessions
 
@@ -428,10 +426,13 @@ def write_exporter_week(
     exporter: world.Exporter,
     week_days: list,
     week_start_ms: int,
-    ipfix_dir: Path,
+    raw_dir: Path,
+    flow_format: str = "ipfix",
 ) -> tuple[dict[str, bytes], int]:
-    """One IPFIX file per local hour of the week (sorted by start; sequence numbers continue from
-    file to file). Returns (relative path → file bytes, records written)."""
+    """One file per local hour of the week in `flow_format` (sorted by start; sequence numbers
+    continue from file to file). Returns (path relative to raw dir → file bytes, records)."""
+    from pipeline.simulate.flow_files import write_hour
+
     order = np.argsort(flows["flow_start_ms"], kind="stable")
     flows = {k: v[order] for k, v in flows.items()}
     hour = (flows["flow_start_ms"] - week_start_ms) // HOUR_MS
@@ -443,14 +444,9 @@ def write_exporter_week(
     for h in range(HOURS_PER_WEEK):
         lo, hi = bounds[h], bounds[h + 1]
         part = {k: v[lo:hi] for k, v in flows.items()}
-        data, sequence = encode_ipfix_stream(
-            part,
-            observation_domain_id=exporter.observation_domain_id,
-            sampling_interval=exporter.sampling_interval,
-            export_time_s=(week_start_ms + (h + 1) * HOUR_MS) // 1000,
-            sequence_start=sequence,
-        )
-        rel = f"{exporter.name}/{week_days[h // 24].isoformat()}/{h % 24:02d}00.ipfix"
-        write_bytes_atomic(ipfix_dir / rel, data)
-        written[rel] = data
+        files, sequence = write_hour(
+            flow_format, part, exporter, week_days[h // 24].isoformat(), h % 24,
+            week_start_ms + (h + 1) * HOUR_MS, week_start_ms, sequence, raw_dir,
+        )  # fmt: skip
+        written.update(files)
     return written, int(len(hour))

@@ -24,6 +24,12 @@ from pipeline.config import (
 )
 from pipeline.parallel import run_parallel
 from pipeline.simulate import billing, flows, model, sessions, world
+from pipeline.simulate.flow_files import (
+    FLOW_FORMATS,
+    SOURCES,
+    check_flow_format,
+    needs_default_sampling,
+)
 from pipeline.simulate.flows import Cells, PortMix, PortTruth
 
 RECORDS_PER_BROADBAND_USER = 200  # record budget: ~2.2 M per broadband week at the default scale
@@ -46,9 +52,12 @@ class WeekOutput:
     port_truth: dict[str, PortTruth] = field(default_factory=dict)
     unattributable: dict[str, dict[str, float]] = field(default_factory=dict)
 
+    flow_format: str = "ipfix"
+
     def add_files(self, prefix: str, written: dict[str, bytes]) -> None:
         for name, data in written.items():
-            self.files[f"{prefix}/{name}"] = hashlib.sha256(data).hexdigest()
+            key = f"{prefix}/{name}" if prefix else name
+            self.files[key] = hashlib.sha256(data).hexdigest()
 
 
 def weekly_usage(
@@ -93,9 +102,9 @@ def _by_exporter(
 ) -> None:
     for k, exporter in enumerate(exporters):
         written, n = flows.write_exporter_week(
-            flows.concat_flows(flows_parts[k]), exporter, week.days, w0, raw_dir / "ipfix"
+            flows.concat_flows(flows_parts[k]), exporter, week.days, w0, raw_dir, out.flow_format
         )
-        out.add_files("ipfix", written)
+        out.add_files("", written)
         out.records[exporter.name] = out.records.get(exporter.name, 0) + n
 
 
@@ -304,10 +313,15 @@ def simulate_mobile(out: WeekOutput, pop: world.Population, week: Week, seed: in
 
 
 def simulate_week(
-    week: Week, pop: world.Population, seed: int, raw_dir: Path, with_mobile: bool
+    week: Week,
+    pop: world.Population,
+    seed: int,
+    raw_dir: Path,
+    with_mobile: bool,
+    flow_format: str = "ipfix",
 ) -> WeekOutput:
-    """All raw files of one week (and its truth pieces)."""
-    out = WeekOutput()
+    """All raw files of one week (and its truth pieces); flows in `flow_format`."""
+    out = WeekOutput(flow_format=flow_format)
     pppoe, ipoe = world.access_protocols(pop, week.start)
     simulate_pppoe(out, pop, np.flatnonzero(pppoe), week, seed, raw_dir)
     simulate_ipoe(out, pop, np.flatnonzero(ipoe), week, seed, raw_dir)
@@ -324,9 +338,11 @@ def port_share_frame(port_truth: dict[str, PortTruth]) -> pl.DataFrame:
     ).sort(["service", "protocol", "port_min"])
 
 
-def write_shared_files(raw_dir: Path) -> dict[str, str]:
+def write_shared_files(raw_dir: Path, flow_format: str = "ipfix") -> dict[str, str]:
     """Exporter registry and monthly counters: identical bytes whichever year writes them."""
-    registry = world.write_exporter_registry(raw_dir)
+    registry = world.write_exporter_registry(
+        raw_dir, SOURCES[flow_format], needs_default_sampling(flow_format)
+    )
     last_month = f"{max(report_years())}-06"
     counters = billing.write_monthly_counters(
         raw_dir / "counters", COUNTERS_FIRST_MONTH, last_month
@@ -338,7 +354,12 @@ def write_shared_files(raw_dir: Path) -> dict[str, str]:
 
 
 def simulate_year(
-    year: int, raw_dir: Path, truth_dir: Path, scale: world.SimScale | str, seed: int = 1
+    year: int,
+    raw_dir: Path,
+    truth_dir: Path,
+    scale: world.SimScale | str,
+    seed: int = 1,
+    flow_format: str = "ipfix",
 ) -> dict:
     """Write every raw file of the year's weeks, the shared files, and `truth/<year>/`
     (`scale` may be a preset name); refreshes `truth/manifest.json`."""
@@ -347,11 +368,14 @@ def simulate_year(
     if isinstance(scale, str):
         scale = world.SimScale.preset(scale)
     pop = world.build_population(scale, seed)
-    files = write_shared_files(raw_dir)
+    check_flow_format(flow_format)
+    files = write_shared_files(raw_dir, flow_format)
     records: dict[str, int] = {}
     year_truth = truth_dir / str(year)
     for week in weeks_for_year(year):
-        out = simulate_week(week, pop, seed, raw_dir, with_mobile=week.role == "analysis")
+        out = simulate_week(
+            week, pop, seed, raw_dir, with_mobile=week.role == "analysis", flow_format=flow_format
+        )
         files.update(out.files)
         for name, n in out.records.items():
             records[f"{week.start.isoformat()}/{name}"] = n
@@ -420,10 +444,11 @@ def simulate(
     scale: world.SimScale,
     seed: int = 1,
     workers: int = 2,
+    flow_format: str = "ipfix",
 ) -> dict:
     """Simulate several report years (in parallel processes) and write `truth/manifest.json`."""
     began = time.perf_counter()
-    jobs = [(y, Path(raw_dir), Path(truth_dir), scale, seed) for y in sorted(years)]
+    jobs = [(y, Path(raw_dir), Path(truth_dir), scale, seed, flow_format) for y in sorted(years)]
     results = run_parallel(_simulate_year_args, jobs, workers)
     manifest = write_truth_manifest(Path(truth_dir), scale, seed)
     per_exporter: dict[str, int] = {}
@@ -457,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--data-dir", type=Path, default=None, help="data root (raw/ and truth/)")
+    ap.add_argument("--flow-format", default="ipfix", choices=list(FLOW_FORMATS))
     args = ap.parse_args(argv)
     if args.data_dir is not None:
         raw, truth = args.data_dir / "raw", args.data_dir / "truth"
@@ -465,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         raw, truth = paths.raw, paths.truth
     summary = simulate(
         raw, truth, parse_years(args.years), world.SimScale.preset(args.scale), args.seed,
-        args.workers,
+        args.workers, args.flow_format,
     )  # fmt: skip
     print(json.dumps({k: v for k, v in summary.items() if k != "records_per_week_exporter"},
                      indent=1))  # fmt: skip

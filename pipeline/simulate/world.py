@@ -167,20 +167,26 @@ def remote_v6(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]
     return hi, rng.integers(0, 2**63, n, dtype=np.uint64)
 
 
-def write_exporter_registry(raw_dir: Path) -> Path:
-    """Write `exporters.yaml` (ARCHITECTURE §1); identical bytes on every call."""
+def write_exporter_registry(
+    raw_dir: Path, source: dict | None = None, state_sampling: bool = False
+) -> Path:
+    """Write `exporters.yaml` (ARCHITECTURE §1): exporters and the flow source that reads the
+    simulated files; identical bytes on every call. `state_sampling` puts each exporter's N in
+    the registry (for forms that drop sampling announcements)."""
     rows = [
         {
             "name": e.name,
             "address": e.address,
             "observation_domain_id": e.observation_domain_id,
             "service": e.service,
-            "default_sampling_interval": None,
+            "default_sampling_interval": e.sampling_interval if state_sampling else None,
         }
         for e in EXPORTERS
     ]
     path = raw_dir / "exporters.yaml"
-    write_text_atomic(path, yaml.safe_dump(rows, sort_keys=False))
+    registry = {"exporters": rows, "sources": [source or {"format": "ipfix",
+                "path": "ipfix/{exporter}/{date}/*.ipfix"}]}  # fmt: skip
+    write_text_atomic(path, yaml.safe_dump(registry, sort_keys=False))
     return path
 
 
