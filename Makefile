@@ -1,11 +1,12 @@
 # The two commands of the README. Both run scripts/setup.sh first (system packages + locked .venv).
 YEAR ?= 2024
 SCALE ?= default
+FLOW_FORMAT ?= ipfix
 
-.PHONY: report test bench ui lint
+.PHONY: report test bench ui lint collect
 
 report:            ## simulate the ISP, run the whole Dagster graph for 2019..YEAR, write reports/YEAR/
-	bash scripts/build-report.sh --year $(YEAR) --scale $(SCALE)
+	bash scripts/build-report.sh --year $(YEAR) --scale $(SCALE) --flow-format $(FLOW_FORMAT)
 
 test:              ## the test suite (what CI runs)
 	bash scripts/test.sh
