@@ -100,11 +100,13 @@ def template_message(
     selector_id: int,
     export_time_s: int,
     sequence: int,
+    template_ids: tuple[int, int] = (TEMPLATE_ID_V4, TEMPLATE_ID_V6),
 ) -> bytes:
-    """Message with both data templates, the sampling options template and its one data record."""
+    """Message with both data templates (ids for IPv4, IPv6), the sampling options template and its
+    one data record."""
     templates = _set(
         TEMPLATE_SET_ID,
-        _template_record(TEMPLATE_ID_V4, FIELDS_V4) + _template_record(TEMPLATE_ID_V6, FIELDS_V6),
+        _template_record(template_ids[0], FIELDS_V4) + _template_record(template_ids[1], FIELDS_V6),
     )
     option_fields = SAMPLING_OPTIONS_SCOPE + SAMPLING_OPTIONS_FIELDS
     options_template = _set(
@@ -190,6 +192,7 @@ def encode_ipfix_stream(
     sequence_start: int = 0,
     max_message_bytes: int = 1400,
     template_refresh_messages: int = 1000,
+    template_ids: tuple[int, int] = (TEMPLATE_ID_V4, TEMPLATE_ID_V6),
 ) -> tuple[bytes, int]:
     """Encode flows as a sequence of IPFIX messages (templates + sampling options first); returns (bytes, next_sequence)."""  # noqa: E501
     if not _DATA_HEADER_BYTES + RECORD_DTYPE_V6.itemsize <= max_message_bytes <= MAX_MESSAGE_BYTES:
@@ -205,8 +208,8 @@ def encode_ipfix_stream(
 
     per_version = []  # (set id, record matrix, records per message), v4 first
     for v, dtype, tid in (
-        (4, RECORD_DTYPE_V4, TEMPLATE_ID_V4),
-        (6, RECORD_DTYPE_V6, TEMPLATE_ID_V6),
+        (4, RECORD_DTYPE_V4, template_ids[0]),
+        (6, RECORD_DTYPE_V6, template_ids[1]),
     ):
         rows = np.flatnonzero(version == v)
         per_message = (max_message_bytes - _DATA_HEADER_BYTES) // dtype.itemsize
@@ -226,6 +229,7 @@ def encode_ipfix_stream(
                 selector_id=selector_id,
                 export_time_s=export_time_s,
                 sequence=seq,
+                template_ids=template_ids,
             )
         )
         seq += 1  # the options data record is a data record

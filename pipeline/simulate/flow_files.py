@@ -31,6 +31,13 @@ COLLECTOR_ADDRESS = "192.0.2.250"  # where the simulated exporters send (pcap de
 COLLECTOR_PORT = 2055
 EXPORTER_PORT = 50_000
 UPTIME_AT_WEEK_START_MS = 5 * 86_400_000  # routers booted 5 days before each week (v9 sysUptime)
+# Realistic faults, the same every week: in this hour of the week these exporters restart (IPFIX:
+# sequence numbers start again, template ids are reassigned, data goes out before the templates)
+# and a stray datagram of another protocol reaches the collector. No flow is lost: a correct
+# decoder recovers every record; a wrong one decodes the new layout with the old template.
+FAULT_HOUR_OF_WEEK = 61  # Wednesday 13:00 local
+FAULTY_EXPORTERS = ("bras02", "mobile01")
+DATA_MESSAGES_BEFORE_TEMPLATE = 3
 
 
 def check_flow_format(flow_format: str) -> str:
@@ -59,18 +66,22 @@ def write_hour(
     week_start_ms: int,
     sequence: int,
     raw_dir: Path,
+    faulty: bool = False,
 ) -> tuple[dict[str, bytes], int]:
-    """One exporter-hour in `flow_format`; returns (path relative to raw → bytes, next seq)."""
+    """One exporter-hour in `flow_format`; returns (path relative to raw → bytes, next seq).
+    `faulty` injects the restart and stray datagram described at FAULT_HOUR_OF_WEEK."""
     export_s = hour_end_ms // 1000
     name = f"{hour_of_day:02d}00"
     if flow_format == "ipfix":
-        data, sequence = encode_ipfix_stream(
-            part,
+        kw = dict(
             observation_domain_id=exporter.observation_domain_id,
             sampling_interval=exporter.sampling_interval,
             export_time_s=export_s,
-            sequence_start=sequence,
         )
+        if faulty:
+            data, sequence = _ipfix_with_restart(part, sequence, kw)
+        else:
+            data, sequence = encode_ipfix_stream(part, sequence_start=sequence, **kw)
         rel = f"ipfix/{exporter.name}/{day_iso}/{name}.ipfix"
         write_bytes_atomic(raw_dir / rel, data)
         return {rel: data}, sequence
@@ -79,14 +90,28 @@ def write_hour(
         from pipeline.ingest.pcap_writer import write_export_pcap
 
         uptime_ms = UPTIME_AT_WEEK_START_MS + (hour_end_ms - week_start_ms)
-        datagrams, sequence = encode_v9_datagrams(
-            part,
+        v9 = dict(
             source_id=exporter.observation_domain_id,
             sampling_interval=exporter.sampling_interval,
             export_time_s=export_s,
-            sys_uptime_ms=uptime_ms,
-            sequence_start=sequence,
         )
+        if faulty:  # the router reboots mid-hour: uptime and sequence restart, data first
+            half = len(part["flow_start_ms"]) // 2
+            datagrams, _ = encode_v9_datagrams(
+                {k: v[:half] for k, v in part.items()},
+                sys_uptime_ms=uptime_ms, sequence_start=sequence, **v9,
+            )  # fmt: skip
+            after, sequence = encode_v9_datagrams(
+                {k: v[half:] for k, v in part.items()},
+                sys_uptime_ms=60_000, sequence_start=0, **v9,
+            )  # fmt: skip
+            k = min(DATA_MESSAGES_BEFORE_TEMPLATE, len(after) - 1)
+            after = after[1 : k + 1] + after[:1] + after[k + 1 :]
+            datagrams += [stray_datagram(exporter, export_s), *after]
+        else:
+            datagrams, sequence = encode_v9_datagrams(
+                part, sys_uptime_ms=uptime_ms, sequence_start=sequence, **v9
+            )
         rel = f"pcap/{day_iso}/{exporter.name}-{name}.pcap"
         write_export_pcap(
             raw_dir / rel,
@@ -117,6 +142,38 @@ def write_hour(
         ).stdout
     write_bytes_atomic(raw_dir / rel, text)
     return {rel: text}, sequence
+
+
+def stray_datagram(exporter: world.Exporter, export_s: int) -> bytes:
+    """48 bytes of a NetFlow v5-looking header from a misconfigured device (seeded, fixed)."""
+    rng = np.random.default_rng([exporter.observation_domain_id, export_s])
+    return b"\x00\x05" + rng.integers(0, 256, 46, dtype=np.uint8).tobytes()
+
+
+def _split_messages(stream: bytes) -> list[bytes]:
+    """An IPFIX stream cut at its message lengths (a writer's own output: well-formed)."""
+    out, off = [], 0
+    while off < len(stream):
+        length = int.from_bytes(stream[off + 2 : off + 4], "big")
+        out.append(stream[off : off + length])
+        off += length
+    return out
+
+
+def _ipfix_with_restart(part: dict, sequence: int, kw: dict) -> tuple[bytes, int]:
+    """First half as usual; a stray datagram; then the restarted exporter's second half: new
+    sequence numbers from 0, swapped template ids, data messages before the template message."""
+    half = len(part["flow_start_ms"]) // 2
+    first = {k: v[:half] for k, v in part.items()}
+    second = {k: v[half:] for k, v in part.items()}
+    before, _ = encode_ipfix_stream(first, sequence_start=sequence, **kw)
+    after, sequence = encode_ipfix_stream(second, sequence_start=0, template_ids=(257, 256), **kw)
+    messages = _split_messages(after)
+    k = min(DATA_MESSAGES_BEFORE_TEMPLATE, len(messages) - 1)
+    reordered = messages[1 : k + 1] + messages[:1] + messages[k + 1 :]
+    exporter_ids = kw["observation_domain_id"], kw["export_time_s"]
+    stray = stray_datagram(world.Exporter("", "", exporter_ids[0], "", 1), exporter_ids[1])
+    return before + stray + b"".join(reordered), sequence
 
 
 def _write_nfcapd(path: Path, part: dict, exporter: world.Exporter, hour_end_ms: int) -> None:
