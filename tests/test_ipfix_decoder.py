@@ -233,16 +233,28 @@ def test_same_template_id_in_two_domains_stays_separate():
     assert t["octets"] == [1000, 2000] and t["packets"] == [10, 20]
 
 
-def test_data_before_template_is_quarantined_with_its_bytes_and_record_count():
-    recs = v4_record(1, 2, 3, 4, 5, 6, 6, 0, 7, 8) * 2
-    early = message([data_set(256, recs)])
-    buf = early + message(
-        [template_set(template(256, V4_FIELDS)), *sampling_sets(), data_set(256, recs)], seq=2
+def test_data_before_template_is_decoded_in_the_second_pass_in_input_order():
+    early_recs = v4_record(1, 2, 3, 4, 5, 6, 6, 0, 7, 8) + v4_record(9, 9, 9, 9, 9, 9, 17, 0, 9, 9)
+    late = v4_record(50, 60, 70, 80, 90, 100, 6, 1, 110, 120)
+    buf = message([data_set(256, early_recs)]) + message(
+        [template_set(template(256, V4_FIELDS)), *sampling_sets(), data_set(256, late)], seq=2
     )
     r = IpfixDecoder("b").decode(buf, "early.ipfix")
     assert accounting_holds(r)
-    assert r.stats.records_decoded == 2
-    assert r.stats.quarantine_by_reason == {"template unknown": 2}  # template length known later
+    assert r.stats.records_decoded == 3 and r.quarantine == []
+    t = r.flows.to_pydict()
+    assert t["flow_start_ms"] == [1, 9, 50] and t["octets"] == [7, 9, 110]
+    assert t["sampling_interval"] == [100, 100, 100]  # the sampler announced with the template
+    assert r.stats.sequence_gaps == 0  # seq 0 + 2 early records + ... = 2
+
+
+def test_data_whose_template_comes_in_a_later_call_is_quarantined_with_its_bytes():
+    recs = v4_record(1, 2, 3, 4, 5, 6, 6, 0, 7, 8) * 2
+    early = message([data_set(256, recs)])
+    r = IpfixDecoder("b").decode(early, "early.ipfix")
+    assert accounting_holds(r)
+    assert r.stats.records_decoded == 0
+    assert r.stats.quarantine_by_reason == {"template unknown": 1}  # length of a record unknown
     (q,) = r.quarantine
     assert (q.source, q.offset, q.length, q.payload) == (
         "early.ipfix",
@@ -261,6 +273,24 @@ def test_truncated_message_is_quarantined_and_the_rest_decoded():
     assert r.stats.records_decoded == 1
     assert r.stats.quarantine_by_reason == {"truncated message": 1}
     assert r.quarantine[0].offset == len(good) and r.quarantine[0].payload == cut
+
+
+def test_message_cut_short_mid_file_does_not_swallow_the_next_ones():
+    """The cut message's length field reaches into the next message: resync inside its span."""
+    rec = v4_record(1, 2, 3, 4, 5, 6, 6, 0, 7, 8)
+    head = message([template_set(template(256, V4_FIELDS)), *sampling_sets()])
+    data = [message([data_set(256, rec * 2)], seq=1 + 2 * i) for i in range(6)]
+    for at in (1, 5):  # after a single message; inside a run of equal-length messages
+        two_sets = message([data_set(256, rec), data_set(256, rec)], seq=2 * at - 1)  # a replay
+        cut = two_sets[: 16 + 54 + 30]  # whole first set (4 + 50 bytes), 30 bytes of the second
+        buf = head + b"".join(data[:at]) + cut + b"".join(data[at:])
+        r = IpfixDecoder("t").decode(buf, "f")
+        assert accounting_holds(r)
+        assert r.stats.records_decoded == 13  # 6 messages × 2 + the cut one's whole set
+        cut_at = len(head) + len(data[0]) * at
+        assert [(q.reason, q.offset, q.length) for q in r.quarantine] == [
+            ("truncated message", cut_at + 16 + 54, 30)
+        ]
 
 
 def test_bad_set_lengths():

@@ -55,9 +55,13 @@ class FlowFileReader:
             from pipeline.ingest.nfcapd import read_nfcapd
 
             for part in read_nfcapd(path, rel):
-                yield self._with_default(
+                piece = self._with_default(
                     Decoded(part.exporter_address, part.observation_domain_id, part.result), rel
                 )
+                stats = piece.result.stats  # the export version nfcapd kept for its records
+                if not stats.records_by_version and stats.records_decoded and part.export_version:
+                    stats.records_by_version = {part.export_version: stats.records_decoded}
+                yield piece
         elif self.fmt in ("nfdump-csv", "nfdump-json"):
             from pipeline.ingest import nfdump_text
 

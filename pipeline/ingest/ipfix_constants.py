@@ -106,3 +106,37 @@ REASON_RECORD_LENGTH_ZERO = "record length 0"
 REASON_RECORD_OVERRUNS_SET = "record overruns set"
 REASON_SAMPLING_MISSING = "sampling rate missing"
 REASON_NO_ADDRESS = "no IP address fields"
+
+# NetFlow v9 (RFC 3954) and v5 (Cisco) export packets.
+NETFLOW_V9_VERSION = 9
+NETFLOW_V5_VERSION = 5
+V9_HEADER = struct.Struct(">HHIIII")  # version, count, sysUptime ms, unix secs, sequence, source id
+V9_HEADER_BYTES = V9_HEADER.size  # 20
+V9_TEMPLATE_FLOWSET_ID = 0
+V9_OPTIONS_TEMPLATE_FLOWSET_ID = 1
+V9_OPTIONS_TEMPLATE_HEADER = struct.Struct(">HHH")  # template id, scope length B, option length B
+V9_VENDOR_BIT = 0x8000  # field types >= 32768 are vendor-specific (no enterprise number follows)
+V9_SCOPE_SYSTEM, V9_SCOPE_INTERFACE, V9_SCOPE_LINE_CARD, V9_SCOPE_CACHE, V9_SCOPE_TEMPLATE = (
+    1,
+    2,
+    3,
+    4,
+    5,
+)
+IE_SAMPLER_MODE = 49  # FLOW_SAMPLER_MODE (v9)
+V5_HEADER_BYTES = 24
+V5_RECORD_BYTES = 48
+V5_RECORDS_PER_DATAGRAM = 30
+V5_SAMPLING_INTERVAL_MASK = 0x3FFF  # low 14 bits; top 2 bits = sampling mode
+V5_SAMPLING_MODE_SHIFT = 14
+
+# Exporter restart detection (see ipfix_decoder.FlowDecoder).
+RESTART_UPTIME_TOLERANCE_MS = 5_000  # sysUptime may step back this much (reordered datagrams)
+UPTIME_WRAP_TOLERANCE_MS = 60_000  # boot time moving by 2^32 ms ± this = 32-bit uptime wrap
+RESTART_SEQUENCE_TOLERANCE = 1_000  # IPFIX: records a sequence number may step back
+
+REASON_EMPTY_DATAGRAM = "empty datagram"
+REASON_SHORT_DATAGRAM = "datagram shorter than its header"
+REASON_TRAILING_BYTES = "bytes after message end"
+REASON_DATAGRAM_TOO_LONG = "datagram too long"
+REASON_V5_COUNT_MISMATCH = "v5 count does not match length"

@@ -1,4 +1,23 @@
-"""Vectorised decoder for any IPFIX (RFC 7011) stream → normalised flow columns + quarantine.
+"""Vectorised decoder of IPFIX (RFC 7011), NetFlow v9 (RFC 3954) and v5 → flows + quarantine.
+
+`FlowDecoder.decode(buf)` reads an RFC 5655 IPFIX file; `decode_datagrams` reads export packets of
+any version framed by the transport (UDP). NetFlow v9 packets are turned into IPFIX messages (the
+20-byte header becomes a 16-byte one; flowsets ≥ 256 are byte-identical to IPFIX data sets) and go
+through the same machinery; v9 template flowsets are parsed in their own layout and
+FIRST/LAST_SWITCHED are made absolute with the packet's sysUptime. v5 is decoded apart
+(pipeline.ingest.netflow_v5).
+
+In a file, a message must look whole (its sets tile it and a message header or the end follows);
+otherwise it may have been cut short mid-file, its length field reaching into the next message:
+the decoder then resynchronises at the first plausible message inside its claimed span, keeps the
+cut message's whole sets and quarantines the rest ("truncated message").
+
+Templates are keyed by (version, domain, template id): the "stream" key is version << 32 | domain
+(IPFIX observation domain, v9 source id, v5 engine_type << 8 | engine_id). Data whose template comes
+later in the same call is decoded with the first definition that follows it (second pass). An
+exporter restart (v9/v5: sysUptime steps back; IPFIX: sequence number steps back) drops that
+stream's templates and samplers. Templates, samplers, sequence expectations and restart state
+persist across calls of one decoder (consecutive files or datagram batches of one exporter).
 
 A Python loop walks messages and sets (never records) and files each data set under the template it
 was read with; records are then decoded per template over all its sets at once: `np.frombuffer`
@@ -116,6 +135,9 @@ class DecodeStats:
     messages: int = 0
     sequence_gaps: int = 0
     options_records: int = 0
+    records_by_version: dict[int, int] = field(default_factory=dict)
+    # one entry per stream: version, domain, messages, gaps, missing, unit (see _sequence_stats)
+    sequence: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -127,7 +149,10 @@ class DecodeResult:
 
 @dataclass(eq=False)
 class _Template:
-    """One template definition; a redefinition of the same id is a new object."""
+    """One template definition; a redefinition of the same id is a new object.
+
+    `domain` is the stream key version << 32 | observation domain (or v9 source id).
+    """
 
     domain: int
     template_id: int
@@ -157,6 +182,10 @@ class _Template:
             self.error = C.REASON_IMPLAUSIBLE_FIELD_LENGTH
         elif self.min_length == 0:
             self.error = C.REASON_RECORD_LENGTH_ZERO
+
+    @property
+    def version(self) -> int:
+        return self.domain >> 32
 
     def field_offsets(self) -> dict[int, tuple[int, int]]:
         """First occurrence of each read IE → (byte offset in record, length); fixed templates."""
@@ -323,6 +352,26 @@ def _equal_length_run(u8: np.ndarray, off: int, length: int) -> int:
         window *= 4
 
 
+def _sets_tile(u8: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Whether each message's sets (length ≥ 4 each) fill its body exactly; lockstep over sets."""
+    pos = starts.astype(np.int64) + C.MESSAGE_HEADER_BYTES
+    end = starts.astype(np.int64) + lengths
+    ok = pos == end
+    idx = np.flatnonzero(pos < end)
+    limit = len(u8) - 1
+    while idx.size:  # loop over set index (≤ 16k), vectorised across messages
+        p, e = pos[idx], end[idx]
+        at = np.minimum(p + 2, limit - 1)
+        set_len = u8[at].astype(np.int64) * 256 + u8[at + 1]
+        p2 = p + set_len
+        good = (e - p >= C.SET_HEADER_BYTES) & (set_len >= C.SET_HEADER_BYTES) & (p2 <= e)
+        done = good & (p2 == e)
+        ok[idx[done]] = True
+        pos[idx] = p2
+        idx = idx[good & ~done]
+    return ok
+
+
 def _distinct(values: np.ndarray) -> list[int]:
     """Sorted distinct values (fast path for the common single-value array)."""
     if len(values) and values.min() == values.max():
@@ -350,8 +399,24 @@ def _ntp_to_ms(v: np.ndarray) -> np.ndarray:
     return seconds * 1000 + frac_ms.astype(np.int64)
 
 
-def _times_ms(vals: _Values, export_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Flow start/end in epoch ms from the first timing IEs present; else the export time."""
+def uptime_to_epoch_ms(
+    export_ms: np.ndarray, uptime_ms: np.ndarray, at_ms: np.ndarray
+) -> np.ndarray:
+    """sysUptime-relative instants (ms, 32-bit) → epoch ms, given the export time and uptime then.
+
+    The signed 32-bit difference handles uptime wrapping between the flow and the export.
+    """
+    diff = (uptime_ms.astype(np.int64) - at_ms.astype(np.int64) + 2**31) % 2**32 - 2**31
+    return export_ms - diff
+
+
+def _times_ms(
+    vals: _Values, export_ms: np.ndarray, uptime_ms: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Flow start/end in epoch ms from the first timing IEs present; else the export time.
+
+    `uptime_ms` (NetFlow v9: the packet's sysUptime per record) dates FIRST/LAST_SWITCHED.
+    """
 
     def one(ms_ie: int, s_ie: int, us_ie: int, ns_ie: int, up_ie: int) -> np.ndarray | None:
         if (v := vals.get(ms_ie)) is not None:
@@ -363,6 +428,8 @@ def _times_ms(vals: _Values, export_ms: np.ndarray) -> tuple[np.ndarray, np.ndar
         init = vals.get(C.IE_SYSTEM_INIT_TIME_MILLISECONDS)
         if (v := vals.get(up_ie)) is not None and init is not None:
             return init.astype(np.int64) + v.astype(np.int64)
+        if v is not None and uptime_ms is not None:
+            return uptime_to_epoch_ms(export_ms, uptime_ms, v)
         return None
 
     start = one(
@@ -444,44 +511,166 @@ class _Columns:
         return table
 
 
-class IpfixDecoder:
-    """Decodes the IPFIX files of one exporter; templates and samplers persist across files.
+class FlowDecoder:
+    """Decodes the flow exports of one exporter (IPFIX, NetFlow v9, v5).
 
-    Sequence numbers are checked within a file (one transport session per RFC 5655 file).
+    Templates, samplers, sequence expectations and restart detection state persist across calls:
+    consecutive files (or datagram batches) of one exporter continue its streams, so a sequence
+    gap between two files is counted, and a template announced in one applies to the next.
     """
 
     def __init__(self, exporter: str, default_sampling_interval: int | None = None) -> None:
         self.exporter = exporter
         self.default_sampling_interval = default_sampling_interval or None
         self._templates: dict[tuple[int, int], _Template] = {}
-        # (domain, kind, id) → N; kind: "selector" (selectorId/samplerId), "template", "domain"
+        # (stream, kind, id) → N; kind: "selector" (selectorId/samplerId), "template", "domain"
         self._samplers: dict[tuple[int, str, int], int] = {}
+        self._seq_next: dict[int, int] = {}  # stream → expected next sequence number
+        self._last: dict[int, tuple[int, int, int]] = {}  # stream → (seq, uptime ms, export ms)
 
     # ---------------------------------------------------------------- public
     def decode(self, buf: bytes, source: str) -> DecodeResult:
-        """Decode one buffer (a whole file); never raises on bad input."""
+        """Decode one buffer of IPFIX messages (an RFC 5655 file); never raises on bad input."""
         return _Run(self, buf if isinstance(buf, bytes) else bytes(buf), source).run()
+
+    def decode_datagrams(
+        self,
+        payload: bytes,
+        starts: np.ndarray,
+        lengths: np.ndarray,
+        file_offsets: np.ndarray,
+        source: str,
+    ) -> DecodeResult:
+        """Decode export packets of any version (5, 9, 10), one per transport datagram.
+
+        Datagram i is payload[starts[i]:starts[i] + lengths[i]], found at byte file_offsets[i] of
+        `source`; quarantine offsets are file offsets. Never raises on bad input.
+        """
+        from pipeline.ingest import netflow_frames, netflow_v5
+
+        payload = payload if isinstance(payload, bytes) else bytes(payload)
+        frames = netflow_frames.frame_datagrams(payload, starts, lengths, file_offsets, source)
+        if frames.ipfix_buffer:
+            run = _Run(self, frames.ipfix_buffer, source, frames=frames)
+            result = run.run()
+        else:
+            result = DecodeResult(FLOW_SCHEMA.empty_table(), [], DecodeStats())
+        v5 = netflow_v5.decode_v5(self, payload, frames, source)
+        return netflow_frames.merge_results(result, v5, frames.quarantine)
+
+
+IpfixDecoder = FlowDecoder  # the name callers used before NetFlow support
+
+
+def _restart_flags(
+    decoder: FlowDecoder,
+    stream: np.ndarray,
+    seq: np.ndarray,
+    uptime_ms: np.ndarray,
+    export_ms: np.ndarray,
+) -> np.ndarray:
+    """Messages where the exporter restarted (state of earlier calls included; updated here).
+
+    v9/v5: sysUptime steps back by more than a tolerance and the boot time it implies is after
+    the previous packet's export time (a mere step back, as between captures taken apart, is
+    not a restart), unless the boot time moved by 2^32 ms (a 32-bit uptime wrap). IPFIX: the
+    sequence number steps back (signed 32-bit difference) by more than a tolerance, or from at
+    least the tolerance to below it (a counter reset to 0). A step back among small numbers is
+    reordering (e.g. a restarted exporter's data overtaking its template message), not a restart.
+    """
+    out = np.zeros(len(stream), dtype=bool)
+    for s in _distinct(stream) if len(stream) else []:  # loop over streams
+        idx = np.flatnonzero(stream == s)
+        sq, up, ex = seq[idx], uptime_ms[idx], export_ms[idx]
+        last = decoder._last.get(s)
+        prev_sq = np.concatenate(([last[0] if last else sq[0]], sq[:-1]))
+        prev_up = np.concatenate(([last[1] if last else up[0]], up[:-1]))
+        prev_ex = np.concatenate(([last[2] if last else ex[0]], ex[:-1]))
+        if s >> 32 == C.IPFIX_VERSION:
+            step = (sq - prev_sq + 2**31) % 2**32 - 2**31
+            tol = C.RESTART_SEQUENCE_TOLERANCE
+            flag = (step < -tol) | ((step < 0) & (sq < tol) & (prev_sq >= tol))
+        else:
+            back = up < prev_up - C.RESTART_UPTIME_TOLERANCE_MS
+            boot = ex - up
+            booted_since = boot > prev_ex - C.UPTIME_WRAP_TOLERANCE_MS  # after the last packet
+            wrap = np.abs(boot - (prev_ex - prev_up) - 2**32) <= C.UPTIME_WRAP_TOLERANCE_MS
+            flag = back & booted_since & ~wrap
+        out[idx] = flag
+        decoder._last[s] = (int(sq[-1]), int(up[-1]), int(ex[-1]))
+    return out
+
+
+_SEQUENCE_UNITS = {C.IPFIX_VERSION: "records", C.NETFLOW_V9_VERSION: "packets"}
+
+
+def sequence_stats(
+    decoder: FlowDecoder,
+    stream: np.ndarray,
+    seq: np.ndarray,
+    increment: np.ndarray,
+    restart: np.ndarray,
+    stats: DecodeStats,
+) -> None:
+    """Per-stream sequence check: gaps (discontinuities) and missing (net shortfall: the jump
+    forward and the step back of a reordered message cancel).
+
+    Expected next = previous sequence + previous increment (IPFIX data records, v9 1 packet,
+    v5 flows), mod 2^32; the expectation continues from the decoder's previous call and starts
+    afresh after a restart.
+    """
+    for s in _distinct(stream) if len(stream) else []:  # loop over streams
+        idx = np.flatnonzero(stream == s)
+        sq, inc, rs = seq[idx], increment[idx], restart[idx]
+        first = decoder._seq_next.get(s, -1)
+        expected = np.concatenate(([first], (sq[:-1] + inc[:-1]) % 2**32))
+        known = (expected >= 0) & ~rs
+        step = (sq - expected + 2**31) % 2**32 - 2**31
+        gap = known & (step != 0)
+        gaps = int(gap.sum())
+        missing = max(0, int(step[gap].sum()))  # net: a reordered message is not lost
+        decoder._seq_next[s] = int((sq[-1] + inc[-1]) % 2**32)
+        version = s >> 32
+        stats.sequence.append(
+            {
+                "version": version,
+                "domain": s & _U32_MAX,
+                "messages": len(idx),
+                "gaps": gaps,
+                "missing": missing,
+                "unit": _SEQUENCE_UNITS.get(version, "flows"),
+            }
+        )
+        stats.sequence_gaps += gaps
 
 
 class _Run:
-    """State of one decode call."""
+    """State of one decode call (IPFIX messages; NetFlow v9 packets translated to them)."""
 
-    def __init__(self, decoder: IpfixDecoder, buf: bytes, source: str) -> None:
+    def __init__(self, decoder: FlowDecoder, buf: bytes, source: str, frames=None) -> None:
         self.d = decoder
         self.buf = buf
         self.mv = memoryview(buf)
         self.u8 = np.frombuffer(buf, dtype=np.uint8)
         self.source = source
+        self.frames = frames  # netflow_frames.Frames when decoding datagrams, else None
         self.stats = DecodeStats()
         self.quarantine: list[QuarantineEntry] = []
         self.columns = _Columns()
-        self.msg_domain = np.zeros(0, np.int64)
+        self.msg_domain = np.zeros(0, np.int64)  # stream key: version << 32 | domain
         self.msg_seq = np.zeros(0, np.int64)
         self.msg_export_s = np.zeros(0, np.int64)
         self.msg_records = np.zeros(0, np.int64)  # data records per message (sequence checks)
+        self.msg_version = np.zeros(0, np.int64)
+        self.msg_uptime = np.zeros(0, np.int64)
+        self.restart = np.zeros(0, dtype=bool)
         self.n_chunks = 0
         self.pending_templates: dict[int, _Template] = {}  # id() → template with chunks
-        self.unknown: list[tuple[QuarantineEntry, int, int]] = []  # entry, domain, template id
+        self.unknown: list[tuple[QuarantineEntry, int, int]] = []  # entry, stream, template id
+        # (stream, template id) → data sets waiting for a definition later in this call
+        self.waiting: dict[tuple[int, int], list[tuple[QuarantineEntry, int, int, int, int]]] = {}
+        self.resolved: set[int] = set()  # id() of quarantine entries decoded in the second pass
+        self.deferred: list[tuple] = []  # (template, *waiting) to resolve at the message's end
         self.snapshots: list[dict[tuple[int, str, int], int]] = [dict(decoder._samplers)]
 
     # ---------------------------------------------------------------- helpers
@@ -508,6 +697,57 @@ class _Run:
             p = buf.find(b"\x00\x0a", p + 1)
         return n
 
+    def _tile_end(self, off: int, limit: int) -> int:
+        """End of the run of whole sets (length ≥ 4) from the body of the message at `off`."""
+        buf, pos = self.buf, off + C.MESSAGE_HEADER_BYTES
+        while limit - pos >= C.SET_HEADER_BYTES:  # loop over sets
+            set_len = (buf[pos + 2] << 8) | buf[pos + 3]
+            if set_len < C.SET_HEADER_BYTES or pos + set_len > limit:
+                break
+            pos += set_len
+        return pos
+
+    def _followed_by_message(self, end: int) -> bool:
+        """Whether `end` is the end of the buffer or starts with a version-10 header."""
+        buf = self.buf
+        return end == len(buf) or (
+            end + 2 <= len(buf) and buf[end] == 0 and buf[end + 1] == C.IPFIX_VERSION
+        )
+
+    def _looks_whole(self, off: int, length: int) -> bool:
+        """A message whose sets tile it and which is followed by a message or the buffer end.
+
+        Otherwise it may have been cut short mid-file: its length field then reaches into the
+        next message (RFC 5655 files carry no other framing), so a resync is looked for.
+        """
+        end = off + length
+        return self._followed_by_message(end) and self._tile_end(off, end) == end
+
+    def _resync_in(self, off: int, length: int) -> int | None:
+        """First plausible message inside (off, off + length): version 10, 16 ≤ length ≤ bytes
+        left, sets tiling it, followed by the end of the buffer or another version-10 header."""
+        u8, n = self.u8, len(self.buf)
+        last = min(off + length, n - C.MESSAGE_HEADER_BYTES + 1)
+        if last <= off + 1:
+            return None
+        window = u8[off + 1 : last + 1]
+        cand = off + 1 + np.flatnonzero((window[:-1] == 0) & (window[1:] == C.IPFIX_VERSION))
+        if cand.size == 0:
+            return None
+        cand_len = u8[cand + 2].astype(np.int64) * 256 + u8[cand + 3]
+        cand_end = cand + cand_len
+        keep = (cand_len >= C.MESSAGE_HEADER_BYTES) & (cand_end <= n)
+        cand, cand_len, cand_end = cand[keep], cand_len[keep], cand_end[keep]
+        after = np.minimum(cand_end, n - 2)
+        follows = (cand_end == n) | (
+            (cand_end + 2 <= n) & (u8[after] == 0) & (u8[after + 1] == C.IPFIX_VERSION)
+        )
+        cand, cand_len = cand[follows], cand_len[follows]
+        if cand.size == 0:
+            return None
+        ok = np.flatnonzero(_sets_tile(u8, cand, cand_len))
+        return int(cand[ok[0]]) if ok.size else None
+
     # ---------------------------------------------------------------- main loop
     def run(self) -> DecodeResult:
         st, ln = self._message_bounds()
@@ -518,15 +758,24 @@ class _Run:
         u8 = self.u8
         self.msg_export_s = _gather_be(u8, st + 4, 4)
         self.msg_seq = _gather_be(u8, st + 8, 4)
-        self.msg_domain = _gather_be(u8, st + 12, 4)
+        if self.frames is not None and len(self.frames.msg_version) == m:
+            self.msg_version = self.frames.msg_version
+            self.msg_uptime = self.frames.msg_uptime
+        else:
+            self.msg_version = np.full(m, C.IPFIX_VERSION, dtype=np.int64)
+            self.msg_uptime = np.zeros(m, dtype=np.int64)
+        self.msg_domain = _gather_be(u8, st + 12, 4) | (self.msg_version << 32)
         self.msg_records = np.zeros(m, dtype=np.int64)
+        self.restart = _restart_flags(
+            self.d, self.msg_domain, self.msg_seq, self.msg_uptime, self.msg_export_s * 1000
+        )
         # "simple" message: exactly one non-empty data set filling it (the bulk of any stream)
         has_set = ln >= C.MESSAGE_HEADER_BYTES + C.SET_HEADER_BYTES
         at = np.where(has_set, st + C.MESSAGE_HEADER_BYTES, 0)
         set_id = _gather_be(u8, at, 2)
         set_len = _gather_be(u8, at + 2, 2)
         simple = has_set & (set_id >= C.MIN_DATA_SET_ID) & (set_len == ln - C.MESSAGE_HEADER_BYTES)
-        simple &= set_len > C.SET_HEADER_BYTES
+        simple &= (set_len > C.SET_HEADER_BYTES) & ~self.restart
         prev = 0
         for i in np.flatnonzero(~simple).tolist() + [m]:  # loop over non-simple messages
             if prev < i:
@@ -548,12 +797,17 @@ class _Run:
         lengths: list[int] = []
         runs: list[tuple[np.ndarray, np.ndarray]] = []
         off, prev_length, cool_down = 0, -1, 0
+        check_tiling = self.frames is None  # a datagram's message ends with its datagram
         while off < n:  # loop over messages (or runs of equal-length messages)
             if n - off >= C.MESSAGE_HEADER_BYTES:
                 version, length = unpack(buf, off)
                 if version == C.IPFIX_VERSION and C.MESSAGE_HEADER_BYTES <= length <= n - off:
                     if length == prev_length and cool_down <= 0:
                         run = _equal_length_run(u8, off, length)
+                        if run >= 4 and check_tiling:
+                            run = self._tiling_run(off, length, run)
+                            if not self._followed_by_message(off + run * length):
+                                run -= 1  # the last one may be cut short: checked alone
                         if run >= 4:
                             runs.append(
                                 (np.asarray(starts, np.int64), np.asarray(lengths, np.int64))
@@ -570,6 +824,12 @@ class _Run:
                         cool_down = 32
                     cool_down -= 1
                     prev_length = length
+                    if check_tiling and not self._looks_whole(off, length):
+                        resync = self._resync_in(off, length)
+                        if resync is not None:  # truncated: the next message starts inside it
+                            off = self._truncated_message(off, resync, starts, lengths)
+                            prev_length = -1
+                            continue
                     starts.append(off)
                     lengths.append(length)
                     off += length
@@ -587,6 +847,34 @@ class _Run:
             off = nxt
         runs.append((np.asarray(starts, np.int64), np.asarray(lengths, np.int64)))
         return np.concatenate([r[0] for r in runs]), np.concatenate([r[1] for r in runs])
+
+    def _tiling_run(self, off: int, length: int, run: int) -> int:
+        """How many of `run` equal-length messages from `off` have sets tiling them exactly."""
+        u8 = self.u8
+        st = off + length * np.arange(run, dtype=np.int64)
+        one_set = _gather_be(u8, st + C.MESSAGE_HEADER_BYTES + 2, 2) == (
+            length - C.MESSAGE_HEADER_BYTES
+        )
+        if length < C.MESSAGE_HEADER_BYTES + C.SET_HEADER_BYTES:
+            one_set[:] = length == C.MESSAGE_HEADER_BYTES
+        if one_set.all():
+            return run
+        rest = np.flatnonzero(~one_set)
+        tiles = _sets_tile(u8, st[rest], np.full(len(rest), length, np.int64))
+        return int(rest[~tiles][0]) if not tiles.all() else run
+
+    def _truncated_message(
+        self, off: int, resync: int, starts: list[int], lengths: list[int]
+    ) -> int:
+        """Keep the whole sets of a message cut short at `resync`; quarantine the rest."""
+        keep_to = off
+        if resync - off >= C.MESSAGE_HEADER_BYTES:
+            keep_to = self._tile_end(off, resync)
+            starts.append(off)
+            lengths.append(keep_to - off)
+        if resync > keep_to:
+            self._quarantine(keep_to, resync - keep_to, C.REASON_TRUNCATED_MESSAGE)
+        return resync
 
     def _simple_run(
         self, a: int, b: int, st: np.ndarray, ln: np.ndarray, set_id: np.ndarray
@@ -622,48 +910,88 @@ class _Run:
         buf = self.buf
         unpack_set = C.SET_HEADER.unpack_from
         templates = self.d._templates
-        domain = int(self.msg_domain[msg])
+        stream = int(self.msg_domain[msg])
+        v9 = self.msg_version[msg] == C.NETFLOW_V9_VERSION
+        if self.restart[msg]:
+            self._restart_stream(stream)
         end = off + length
         pos = off + C.MESSAGE_HEADER_BYTES
         while pos < end:  # loop over sets
             if end - pos < C.SET_HEADER_BYTES:
                 self._quarantine(pos, end - pos, C.REASON_BAD_SET_LENGTH)
-                return
+                break
             set_id, set_len = unpack_set(buf, pos)
             if set_len < C.SET_HEADER_BYTES or pos + set_len > end:
                 self._quarantine(pos, end - pos, C.REASON_BAD_SET_LENGTH)
-                return
+                break
             body, pos = pos + C.SET_HEADER_BYTES, pos + set_len
             if set_id < C.MIN_DATA_SET_ID:
-                self._non_data_set(set_id, body, pos, domain, msg)
+                if v9:
+                    self._v9_non_data_set(set_id, body, pos, stream, msg)
+                else:
+                    self._non_data_set(set_id, body, pos, stream, msg)
                 continue
             if body == pos:
                 continue  # empty data set
-            tpl = templates.get((domain, set_id))
+            tpl = templates.get((stream, set_id))
             if tpl is not None and tpl.error is None and not tpl.scope_count:
                 tpl.chunks.append((body, pos, self.n_chunks, msg, len(self.snapshots) - 1))
                 self.n_chunks += 1
                 self.pending_templates[id(tpl)] = tpl
             else:
-                self._special_data_set(tpl, set_id, body, pos, domain, msg)
+                self._special_data_set(tpl, set_id, body, pos, stream, msg)
+        self._resolve_deferred()
 
-    def _non_data_set(self, set_id: int, body: int, end: int, domain: int, msg: int) -> None:
+    def _resolve_deferred(self) -> None:
+        """Second pass: earlier data sets of templates this message defined (its samplers known)."""
+        deferred, self.deferred = self.deferred, []
+        for tpl, *waiting in deferred:
+            self._resolve(tpl, *waiting)
+
+    def _restart_stream(self, stream: int) -> None:
+        """The exporter restarted: forget this stream's templates, samplers and waiting data."""
+        templates, samplers = self.d._templates, self.d._samplers
+        for key in [k for k in templates if k[0] == stream]:
+            del templates[key]
+        dropped = [k for k in samplers if k[0] == stream]
+        for key in dropped:
+            del samplers[key]
+        if dropped:
+            self.snapshots.append(dict(samplers))
+        for key in [k for k in self.waiting if k[0] == stream]:
+            del self.waiting[key]  # they stay quarantined as "template unknown"
+
+    def _non_data_set(self, set_id: int, body: int, end: int, stream: int, msg: int) -> None:
         """Template and options template sets; anything else below 256 is quarantined."""
         if set_id in (C.TEMPLATE_SET_ID, C.OPTIONS_TEMPLATE_SET_ID):
-            self._template_set(set_id, body, end, domain)
+            self._template_set(set_id, body, end, stream)
+        else:
+            start = body - C.SET_HEADER_BYTES
+            self._quarantine(start, end - start, C.REASON_RESERVED_SET_ID)
+            self.msg_records[msg] += 1
+
+    def _v9_non_data_set(self, set_id: int, body: int, end: int, stream: int, msg: int) -> None:
+        """NetFlow v9 flowsets 0 (templates) and 1 (options templates); 2..255 are reserved."""
+        if set_id == C.V9_TEMPLATE_FLOWSET_ID:
+            self._v9_template_flowset(body, end, stream)
+        elif set_id == C.V9_OPTIONS_TEMPLATE_FLOWSET_ID:
+            self._v9_options_template_flowset(body, end, stream)
         else:
             start = body - C.SET_HEADER_BYTES
             self._quarantine(start, end - start, C.REASON_RESERVED_SET_ID)
             self.msg_records[msg] += 1
 
     def _special_data_set(
-        self, tpl: _Template | None, set_id: int, body: int, end: int, domain: int, msg: int
+        self, tpl: _Template | None, set_id: int, body: int, end: int, stream: int, msg: int
     ) -> None:
         """Data set of an unknown or rejected template (quarantined) or of an options template."""
         start = body - C.SET_HEADER_BYTES
         if tpl is None:
             entry = self._quarantine(start, end - start, C.REASON_TEMPLATE_UNKNOWN)
-            self.unknown.append((entry, domain, set_id))
+            self.unknown.append((entry, stream, set_id))
+            waiting = (entry, body, end, self.n_chunks, msg)
+            self.waiting.setdefault((stream, set_id), []).append(waiting)
+            self.n_chunks += 1  # keeps its place in the output order if resolved later
             self.msg_records[msg] += 1
         elif tpl.error is not None:
             count = (end - body) // tpl.fixed_length if tpl.fixed_length else 1
@@ -674,7 +1002,44 @@ class _Run:
             self._options_data(tpl, body, end, msg)
 
     # ---------------------------------------------------------------- templates
-    def _template_set(self, set_id: int, pos: int, end: int, domain: int) -> None:
+    def _define(
+        self, stream: int, tid: int, fields: list, scope: int, error: str | None, at: int, end: int
+    ) -> None:
+        """Store one template definition; data sets waiting for it are filed under it now."""
+        tpl = _Template(stream, tid, tuple(fields), scope, error)
+        if tpl.error is not None:
+            self._quarantine(at, end - at, tpl.error, 0)
+        if tid < C.MIN_DATA_SET_ID:
+            return
+        templates = self.d._templates
+        old = templates.get((stream, tid))
+        if old is not None and (old.fields, old.scope_count) == (tpl.fields, tpl.scope_count):
+            tpl = old  # a refresh of the same definition keeps the object (and its pending sets)
+        else:
+            templates[(stream, tid)] = tpl
+        for waiting in self.waiting.pop((stream, tid), []):  # second pass, after this message
+            self.deferred.append((tpl, *waiting))
+
+    def _resolve(
+        self, tpl: _Template, entry: QuarantineEntry, body: int, end: int, chunk: int, msg: int
+    ) -> None:
+        """A data set that preceded its template: decode it with this (the next) definition."""
+        self.msg_records[msg] -= 1  # its provisional count as an unknown set
+        if tpl.error is not None:
+            count = (end - body) // tpl.fixed_length if tpl.fixed_length else 1
+            entry.reason, entry.records = tpl.error, count
+            self.msg_records[msg] += count
+            if count == 0:
+                self.resolved.add(id(entry))
+            return
+        self.resolved.add(id(entry))
+        if tpl.scope_count:
+            self._options_data(tpl, body, end, msg)
+            return
+        tpl.chunks.append((body, end, chunk, msg, len(self.snapshots) - 1))
+        self.pending_templates[id(tpl)] = tpl
+
+    def _template_set(self, set_id: int, pos: int, end: int, stream: int) -> None:
         buf = self.buf
         options = set_id == C.OPTIONS_TEMPLATE_SET_ID
         templates = self.d._templates
@@ -689,11 +1054,11 @@ class _Run:
                     for key in [
                         k
                         for k, t in templates.items()
-                        if k[0] == domain and bool(t.scope_count) == options
+                        if k[0] == stream and bool(t.scope_count) == options
                     ]:
                         del templates[key]
                 else:
-                    templates.pop((domain, tid), None)
+                    templates.pop((stream, tid), None)
                 continue
             scope = 0
             if options:
@@ -719,14 +1084,56 @@ class _Run:
             error = None
             if tid < C.MIN_DATA_SET_ID or (options and not 0 < scope <= count):
                 error = C.REASON_BAD_TEMPLATE
-            tpl = _Template(domain, tid, tuple(fields), scope, error)
-            if tpl.error is not None:
-                self._quarantine(rec_start, pos - rec_start, tpl.error, 0)
-            old = templates.get((domain, tid))
-            if tid >= C.MIN_DATA_SET_ID and not (
-                old is not None and (old.fields, old.scope_count) == (tpl.fields, tpl.scope_count)
-            ):  # a refresh of the same definition keeps the object (and its pending sets)
-                templates[(domain, tid)] = tpl
+            self._define(stream, tid, fields, scope, error, rec_start, pos)
+
+    def _v9_template_flowset(self, pos: int, end: int, stream: int) -> None:
+        """v9 template records: template id, field count, (type, length) pairs; no withdrawals."""
+        buf = self.buf
+        while end - pos >= 4:
+            if not any(buf[pos:end]):
+                return  # padding
+            rec_start = pos
+            tid, count = C.SET_HEADER.unpack_from(buf, pos)
+            pos += 4
+            if count == 0 or end - pos < 4 * count:
+                self._quarantine(rec_start, end - rec_start, C.REASON_BAD_TEMPLATE, 0)
+                return
+            fields = self._v9_fields(pos, count)
+            pos += 4 * count
+            error = C.REASON_BAD_TEMPLATE if tid < C.MIN_DATA_SET_ID else None
+            self._define(stream, tid, fields, 0, error, rec_start, pos)
+
+    def _v9_options_template_flowset(self, pos: int, end: int, stream: int) -> None:
+        """v9 options templates: id, scope length and option length in BYTES, then the fields.
+
+        Scope fields (system, interface, line card, cache, template) are skipped by length.
+        """
+        buf = self.buf
+        while end - pos >= C.V9_OPTIONS_TEMPLATE_HEADER.size:
+            if not any(buf[pos:end]):
+                return  # padding
+            rec_start = pos
+            tid, scope_len, option_len = C.V9_OPTIONS_TEMPLATE_HEADER.unpack_from(buf, pos)
+            pos += C.V9_OPTIONS_TEMPLATE_HEADER.size
+            if (
+                scope_len == 0
+                or scope_len % 4
+                or option_len % 4
+                or end - pos < scope_len + option_len
+            ):
+                self._quarantine(rec_start, end - rec_start, C.REASON_BAD_TEMPLATE, 0)
+                return
+            n_scope = scope_len // 4
+            fields = [(-1, n) for _, n in self._v9_fields(pos, n_scope)]
+            fields += self._v9_fields(pos + scope_len, option_len // 4)
+            pos += scope_len + option_len
+            error = C.REASON_BAD_TEMPLATE if tid < C.MIN_DATA_SET_ID else None
+            self._define(stream, tid, fields, n_scope, error, rec_start, pos)
+
+    def _v9_fields(self, pos: int, count: int) -> list[tuple[int, int]]:
+        """`count` (type, length) pairs at `pos`; vendor-specific types (≥ 32768) become -1."""
+        pairs = np.frombuffer(self.buf, dtype=">u2", count=2 * count, offset=pos).reshape(-1, 2)
+        return [(-1 if t & C.V9_VENDOR_BIT else t, n) for t, n in pairs.tolist()]
 
     # ---------------------------------------------------------------- records
     def _decode_chunks(
@@ -764,14 +1171,19 @@ class _Run:
         selector_col = vals.first(C.IE_SELECTOR_ID, C.IE_SAMPLER_ID)
         template_col = vals.get(C.IE_TEMPLATE_ID)
         changed = False
+        # v9 sampler options carry FLOW_SAMPLER_ID as an option field (the scope is the system)
+        by_selector = bool(scope_ies & {C.IE_SELECTOR_ID, C.IE_SAMPLER_ID}) or (
+            tpl.version == C.NETFLOW_V9_VERSION
+        )
         for i in range(vals.n):  # options records: a handful per file
             n_value = int(n_values[i])
             if not 1 <= n_value <= _U32_MAX:
                 continue
             domain = tpl.domain
             if C.IE_OBSERVATION_DOMAIN_ID in scope_ies and domain_col is not None:
-                domain = int(domain_col[i]) or tpl.domain
-            if scope_ies & {C.IE_SELECTOR_ID, C.IE_SAMPLER_ID} and selector_col is not None:
+                value = int(domain_col[i])
+                domain = (tpl.version << 32) | value if value else tpl.domain
+            if by_selector and selector_col is not None:
                 key = (domain, "selector", int(selector_col[i]))
             elif C.IE_TEMPLATE_ID in scope_ies and template_col is not None:
                 key = (domain, "template", int(template_col[i]))
@@ -829,8 +1241,10 @@ class _Run:
     ):
         """Flow columns for one template's records; returns (columns, problem reason per record)."""
         n = vals.n
-        export_ms = self._msg_export_ms[chunk_info[:, 3]][set_idx]
-        start_ms, end_ms = _times_ms(vals, export_ms)
+        msg = chunk_info[:, 3][set_idx]
+        export_ms = self._msg_export_ms[msg]
+        uptime = self.msg_uptime[msg] if tpl.version == C.NETFLOW_V9_VERSION else None
+        start_ms, end_ms = _times_ms(vals, export_ms, uptime)
         has4 = C.IE_SOURCE_IPV4_ADDRESS in vals.uint or C.IE_DESTINATION_IPV4_ADDRESS in vals.uint
         has6 = C.IE_SOURCE_IPV6_ADDRESS in vals.pair or C.IE_DESTINATION_IPV6_ADDRESS in vals.pair
         if (v := vals.get(C.IE_IP_VERSION)) is not None:
@@ -866,7 +1280,7 @@ class _Run:
         packets = vals.first(C.IE_PACKET_DELTA_COUNT, C.IE_PACKET_TOTAL_COUNT)
         sampling = self._sampling(tpl, vals, chunk_info[:, 4][set_idx])
         cols.update(
-            observation_domain_id=(np.full(n, tpl.domain, dtype=np.uint32), None),
+            observation_domain_id=(np.full(n, tpl.domain & _U32_MAX, dtype=np.uint32), None),
             flow_start_ms=(start_ms, None),
             flow_end_ms=(end_ms, None),
             ip_version=(np.where(is4 | is6, version, 0), None),
@@ -903,6 +1317,8 @@ class _Run:
                     length = int(info[i, 1]) - start
                     self._quarantine(start, length, reason, int(per_set[i]))
             cols = {k: (_take(v, keep), _take(m, keep)) for k, (v, m) in cols.items()}
+        by_version = self.stats.records_by_version
+        by_version[tpl.version] = by_version.get(tpl.version, 0) + int(keep.sum())
         self.columns.add(cols, info[:, 2][set_idx[keep]])
 
     # ---------------------------------------------------------------- end of buffer
@@ -910,11 +1326,16 @@ class _Run:
         self._msg_export_ms = self.msg_export_s * 1000
         for tpl in self.pending_templates.values():
             self._flush_template(tpl)
-        for entry, domain, tid in self.unknown:  # count records once the template is known
-            tpl = self.d._templates.get((domain, tid))
-            if tpl is not None and tpl.fixed_length:
+        for entry, stream, tid in self.unknown:  # count records once the template is known
+            tpl = self.d._templates.get((stream, tid))
+            if id(entry) not in self.resolved and tpl is not None and tpl.fixed_length:
                 entry.records = (entry.length - C.SET_HEADER_BYTES) // tpl.fixed_length
-        self._count_sequence_gaps()
+        if self.resolved:
+            self.quarantine = [q for q in self.quarantine if id(q) not in self.resolved]
+        increment = np.where(self.msg_version == C.IPFIX_VERSION, self.msg_records, 1)
+        sequence_stats(self.d, self.msg_domain, self.msg_seq, increment, self.restart, self.stats)
+        if self.frames is not None:
+            self.frames.to_file_offsets(self.quarantine)
         self.quarantine.sort(key=lambda q: q.offset)
         table = self.columns.table()
         stats = self.stats
@@ -929,14 +1350,6 @@ class _Run:
             ns, counts = _value_counts(table.column("sampling_interval").to_numpy())
             stats.sampling_intervals = {int(k): int(c) for k, c in zip(ns, counts, strict=True)}
         return DecodeResult(table, self.quarantine, stats)
-
-    def _count_sequence_gaps(self) -> None:
-        """Messages whose sequence ≠ previous sequence + previous data records (same domain)."""
-        domains, seqs, recs = self.msg_domain, self.msg_seq, self.msg_records
-        for d in np.unique(domains).tolist():
-            idx = np.flatnonzero(domains == d)
-            expected = (seqs[idx[:-1]] + recs[idx[:-1]]) % 2**32
-            self.stats.sequence_gaps += int((seqs[idx[1:]] != expected).sum())
 
 
 def _take(values, keep: np.ndarray):
