@@ -14,6 +14,10 @@ test:              ## the test suite (what CI runs)
 bench:             ## decoder and pipeline speed figures
 	bash scripts/setup.sh && .venv/bin/python -m bench
 
+collect:           ## live UDP collector of NetFlow/IPFIX exports → data/raw/collector/<date>/*.pcap
+	bash scripts/setup.sh && .venv/bin/python -m pipeline.collect --listen 0.0.0.0:2055 \
+		--listen [::]:4739 --rotate-seconds 300 --rcvbuf 8388608
+
 ui:                ## the Dagster UI on http://127.0.0.1:3000
 	bash scripts/setup.sh && DAGSTER_HOME=$(CURDIR)/.dagster_home .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1
 

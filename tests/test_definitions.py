@@ -46,3 +46,11 @@ def test_blocking_checks_and_lineage() -> None:
     assert report_parents == {AssetKey("report_figures")}
     figure_parents = {k.path[-1] for k in graph.get(AssetKey("report_figures")).parent_keys}
     assert figure_parents == EXPECTED_GROUPS["aggregate"] - {"user_week_usage"}
+
+
+def test_collector_sensor_runs_the_annual_report_job() -> None:
+    loaded = defs()
+    job = loaded.resolve_job_def("annual_report_job")
+    assert job.partitions_def.get_partition_keys() == [str(y) for y in report_years()]
+    sensor = loaded.resolve_sensor_def("collector_files_sensor")
+    assert [t.job_name for t in sensor.targets] == ["annual_report_job"]
