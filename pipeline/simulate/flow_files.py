@@ -36,7 +36,7 @@ UPTIME_AT_WEEK_START_MS = 5 * 86_400_000  # routers booted 5 days before each we
 # and a stray datagram of another protocol reaches the collector. No flow is lost: a correct
 # decoder recovers every record; a wrong one decodes the new layout with the old template.
 FAULT_HOUR_OF_WEEK = 61  # Wednesday 13:00 local
-FAULTY_EXPORTERS = ("bras02", "mobile01")
+FAULTY_EXPORTERS = ("bras02", "ipoegw01")
 DATA_MESSAGES_BEFORE_TEMPLATE = 3
 
 
