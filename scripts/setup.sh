@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# One-time set-up: system packages (WeasyPrint libraries, poppler, nfdump, softflowd), then a
+# One-time set-up: system packages (WeasyPrint libraries, poppler, nfdump, softflowd, tshark), then a
 # locked virtualenv in .venv.
 # Idempotent: skips apt when everything is present and reuses an up-to-date .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # WeasyPrint's libraries and fonts, pdftotext/pdftoppm; nfdump (nfcapd/nfdump: reference reader
-# and writer of nfcapd files) and softflowd (real exporter) for the flow-tool comparison tests.
+# and writer of nfcapd files), softflowd (real exporter) and tshark (reference decoder) for the
+# flow-tool comparison tests.
 APT_PACKAGES=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 fontconfig
-              fonts-dejavu-core fonts-liberation2 poppler-utils nfdump softflowd)
+              fonts-dejavu-core fonts-liberation2 poppler-utils nfdump softflowd tshark)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

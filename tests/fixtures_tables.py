@@ -523,6 +523,7 @@ def make_context(year: int = 2024) -> dict:
                 "sampling_intervals": {"8192": 800000},
                 "records_decoded": 800000,
                 "records_quarantined": 4000,
+                "restarts": 2,
             },
             {
                 "name": "mobile-1",

@@ -51,7 +51,9 @@ def make_raw(tmp_path):
     folder = raw / "ipfix" / "bras-tokyo-1" / DAY.isoformat()
     kw = dict(observation_domain_id=1, sampling_interval=4096, export_time_s=1_717_340_400)
     # 0100 is written first in name order but holds later flows: output must be sorted
-    write_ipfix_file(folder / "0100.ipfix", flows_of([3_000, 1_000], 6, [30, 10]), **kw)
+    write_ipfix_file(  # sequence continues 0000: 3 flow records + 1 sampling options record
+        folder / "0100.ipfix", flows_of([3_000, 1_000], 6, [30, 10]), sequence_start=4, **kw
+    )
     write_ipfix_file(folder / "0000.ipfix", flows_of([2_000, 500, 2_000], 4, [20, 5, 21]), **kw)
     (folder / "0200.ipfix").write_bytes(b"\x00\x09garbage-not-ipfix")  # 1 quarantined piece
     return raw

@@ -183,6 +183,7 @@ def test_v9_round_trip_equals_ipfix_decode_of_the_same_flows():
             "gaps": 0,
             "missing": 0,
             "unit": "packets",
+            "restarts": 0,
         }
     ]
     assert set(v9_result.flows.column("observation_domain_id").to_pylist()) == {42}
@@ -215,7 +216,15 @@ def test_v5_round_trip_equals_ipfix_decode_of_the_same_flows():
     assert v5_result.stats.records_by_version == {5: 95}
     assert set(v5_result.flows.column("observation_domain_id").to_pylist()) == {1 << 8 | 2}
     assert v5_result.stats.sequence == [
-        {"version": 5, "domain": 258, "messages": 4, "gaps": 0, "missing": 0, "unit": "flows"}
+        {
+            "version": 5,
+            "domain": 258,
+            "messages": 4,
+            "gaps": 0,
+            "missing": 0,
+            "unit": "flows",
+            "restarts": 0,
+        }
     ]
 
 
@@ -349,7 +358,15 @@ def test_ipfix_sequence_backwards_is_a_restart():
         {"src_v4": 0x0B0B0B0B, "dst_v4": 0x0A0A0A0A, "octets": 12, "packets": 1234},
     ]
     assert result.stats.sequence == [
-        {"version": 10, "domain": 3, "messages": 4, "gaps": 0, "missing": 0, "unit": "records"}
+        {
+            "version": 10,
+            "domain": 3,
+            "messages": 4,
+            "gaps": 0,
+            "missing": 0,
+            "unit": "records",
+            "restarts": 1,
+        }
     ]
 
 
@@ -424,6 +441,7 @@ def test_sequence_entries_per_version_and_domain_with_units_and_across_calls():
             "gaps": 0,
             "missing": 0,
             "unit": "records",
+            "restarts": 0,
         },
         (9, 7): {
             "version": 9,
@@ -432,6 +450,7 @@ def test_sequence_entries_per_version_and_domain_with_units_and_across_calls():
             "gaps": 1,
             "missing": 1,
             "unit": "packets",
+            "restarts": 0,
         },
         (5, 258): {
             "version": 5,
@@ -440,6 +459,7 @@ def test_sequence_entries_per_version_and_domain_with_units_and_across_calls():
             "gaps": 1,
             "missing": 10,
             "unit": "flows",
+            "restarts": 0,
         },
     }
     assert result.stats.sequence_gaps == 2

@@ -117,7 +117,7 @@ def test_data_quality_exporter_table(pdf_text, tables):
     # fixture: bb-pppoe-1 sampled 1 in 8192, 800,000 decoded, 4,000 set aside; no file counts
     bb = rows[0]
     assert (bb["name"], bb["sampling"], bb["records_decoded"]) == ("bb-pppoe-1", "8,192", "800,000")
-    assert (bb["records_quarantined"], bb["files"]) == ("4,000", "–")
+    assert (bb["records_quarantined"], bb["files"], bb["restarts"]) == ("4,000", "–", "2")
     # the total row takes the data_quality 'all' scope: 1,234,567 in, 4,567 set aside
     total = rows[-1]
     assert (total["name"], total["records_in"], total["records_quarantined"]) == (
@@ -125,6 +125,7 @@ def test_data_quality_exporter_table(pdf_text, tables):
         "1,234,567",
         "4,567",
     )
+    assert (rows[1]["restarts"], total["restarts"]) == ("0", "2")  # mobile-1 none; 2 in all
 
 
 def test_narrative_phrases_in_words():

@@ -178,15 +178,15 @@ def _merge_counts(into: dict[str, int], counts: dict) -> None:
 
 
 def _merge_sequence(entries: list[dict]) -> list[dict]:
-    """One entry per (version, domain) stream: messages, gaps and missing summed."""
+    """One entry per (version, domain) stream: messages, gaps, missing and restarts summed."""
     merged: dict[tuple[int, int], dict] = {}
     for e in entries:
         key = (int(e["version"]), int(e["domain"]))
         m = merged.setdefault(
             key, {"version": key[0], "domain": key[1], "messages": 0, "gaps": 0, "missing": 0,
-                  "unit": e.get("unit", "")}
+                  "restarts": 0, "unit": e.get("unit", "")}
         )  # fmt: skip
-        for k in ("messages", "gaps", "missing"):
+        for k in ("messages", "gaps", "missing", "restarts"):
             m[k] += int(e.get(k, 0))
     return [merged[k] for k in sorted(merged)]
 

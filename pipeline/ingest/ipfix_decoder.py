@@ -639,6 +639,7 @@ def sequence_stats(
                 "gaps": gaps,
                 "missing": missing,
                 "unit": _SEQUENCE_UNITS.get(version, "flows"),
+                "restarts": int(rs.sum()),
             }
         )
         stats.sequence_gaps += gaps

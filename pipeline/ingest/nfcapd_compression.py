@@ -14,7 +14,7 @@ from functools import cache
 
 import pyarrow as pa
 
-MAX_BLOCK_BYTES = 16 * 1024 * 1024  # nfdump's largest block buffer is 5 MiB
+MAX_BLOCK_BYTES = 8 * 1024 * 1024  # nfdump 1.7 blocks hold at most 5 MiB (BUFFSIZE)
 
 
 class UnsupportedCompression(Exception):
@@ -89,15 +89,24 @@ def _arrow_exact(payload: bytes, codec: str) -> bytes:
     return pa.decompress(payload, decompressed_size=lo, codec=codec, asbytes=True)
 
 
+def _bz2(payload: bytes) -> bytes:
+    """BZ2 with the output bounded like the other codecs (a few bytes can expand to gigabytes)."""
+    unpack = bz2.BZ2Decompressor()
+    try:
+        out = unpack.decompress(payload, max_length=MAX_BLOCK_BYTES + 1)
+    except (OSError, ValueError, EOFError) as exc:
+        raise CorruptBlock(f"BZ2 decompression failed: {exc}") from exc
+    if len(out) > MAX_BLOCK_BYTES:
+        raise CorruptBlock(f"BZ2 block expands beyond {MAX_BLOCK_BYTES} bytes")
+    return out
+
+
 def decompress_block(payload: bytes, compression: int) -> bytes:
     """Payload of one data block (after its 12-byte header) → uncompressed records."""
     if compression == 0:
         return payload
     if compression == 2:
-        try:
-            return bz2.decompress(payload)
-        except (OSError, ValueError, EOFError) as exc:
-            raise CorruptBlock(f"BZ2 decompression failed: {exc}") from exc
+        return _bz2(payload)
     if compression == 3:
         return _lz4(payload)
     if compression == 4:

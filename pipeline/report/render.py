@@ -155,6 +155,7 @@ def exporter_quality_rows(
             "service": str(e.get("service") or "–"),
             "export": export_label(e),
             "sequence": sequence_label(e) if e else "–",
+            "restarts": f"{int(e.get('restarts') or 0):,}" if e else "–",
         }
         for k in EXPORTER_COUNTS:
             v = q.get(k, e.get(k))
@@ -174,6 +175,7 @@ def exporter_quality_rows(
         for k in EXPORTER_COUNTS:
             total_row[k] = fmt_number(overall.get(k, totals[k]))
         total_row["sequence"] = total_row["sequence_gaps"]
+        total_row["restarts"] = f"{sum(int(e.get('restarts') or 0) for e in exporters):,}"
         rows.append(total_row)
     return rows
 

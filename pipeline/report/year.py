@@ -110,6 +110,7 @@ def _exporter_rows(ingest_reports: list[dict]) -> list[dict[str, Any]]:
                 "records_decoded": 0,
                 "records_quarantined": 0,
                 "sequence_gaps": 0,
+                "restarts": 0,
             },
         )
         e["records_decoded"] += r["records_decoded"]
@@ -125,6 +126,7 @@ def _exporter_rows(ingest_reports: list[dict]) -> list[dict[str, Any]]:
             )
             acc["gaps"] += s.get("gaps", 0)
             acc["missing"] += s.get("missing", 0)
+            e["restarts"] += s.get("restarts", 0)
     return [exporters[k] for k in sorted(exporters)]
 
 
