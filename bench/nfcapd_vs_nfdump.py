@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.ingest.nfcapd import read_nfcapd  # noqa: E402
 from pipeline.ingest.nfcapd_writer import NfcapdExporterInput, write_nfcapd  # noqa: E402
+from pipeline.ingest.nfdump_text import read_nfdump_csv, read_nfdump_json  # noqa: E402
 
 FLOWS = 1_200_000
 SEED = 20240603
@@ -81,6 +82,22 @@ def main() -> None:
             for label, args in commands.items():
                 cmd = [nfdump, "-r", str(path), *args]
                 _timed(label, n, lambda cmd=cmd: subprocess.run(cmd, stdout=null, check=True))
+        env = {"TZ": "UTC", "PATH": "/usr/bin:/bin"}  # the text readers read nfdump's times as UTC
+        for fmt, reader in (("csv", read_nfdump_csv), ("json", read_nfdump_json)):
+            out = Path(tmp) / f"export.{fmt}"
+            cmd = [nfdump, "-r", str(path), "-q", "-o", fmt]
+            with open(out, "wb") as fh:
+                run = lambda cmd=cmd, fh=fh: subprocess.run(cmd, stdout=fh, env=env, check=True)  # noqa: E731
+                _timed(f"nfdump -r F -q -o {fmt} > file", n, run)
+            parts: list = []
+            _timed(
+                f"read_nfdump_{fmt} (ours, {out.stat().st_size / 1e6:.0f} MB)",
+                n,
+                lambda r=reader, o=out, p=parts: p.append(r(o)),
+            )
+            decoded = sum(p.result.stats.records_decoded for p in parts[0])
+            assert decoded == n, (fmt, decoded, n)
+            out.unlink()
 
 
 if __name__ == "__main__":

@@ -87,8 +87,8 @@ def _nfdump_rows(path: Path) -> list[tuple]:
                 _iso_ms(r["last"]),
                 r.get("src4_addr", r.get("src6_addr")),
                 r.get("dst4_addr", r.get("dst6_addr")),
-                r.get("src_port", 0),
-                r.get("dst_port", r.get("icmp_type", 0) * 256 + r.get("icmp_code", 0)),
+                0 if r["proto"] in (1, 58) else r.get("src_port", 0),
+                0 if r["proto"] in (1, 58) else r.get("dst_port", 0),  # ICMP: no ports
                 r["proto"],
                 r["in_packets"],
                 r["in_bytes"],
@@ -244,7 +244,8 @@ def test_shared_file_matches_its_nfdump_csv():
         td = float(r["td"])
         expected.append(
             (r["ts"], r["te"], None if td > 1e9 else round(td * 1000), r["sa"], r["da"],
-             int(r["sp"]), int(r["dp"]), PROTO_NAMES[r["pr"]], int(r["ipkt"]), int(r["ibyt"]),
+             *((0, 0) if r["pr"] in ("ICMP", "ICMP6") else (int(r["sp"]), int(r["dp"]))),
+             PROTO_NAMES[r["pr"]], int(r["ipkt"]), int(r["ibyt"]),
              int(r["dir"]), r["ra"])
         )  # fmt: skip
 
@@ -274,6 +275,25 @@ def test_writer_is_deterministic_and_round_trips():
     assert got[("192.0.2.1", 101)].stats.sampling_intervals == {8192: 500}
     assert got[("2001:db8::11", 201)].stats.sampling_intervals == {0: 40}
     _check_accounting(parts)
+
+
+def test_icmp_ports_read_as_zero():
+    flows = _flows(4, 5)
+    flows["protocol"][:] = [1, 58, 6, 17]  # ICMP echo, ICMPv6 echo (128 * 256), TCP, UDP
+    flows["src_port"][:] = [0, 0, 443, 53]
+    flows["dst_port"][:] = [2048, 32768, 50000, 40000]
+    buf, _ = encode_nfcapd([NfcapdExporterInput("192.0.2.1", 1, 0, flows)], created_ms=0)
+    (part,) = decode_nfcapd(buf, "mem")
+    got = sorted(
+        zip(
+            *(
+                part.result.flows.column(c).to_pylist()
+                for c in ("protocol", "src_port", "dst_port")
+            ),
+            strict=True,
+        )
+    )
+    assert got == [(1, 0, 0), (6, 443, 50000), (17, 53, 40000), (58, 0, 0)]
 
 
 @needs_nfdump
@@ -398,7 +418,9 @@ def test_truncated_and_corrupted_files_are_counted():
     assert parts[0].result.stats.records_decoded == 49
     assert decode_nfcapd(encode_nfcapd([], created_ms=0)[0], "empty") == []  # appendix only
     (v1,) = decode_nfcapd(b"\x0c\xa5\x01\x00" + bytes(60), "v1")
-    assert v1.result.stats.quarantine_by_reason == {"unsupported nfdump file layout 1": 1}
+    assert v1.result.stats.quarantine_by_reason == {
+        "nfdump 1.6 file layout (convert: nfdump -r OLD -w NEW)": 1
+    }
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -15,6 +15,8 @@ records take the rate of the exporter's announced sampler ((interval + space) / 
 Accounting per exporter: records_in == records_decoded + records_quarantined over V3 flow records;
 what cannot be tied to an exporter (bad header or blocks, unknown exporter id, legacy record types)
 goes to an extra entry with exporter_address "" (present only when non-empty).
+Ports: ICMP (1) and ICMPv6 (58) flows get src_port = dst_port = 0 (docs/ARCHITECTURE.md: 0 when
+the protocol has no ports), not the icmp type * 256 + code that nfcapd stores in dst_port.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ REASON_TRUNCATED_BLOCK = "truncated block"
 REASON_TRUNCATED_FILE = "truncated file (blocks missing)"
 REASON_UNSUPPORTED_BLOCK = "unsupported block type"
 REASON_CORRUPT_BLOCK = "corrupt compressed block"
+REASON_LAYOUT_1 = "nfdump 1.6 file layout (convert: nfdump -r OLD -w NEW)"
+REASON_UNSUPPORTED_LZO = "unsupported compression (LZO)"
+REASON_UNSUPPORTED_COMPRESSION = "unsupported compression"
 REASON_RECORD_CHAIN = "corrupt record chain"
 REASON_UNSUPPORTED_RECORD = "unsupported record type"
 REASON_BAD_ELEMENTS = "bad V3 elements"
@@ -180,7 +185,9 @@ class _FileDecode:
             self._quarantine(0, buf, REASON_BAD_FILE_HEADER, 1)
             return None
         if version != F.LAYOUT_VERSION_2:
-            self._quarantine(0, buf, f"{REASON_UNSUPPORTED_LAYOUT} {version}", 1)
+            self._quarantine(
+                0, buf, REASON_LAYOUT_1 if version == 1 else REASON_UNSUPPORTED_LAYOUT, 1
+            )
             return None
         end = off_appendix if F.FILE_HEADER.size <= off_appendix <= len(buf) else len(buf)
         pos, seen = F.FILE_HEADER.size, 0
@@ -200,18 +207,20 @@ class _FileDecode:
             payload = buf[body : body + size]
             seen += 1
             if btype != F.DATA_BLOCK_TYPE_3:
-                reason = f"{REASON_UNSUPPORTED_BLOCK} {btype}"
-                self._quarantine(pos, buf[pos : body + size], reason, num_records)
+                self._quarantine(pos, buf[pos : body + size], REASON_UNSUPPORTED_BLOCK, num_records)
             else:
                 block_compression = 0 if flags & F.FLAG_BLOCK_UNCOMPRESSED else compression
                 try:
                     data = decompress_block(payload, block_compression)
                     self.blocks.append(_Block(pos, num_records, block_compression != 0, data))
-                except UnsupportedCompression as exc:
-                    self._quarantine(pos, buf[pos : body + size], str(exc), num_records)
-                except CorruptBlock as exc:
-                    reason = f"{REASON_CORRUPT_BLOCK} ({exc})"
+                except UnsupportedCompression:
+                    reason = (
+                        REASON_UNSUPPORTED_LZO if block_compression == 1
+                        else REASON_UNSUPPORTED_COMPRESSION
+                    )  # fmt: skip
                     self._quarantine(pos, buf[pos : body + size], reason, num_records)
+                except CorruptBlock:
+                    self._quarantine(pos, buf[pos : body + size], REASON_CORRUPT_BLOCK, num_records)
             pos = body + size
         if num_blocks > seen and off_appendix > len(buf):  # file cut short
             self._quarantine(pos, b"", REASON_TRUNCATED_FILE, num_blocks - seen)
@@ -247,7 +256,7 @@ class _FileDecode:
         bad_type = np.isin(typ, _FLOW_RECORD_TYPES)
         for i in np.flatnonzero(bad_type).tolist():  # legacy flow records: none from 1.7 nfcapd
             o, n = int(off[i]), int(size[i])
-            reason = f"{REASON_UNSUPPORTED_RECORD} {int(typ[i])}"
+            reason = REASON_UNSUPPORTED_RECORD
             self._quarantine(self._file_offset(i, o), data[o : o + n], reason, 1)
         v3 = typ == F.TYPE_V3_FLOW
         self.v3_off, self.v3_size, self.v3_block = off[v3], size[v3], self.rec_block[v3]
@@ -330,10 +339,10 @@ class _FileDecode:
         cols["flow_end_ms"] = w.u64(g + F.OFF_MSEC_LAST).astype(np.int64)
         cols["packets"] = w.u64(g + F.OFF_IN_PACKETS)
         cols["octets"] = w.u64(g + F.OFF_IN_BYTES)
-        ports = w.u32(g + F.OFF_SRC_PORT)
+        cols["protocol"] = u8[g + F.OFF_PROTO]
+        ports = np.where(np.isin(cols["protocol"], (1, 58)), 0, w.u32(g + F.OFF_SRC_PORT))
         cols["src_port"] = (ports & 0xFFFF).astype(np.uint16)
         cols["dst_port"] = (ports >> 16).astype(np.uint16)
-        cols["protocol"] = u8[g + F.OFF_PROTO]
         a4 = np.where(v4, at[F.EX_IPV4_FLOW], 0)
         cols["src_v4"] = w.u32(a4 + 4)
         cols["dst_v4"] = w.u32(a4 + 8)
