@@ -144,3 +144,27 @@ def test_exporter_without_files_gets_empty_partition_and_zero_report(tmp_path):
     )
     assert table.num_rows == 0 and "sampling_interval" in table.column_names
     assert len(table.schema) == 18
+
+
+def test_icmp_type_and_code_in_the_port_field_become_port_0(tmp_path):
+    """Cisco-style exporters put ICMP type * 256 + code in the destination port: ports of ICMP and
+    ICMPv6 flows are 0 after normalising, TCP ports untouched."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "exporters.yaml").write_text(EXPORTERS_YAML)
+    flows = flows_of([1_000, 2_000, 3_000], 4, [84, 84, 1500])
+    flows["protocol"] = np.array([1, 58, 6], np.uint8)
+    flows["dst_port"] = np.array([2048, 32768, 443], np.uint16)  # echo request, v6 echo, https
+    folder = raw / "ipfix" / "bras-tokyo-1" / DAY.isoformat()
+    write_ipfix_file(
+        folder / "0000.ipfix", flows, observation_domain_id=1, sampling_interval=4096,
+        export_time_s=1_717_340_400,
+    )  # fmt: skip
+    normalise_exporter_day(raw, tmp_path / "wh", load_exporters(raw)[0], DAY)
+    part = tmp_path / "wh" / "flows" / "date=2024-06-03" / "exporter=bras-tokyo-1"
+    table = pq.read_table(part / "flows.parquet")
+    assert table.select(["protocol", "src_port", "dst_port"]).to_pylist() == [
+        {"protocol": 1, "src_port": 0, "dst_port": 0},
+        {"protocol": 58, "src_port": 0, "dst_port": 0},
+        {"protocol": 6, "src_port": 40000, "dst_port": 443},
+    ]

@@ -206,6 +206,24 @@ def _unregistered(result: DecodeResult, rel: str) -> DecodeResult:
     return DecodeResult(FLOW_SCHEMA.empty_table(), result.quarantine, stats)
 
 
+ICMP_PROTOCOLS = (1, 58)  # ICMP, ICMPv6: no ports (exporters put type/code in the port field)
+
+
+def _without_icmp_ports(flows: pa.Table) -> pa.Table:
+    """Ports 0 for ICMP/ICMPv6, whichever form the records came in (Cisco NetFlow and nfdump
+    carry type * 256 + code as the destination port)."""
+    icmp = pc.is_in(
+        flows.column("protocol"), pa.array(ICMP_PROTOCOLS, flows.schema.field("protocol").type)
+    )
+    for name in ("src_port", "dst_port"):
+        column = flows.column(name)
+        zero = pa.scalar(0, column.type)
+        flows = flows.set_column(
+            flows.schema.get_field_index(name), name, pc.if_else(icmp, zero, column)
+        )
+    return flows
+
+
 def normalise_day(
     raw_dir: Path, warehouse_dir: Path, exporters: list[dict], sources: list[FlowSource],
     day: dt.date,
@@ -246,7 +264,7 @@ def _write_exporter_day(
 ) -> dict[str, Any]:
     flows = pa.concat_tables(got.tables) if got.tables else FLOW_SCHEMA.empty_table()
     flows = flows.add_column(0, "exporter", pa.repeat(pa.scalar(name, pa.string()), flows.num_rows))
-    flows = flows.cast(NORMALISED_SCHEMA)
+    flows = _without_icmp_ports(flows.cast(NORMALISED_SCHEMA))
     if flows.num_rows:
         flows = flows.take(pc.sort_indices(flows, [(k, "ascending") for k in SORT_KEYS]))
     flows = flows.combine_chunks()
