@@ -291,3 +291,17 @@ def test_radius_to_attribution_end_to_end(tmp_path: Path) -> None:
 def test_missing_flows_partition_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="exporter=bras01"):
         attribute_day(tmp_path, DAY, PPPOE, SALT)
+
+
+def test_largest_counter_times_largest_interval_does_not_overflow(pppoe_warehouse: Path) -> None:
+    """octets = 2^64 − 1 sampled 1 in 16,384: the estimate is (2^64 − 1) × 16384 ≈ 3.02e23 bytes
+    (beyond any integer column), carried as DOUBLE, with the raw counter and interval kept apart."""
+    wh = pppoe_warehouse
+    row = flow(T0 + 3 * H, src=v4("100.64.0.1"), octets=2**64 - 1)
+    row["sampling_interval"] = 16_384
+    write_flows(wh, PPPOE, [row])
+    attribute_day(wh, DAY, PPPOE, SALT)
+    out = read_out(wh, PPPOE)
+    assert out.get_column("octets").to_list() == [2**64 - 1]
+    assert out.get_column("sampling_interval").to_list() == [16_384]
+    assert out.get_column("bytes_est").to_list() == [pytest.approx(3.022314549036573e23)]
