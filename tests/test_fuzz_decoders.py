@@ -623,13 +623,6 @@ def test_nfdump_json_object_missing_key_between_full_objects_loses_nothing():
     assert [(q.offset, q.records) for r in results for q in r.quarantine] == [(cut, 1)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nfdump_text.decode_nfdump_json: a bad line or object between two flow objects loses "
-    "both flows: 'x' merges the first object into a 'malformed object' entry (offset 2, records "
-    "1) and the second vanishes; a missing-key object is quarantined but both neighbours vanish "
-    "(records_in 1, neither decoded nor quarantined)",
-)
 @pytest.mark.parametrize("middle", ["x\n", '{ "oops\n},\n', MISSING_KEY_OBJECT])
 def test_nfdump_json_bad_piece_between_objects_loses_nothing(middle):
     t = target("nfdump_json")

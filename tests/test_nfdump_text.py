@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 from pipeline.ingest.nfcapd import read_nfcapd
 from pipeline.ingest.nfcapd_writer import NfcapdExporterInput, write_nfcapd
 from pipeline.ingest.nfdump_text import (
+    _csv_fast,
+    _json_fast,
     decode_nfdump_csv,
     decode_nfdump_json,
     read_nfdump_csv,
@@ -70,8 +72,8 @@ def test_shared_csv_known_values():
     assert (first["src_v4"], first["dst_v4"]) == (0x4A7D1311, 0xAC100B0C)
     assert (first["src_port"], first["dst_port"], first["protocol"]) == (443, 64565, 6)
     assert (first["packets"], first["octets"], first["flow_direction"]) == (4, 220, 0)
-    icmp = rows[2]  # 10.31.0.1 → 10.34.0.1 echo request: dp = 8 * 256 + 0
-    assert (icmp["protocol"], icmp["src_port"], icmp["dst_port"]) == (1, 0, 2048)
+    icmp = rows[2]  # 10.31.0.1 → 10.34.0.1 echo request: nfdump's dp 2048 (8 * 256 + 0) → 0
+    assert (icmp["protocol"], icmp["src_port"], icmp["dst_port"]) == (1, 0, 0)
     assert [r["protocol"] for r in rows].count(88) >= 1  # "EIGRP"
     v6 = [r for r in rows if r["ip_version"] == 6]
     assert len(v6) == 2
@@ -136,6 +138,9 @@ def _expected(exporters: list[NfcapdExporterInput], csv: bool) -> list[tuple]:
             c[k][v4] = None
         for k in ("src_v4", "dst_v4"):
             c[k][~v4] = None
+        icmp = np.isin(e.flows["protocol"], (1, 58))  # no ports: 0, not nfdump's type*256+code
+        c["src_port"][icmp] = 0
+        c["dst_port"][icmp] = 0
         if csv:
             start, end = e.flows["flow_start_ms"], e.flows["flow_end_ms"]
             start_s, end_s = start // 1000 * 1000, end // 1000 * 1000
@@ -311,7 +316,7 @@ def test_json_hand_made_values_and_bad_objects():
     v6 = parts[2].result.flows.to_pylist()[0]
     assert (v6["src_v6_hi"], v6["src_v6_lo"]) == (0, 0xFFFF_C000_0201)
     assert (v6["dst_v6_hi"], v6["dst_v6_lo"]) == (0x20010DB8_00000000, 7)
-    assert (v6["protocol"], v6["src_port"], v6["dst_port"]) == (58, 0, 128 * 256)
+    assert (v6["protocol"], v6["src_port"], v6["dst_port"]) == (58, 0, 0)  # icmp_type 128
     starts = [i for i in range(len(truncated)) if truncated.startswith("{\n", i)]
     got = [(q.offset, q.reason, q.records) for q in parts[0].result.quarantine]
     assert got == [
@@ -343,3 +348,103 @@ def test_random_corruption_never_raises(flips, cut):
             if buf:
                 buf[pos % len(buf)] = value
         _accounting(decode(bytes(buf), "fuzz"))
+
+
+# ------------------------------------------------------------------------------ fast path
+def _same(a, b) -> None:
+    assert [p.exporter_address for p in a] == [p.exporter_address for p in b]
+    for x, y in zip(a, b, strict=True):
+        assert x.result.flows.equals(y.result.flows)
+        assert x.result.stats == y.result.stats and x.result.quarantine == y.result.quarantine
+
+
+@needs_nfdump
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+@pytest.mark.parametrize("quiet", [True, False])
+def test_fast_and_careful_paths_agree_on_a_valid_export(written, tmp_path, fmt, quiet):
+    path, _ = written
+    out = _nfdump(path, tmp_path / f"f.{fmt}", "-o", fmt, *(["-q"] if quiet else []))
+    buf = out.read_bytes()
+    fast = _csv_fast(buf) if fmt == "csv" else _json_fast(buf)
+    assert fast is not None  # the fast path accepts nfdump's own output
+    decode = decode_nfdump_csv if fmt == "csv" else decode_nfdump_json
+    _same(decode(buf, "f", fast=True), decode(buf, "f", fast=False))
+    bad = buf.replace(b"192.0.2.1", b"192.0.2.\xff", 1)  # one non-ASCII byte: careful path
+    assert (_csv_fast(bad) if fmt == "csv" else _json_fast(bad)) is None
+    _same(decode(bad, "f", fast=True), decode(bad, "f", fast=False))
+
+
+@needs_nfdump
+@pytest.mark.parametrize("fast", [True, False])
+def test_icmp_ports_read_as_zero(tmp_path, fast):
+    flows = {k: v[:3] for k, v in _flows(10, 4).items()}
+    flows["protocol"][:] = [1, 58, 6]  # ICMP echo request (8 * 256), ICMPv6 echo (128 * 256), TCP
+    flows["src_port"][:] = [0, 0, 443]
+    flows["dst_port"][:] = [2048, 32768, 50000]
+    path = tmp_path / "icmp.nfcapd"
+    write_nfcapd(path, [NfcapdExporterInput("192.0.2.1", 1, 0, flows)], created_ms=0)
+    for fmt, reader in (("csv", read_nfdump_csv), ("json", read_nfdump_json)):
+        out = _nfdump(path, tmp_path / f"i.{fmt}", "-o", fmt, "-q")
+        (part,) = reader(out, fast=fast)
+        got = sorted(
+            zip(*(part.result.flows.column(c).to_pylist() for c in COLUMNS[9:12]), strict=True)
+        )
+        assert got == [(1, 0, 0), (6, 443, 50000), (58, 0, 0)], fmt
+
+
+def _short_json_flow(packets: int) -> str:
+    """A router-less nfdump json flow object of exactly 195 bytes (no tabs), `}` last."""
+    return (
+        "{\n"  # 2
+        '"type" : "FLOW",\n'  # 6 + 3 + 6 + 1 + 1 = 17
+        '"first" : "2024-06-05T12:00:00.000",\n'  # 7 + 3 + 25 + 1 + 1 = 37
+        '"last" : "2024-06-05T12:00:01.000",\n'  # 6 + 3 + 25 + 1 + 1 = 36
+        f'"in_packets" : {packets},\n'  # 12 + 3 + 1 + 1 + 1 = 18
+        '"in_bytes" : 220,\n'  # 10 + 3 + 3 + 1 + 1 = 18
+        '"proto" : 6,\n'  # 7 + 3 + 1 + 1 + 1 = 13
+        '"src4_addr" : "192.0.2.1",\n'  # 11 + 3 + 11 + 1 + 1 = 27
+        '"dst4_addr" : "192.0.2.2"\n'  # 11 + 3 + 11 + 1 = 26
+        "}"  # 1   → 195
+    )
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_json_resynchronises_at_each_object_around_bad_pieces(fast):
+    """Worked example: a stray line, an object cut short by the next `{` and a stray run of two
+    lines after the last object each cost one record; both flows around them still decode.
+
+    offset   0: "[\\n"
+    offset   2: flow (4 packets), 195 bytes, then ",\\n"         → 2 + 195 + 2 = 199
+    offset 199: "x\\n"  stray line outside objects             → piece (199, 1 byte), next 201
+    offset 201: '{\\n"type" : "FLOW",\\n' never closed (2 + 17) → piece (201, 19 bytes) up to
+                the next `{` line, next 220
+    offset 220: flow (5 packets), 195 bytes, then "\\n"         → 220 + 195 + 1 = 416
+    offset 416: '"in_bytes" : 1,\\n},' pair + close outside (15 + 1 + 2) → piece (416, 18 bytes)
+    offset 435: "]\\n", 437 bytes in all."""
+    assert len(_short_json_flow(4)) == 195
+    unclosed = '{\n"type" : "FLOW",\n'
+    data = (
+        "[\n"
+        + _short_json_flow(4)
+        + ",\nx\n"
+        + unclosed
+        + _short_json_flow(5)
+        + '\n"in_bytes" : 1,\n},\n]\n'
+    ).encode()
+    assert len(data) == 437
+    parts = decode_nfdump_json(data, "w.json", fast=fast)
+    _accounting(parts)
+    (part,) = parts  # no router address: flows and set-aside pieces share the "" entry
+    assert part.exporter_address == ""
+    assert part.result.flows.column("packets").to_pylist() == [4, 5]
+    assert part.result.flows.column("flow_start_ms").to_pylist() == [1717588800000] * 2
+    got = [(q.offset, q.length, q.reason, q.payload, q.records) for q in part.result.quarantine]
+    bad = "nfdump json: malformed object"
+    assert got == [
+        (199, 1, bad, b"x", 1),
+        (201, 19, bad, unclosed.encode(), 1),
+        (416, 18, bad, b'"in_bytes" : 1,\n},', 1),
+    ]
+    stats = part.result.stats
+    assert (stats.records_in, stats.records_decoded, stats.records_quarantined) == (5, 2, 3)
+    assert stats.quarantine_by_reason == {bad: 3}

@@ -12,19 +12,32 @@ being the duration printed with ms; so the duration is kept where it is known an
 in te's second, never after the true end. (nfdump prints td as 18446744073709552.000 when the
 exporter's end precedes its start; flow_end_ms is then te.)
 Protocols: csv prints nfdump's short names; "IDPR" is printed for both 35 and 38 and is read as 35.
-ICMP/ICMPv6: csv `dp` and json icmp_type * 256 + icmp_code give dst_port as nfcapd stores it.
+ICMP (1) and ICMPv6 (58) flows get src_port = dst_port = 0 (docs/ARCHITECTURE.md: 0 when the
+protocol has no ports), not nfdump's icmp type * 256 + code.
 JSON records with "sampled" : 1 (counters multiplied by nfcapd's `-s` rate, which the text does not
 give) are quarantined; csv has no such column.
 Malformed lines/objects are quarantined (offset = byte offset of the line or of the object's `{`),
 grouped into runs of consecutive lines with one reason, in an extra entry with exporter_address ""
-(present only when non-empty). Header, summary block and "No matching flows" are not flows.
+(present only when non-empty; it also holds flows without a router address). Header, summary
+block and "No matching flows" are not flows.
+JSON resynchronises at nfdump's layout: an object runs from a `{` line to the first `}`/`},` line
+before the next `{` line (else it is malformed up to that `{`); a run of lines outside objects is
+one bad piece. So a bad piece costs one record and never the objects around it.
+
+Speed: a fast path parses well-formed exports whole (csv: polars read_csv with fixed column types;
+json: DuckDB read_json) and falls back to the careful line-wise path above for the whole buffer as
+soon as anything is off (odd bytes, a bad value, a missing key, a scaled or non-flow record…), so
+both give the same DecodeResult; `fast=False` forces the careful path.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import polars as pl
 import pyarrow as pa
@@ -100,14 +113,18 @@ class NfdumpExporterFlows:
     result: DecodeResult
 
 
-def read_nfdump_csv(path: Path, source: str | None = None) -> list[NfdumpExporterFlows]:
+def read_nfdump_csv(
+    path: Path, source: str | None = None, *, fast: bool = True
+) -> list[NfdumpExporterFlows]:
     """Flows of an `nfdump -o csv` file per router address (see module docstring)."""
-    return decode_nfdump_csv(Path(path).read_bytes(), source or str(path))
+    return decode_nfdump_csv(Path(path).read_bytes(), source or str(path), fast=fast)
 
 
-def read_nfdump_json(path: Path, source: str | None = None) -> list[NfdumpExporterFlows]:
+def read_nfdump_json(
+    path: Path, source: str | None = None, *, fast: bool = True
+) -> list[NfdumpExporterFlows]:
     """Flows of an `nfdump -o json` file per router address (see module docstring)."""
-    return decode_nfdump_json(Path(path).read_bytes(), source or str(path))
+    return decode_nfdump_json(Path(path).read_bytes(), source or str(path), fast=fast)
 
 
 # ------------------------------------------------------------------------------ lines
@@ -236,9 +253,13 @@ def _addresses(src: pl.Series, dst: pl.Series) -> tuple[dict[str, np.ndarray], n
 
 
 # ------------------------------------------------------------------------------ csv
-def decode_nfdump_csv(buf: bytes, source: str) -> list[NfdumpExporterFlows]:
+def decode_nfdump_csv(buf: bytes, source: str, *, fast: bool = True) -> list[NfdumpExporterFlows]:
     """Same as read_nfdump_csv, from the file's bytes; never raises on bad input."""
     buf = bytes(buf)
+    if fast:
+        cols = _csv_fast(buf)
+        if cols is not None:
+            return _fast_results(cols)
     lines = _lines(buf)
     text = lines.get_column("text")
     stripped = text.str.strip_chars()
@@ -311,6 +332,7 @@ def decode_nfdump_csv(buf: bytes, source: str) -> list[NfdumpExporterFlows]:
         "_router": router.fill_null("").to_numpy(),
         "_has_direction": np.ones(rows.height, bool),
     }
+    _zero_icmp_ports(cols)
     reasons = {2: REASON_FIELD_COUNT, 3: REASON_BAD_VALUE, 4: REASON_BAD_BYTES}
     return _results(buf, source, rows, status, reasons, cols)
 
@@ -325,53 +347,36 @@ def _csv_time(text: pl.Series) -> pl.Series:
 
 
 # ------------------------------------------------------------------------------ json
-def decode_nfdump_json(buf: bytes, source: str) -> list[NfdumpExporterFlows]:
+def decode_nfdump_json(buf: bytes, source: str, *, fast: bool = True) -> list[NfdumpExporterFlows]:
     """Same as read_nfdump_json, from the file's bytes; never raises on bad input.
 
     Reads nfdump's layout: `{` and `}`/`},` on lines of their own, one `"key" : value` a line."""
     buf = bytes(buf)
+    if fast:
+        cols = _json_fast(buf)
+        if cols is not None:
+            return _fast_results(cols)
     lines = _lines(buf)
-    s = lines.get_column("text").str.strip_chars()
-    opens = (s == "{") | (s == "[{")
-    closes = s.is_in(["}", "},", "}]"])
-    frame = s.is_in(["[", "]", "", NO_FLOWS_LINE])
-    pair = lines.get_column("text").str.extract_groups(_JSON_PAIR)
+    text = lines.get_column("text")
+    s = text.str.strip_chars()
+    bad_bytes = lines.get_column("bad_bytes").to_numpy()
+    pair = text.str.extract_groups(_JSON_PAIR)
     key = pair.struct.field("1")
     value = pair.struct.field("2").str.strip_chars_end(", \t")
-    is_pair = key.is_not_null()
-    obj = np.cumsum(opens.to_numpy())  # object number of each line (0: before the first `{`)
-    n_obj = int(obj[-1]) if len(obj) else 0
-    opens_np, closes_np = opens.to_numpy(), closes.to_numpy()
-    stray = ~(opens_np | closes_np | frame.to_numpy() | is_pair.fill_null(False).to_numpy())
-    stray |= lines.get_column("bad_bytes").to_numpy()
-    # per object: closed exactly once by its last non-frame line, and no stray line
-    n_close = np.bincount(obj, weights=closes_np, minlength=n_obj + 1)
-    n_stray = np.bincount(obj, weights=stray, minlength=n_obj + 1)
-    last_close = np.zeros(n_obj + 1, bool)
-    content = ~frame.to_numpy()
-    idx = np.flatnonzero(content)
-    if len(idx):
-        last_of_obj = idx[np.r_[obj[idx][1:] != obj[idx][:-1], True]]
-        last_close[obj[last_of_obj]] = closes_np[last_of_obj]
-    well_formed = (n_close == 1) & (n_stray == 0) & last_close
-    # stray lines before the first object: quarantined as one record per run
-    pre = lines.filter(pl.Series((obj == 0) & (content | stray)))
-    first_lines = lines.filter(opens)
-    objects = pl.DataFrame({"obj": np.arange(1, n_obj + 1)}).with_columns(
-        offset=first_lines.get_column("offset"),
-        line=first_lines.get_column("line"),
+    obj, inside, objects, strays = _json_pieces(
+        lines,
+        opens=((s == "{") | (s == "[{")).to_numpy() & ~bad_bytes,
+        closes=s.is_in(["}", "},", "}]"]).to_numpy() & ~bad_bytes,
+        frame=s.is_in(["[", "]", "", NO_FLOWS_LINE]).to_numpy(),
+        is_pair=key.is_not_null().to_numpy() & ~bad_bytes,
+        buf_len=len(buf),
     )
-    ends = np.concatenate([first_lines.get_column("offset").to_numpy()[1:], [-1]])
-    last_end = (lines.get_column("offset") + lines.get_column("length")).to_numpy()
-    objects = objects.with_columns(
-        length=pl.Series(np.where(ends < 0, last_end[-1] if len(last_end) else 0, ends))
-        - pl.col("offset"),
-        bad_bytes=pl.lit(False),
-        text=pl.lit(""),
-    )
+    n_obj = objects.height
+    well_formed = np.r_[True, objects.get_column("well_formed").to_numpy()]
+    objects = objects.select("obj", "offset", "length")
     kv = (
         pl.DataFrame({"obj": obj, "key": key, "value": value})
-        .filter(pl.col("key").is_in(_JSON_KEYS) & (pl.col("obj") > 0))
+        .filter(pl.col("key").is_in(_JSON_KEYS) & pl.Series(inside))
         .with_columns(value=pl.col("value").str.replace(r'^"(.*)"$', "${1}"))
         .unique(["obj", "key"], keep="first", maintain_order=True)
     )
@@ -447,26 +452,91 @@ def decode_nfdump_json(buf: bytes, source: str) -> list[NfdumpExporterFlows]:
         "flow_end_ms": end,
         "protocol": proto.astype(np.uint8),
         "src_port": np.where(icmp, 0, sp).astype(np.uint16),
-        "dst_port": np.where(icmp, it * 256 + ic, dp).astype(np.uint16),
+        "dst_port": np.where(icmp, 0, dp).astype(np.uint16),
         "flow_direction": direction.astype(np.uint8),
         "octets": octets.astype(np.uint64),
         "packets": packets.astype(np.uint64),
         "_router": router.fill_null("").to_numpy(),
         "_has_direction": has_dir,
     }
+    _zero_icmp_ports(cols)
     reasons = {
         1: REASON_BAD_OBJECT,
         2: REASON_MISSING_KEY,
         3: REASON_NOT_FLOW,
         4: REASON_BAD_VALUE,
         5: REASON_SCALED_UNKNOWN,
+        6: REASON_BAD_OBJECT,  # a run of stray lines outside objects
     }
-    results = _results(buf, source, objects, status, reasons, cols)
-    if pre.height:
-        pre_status = np.full(pre.height, 1, np.int8)
-        extra = _quarantine_runs(buf, source, pre, pre_status, {1: REASON_BAD_OBJECT})
-        results = _with_orphans(results, extra)
-    return results
+    # stray runs sort between the objects by offset; their row -1 is a padding row never read
+    pieces = pl.concat(
+        [
+            objects.with_columns(status=pl.Series(status), row=pl.int_range(n_obj)),
+            strays.with_columns(status=pl.lit(6, pl.Int8), row=pl.lit(-1, pl.Int64)),
+        ],
+        how="vertical_relaxed",
+    ).sort("offset")
+    row = pieces.get_column("row").to_numpy()
+    piece_cols = {k: np.concatenate([v, np.zeros(1, v.dtype)])[row] for k, v in cols.items()}
+    piece_status = pieces.get_column("status").to_numpy()
+    return _results(buf, source, pieces, piece_status, reasons, piece_cols)
+
+
+def _json_pieces(
+    lines: pl.DataFrame,
+    *,
+    opens: np.ndarray,
+    closes: np.ndarray,
+    frame: np.ndarray,
+    is_pair: np.ndarray,
+    buf_len: int,
+) -> tuple[np.ndarray, np.ndarray, pl.DataFrame, pl.DataFrame]:
+    """Cut nfdump json lines into objects and stray runs (resynchronising at every `{` line).
+
+    An object runs from a `{` line to the first `}`/`},` line before the next `{` line; without
+    one it is malformed and runs up to that next `{` (or the end). An object is well formed when
+    closed and every line inside is a `"key" : value` pair or frame line. Non-frame lines outside
+    objects form stray runs, one bad piece per run. Returns (object number of each line, 0
+    outside; line inside an object; objects: obj, offset, length, well_formed; strays: obj,
+    offset, length). Object pieces end where the line after their last line starts, strays at
+    the end of their last line."""
+    n_lines = len(opens)
+    line = np.arange(n_lines)
+    offsets = lines.get_column("offset").to_numpy()
+    line_ends = offsets + lines.get_column("length").to_numpy()
+    next_start = np.r_[offsets[1:], buf_len].astype(np.int64)
+    open_at = np.flatnonzero(opens)
+    close_at = np.flatnonzero(closes)
+    next_open = np.r_[open_at[1:], n_lines]
+    j = np.searchsorted(close_at, open_at, side="right")
+    close = close_at[np.minimum(j, len(close_at) - 1)] if len(close_at) else next_open
+    closed = (j < len(close_at)) & (close < next_open)
+    last_line = np.where(closed, close, next_open - 1)
+    obj = np.cumsum(opens)
+    inside = line <= np.r_[-1, last_line][obj]
+    obj = np.where(inside, obj, 0)
+    off_layout = inside & ~(opens | closes | is_pair | frame)
+    n_bad = np.bincount(obj[off_layout], minlength=len(open_at) + 1)[1:]
+    objects = pl.DataFrame(
+        {
+            "obj": np.arange(1, len(open_at) + 1, dtype=np.int64),
+            "offset": offsets[open_at].astype(np.int64),
+            "length": (next_start[last_line] - offsets[open_at]).astype(np.int64),
+            "well_formed": closed & (n_bad == 0),
+        }
+    )
+    content = np.flatnonzero(~frame)
+    stray = ~inside[content]
+    first = content[stray & ~np.r_[False, stray[:-1]]]
+    last = content[stray & ~np.r_[stray[1:], False]]
+    strays = pl.DataFrame(
+        {
+            "obj": np.zeros(len(first), np.int64),
+            "offset": offsets[first].astype(np.int64),
+            "length": (line_ends[last] - offsets[first]).astype(np.int64),
+        }
+    )
+    return obj, inside, objects, strays
 
 
 def _json_time(text: pl.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -480,6 +550,226 @@ def _json_time(text: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     ms = parts.struct.field("2").cast(pl.Int64, strict=False)
     value = seconds + ms
     return value.fill_null(0).to_numpy().astype(np.int64), value.is_not_null().to_numpy()
+
+
+# ------------------------------------------------------------------------------ fast paths
+def _plain_text(buf: bytes) -> bool:
+    """True when every byte is printable ASCII, tab or LF (what nfdump writes)."""
+    u8 = np.frombuffer(buf, np.uint8)
+    odd = np.flatnonzero((u8 - np.uint8(0x20)) >= 0x5F)  # < 0x20 or >= 0x7F (LF, tab: few)
+    return bool(np.isin(u8[odd], (9, 10)).all())
+
+
+def _csv_body(buf: bytes) -> bytes | None:
+    """Flow lines of a 1.7.1 csv export without header/summary; None when not that layout."""
+    body = buf
+    if body.startswith(b"ts,te,"):
+        header, _, body = body.partition(b"\n")
+        if header.decode().split(",") != CSV_COLUMNS_1_7_1:
+            return None
+    cut = body.rfind(b"Summary\n")
+    if cut >= 0:
+        if cut > 0 and body[cut - 1] != 10:
+            return None
+        tail = body[cut:].rstrip(b"\n").split(b"\n")
+        if len(tail) != 3 or not tail[1].startswith(b"flows,bytes,") or b"Summary" in tail[2]:
+            return None
+        body = body[:cut]
+    if NO_FLOWS_LINE.encode() in body or not body[:200].strip():
+        return None
+    return body
+
+
+def _csv_fast(buf: bytes) -> dict[str, np.ndarray] | None:
+    """Columns of a well-formed csv export, or None to use the careful path."""
+    if not _plain_text(buf):
+        return None
+    body = _csv_body(buf)
+    if body is None:
+        return None
+    index = {c: CSV_COLUMNS_1_7_1.index(c) for c in (*CSV_REQUIRED, "tr")}
+    types = {"sp": pl.UInt32, "dp": pl.UInt32, "dir": pl.UInt32, "ipkt": pl.UInt64}
+    types["ibyt"] = pl.UInt64
+    n_cols = len(CSV_COLUMNS_1_7_1)
+    try:
+        df = pl.read_csv(
+            body,
+            has_header=False,
+            columns=sorted(index.values()),
+            schema_overrides=[pl.String] * n_cols,
+            quote_char=None,
+        )
+        df.columns = sorted(index, key=index.__getitem__)  # selected columns in file order
+        df = df.with_columns(
+            *[pl.col(c).cast(t, strict=True) for c, t in types.items()],
+            pl.col("pr").str.strip_chars(),  # nfdump pads protocol numbers: "  221"
+        )
+    except (pl.exceptions.PolarsError, ValueError):
+        return None
+    if df.null_count().sum_horizontal().item() or (df.get_column("ts").str.len_bytes() != 19).any():
+        return None
+    checks = df.select(
+        td=pl.col("td").str.contains(r"^\d{1,20}\.\d{3}$").all(),
+        te=(pl.col("te").str.len_bytes() == 19).all(),
+        ports=(pl.max_horizontal("sp", "dp") <= 65535).all() & (pl.col("dir") <= 255).all(),
+        pr=pl.col("pr").is_in(list(PROTO_NUMBER)).all(),
+    )
+    if not all(checks.row(0)):
+        return None
+    ts_ms, te_ms = _csv_time(df.get_column("ts")), _csv_time(df.get_column("te"))
+    if ts_ms.null_count() or te_ms.null_count():
+        return None
+    td_float = (df.get_column("td").cast(pl.Float64) * 1000).round(0).to_numpy()
+    td_known = td_float <= _MAX_TD_MS
+    start, te = ts_ms.to_numpy(), te_ms.to_numpy()
+    td = np.where(td_known, td_float, 0).astype(np.int64)
+    cols = {
+        "flow_start_ms": start,
+        "flow_end_ms": np.where(td_known, np.maximum(te, start + td), te),
+        "protocol": df.get_column("pr").replace_strict(PROTO_NUMBER).to_numpy().astype(np.uint8),
+        "src_port": df.get_column("sp").to_numpy().astype(np.uint16),
+        "dst_port": df.get_column("dp").to_numpy().astype(np.uint16),
+        "flow_direction": df.get_column("dir").to_numpy().astype(np.uint8),
+        "octets": df.get_column("ibyt").to_numpy().astype(np.uint64),
+        "packets": df.get_column("ipkt").to_numpy().astype(np.uint64),
+        "_router": df.get_column("ra").str.strip_chars().to_numpy(),
+        "_has_direction": np.ones(df.height, bool),
+    }
+    return _with_addresses(cols, df.get_column("sa"), df.get_column("da"), None)
+
+
+_JSON_DUCKDB_COLUMNS = {
+    "type": "VARCHAR",
+    "sampled": "BIGINT",
+    "first": "VARCHAR",
+    "last": "VARCHAR",
+    "in_packets": "UBIGINT",
+    "in_bytes": "UBIGINT",
+    "proto": "BIGINT",
+    "src_port": "BIGINT",
+    "dst_port": "BIGINT",
+    "icmp_type": "BIGINT",
+    "icmp_code": "BIGINT",
+    "src4_addr": "VARCHAR",
+    "dst4_addr": "VARCHAR",
+    "src6_addr": "VARCHAR",
+    "dst6_addr": "VARCHAR",
+    "direction": "BIGINT",
+    "ip4_router": "VARCHAR",
+    "ip6_router": "VARCHAR",
+}
+
+
+def _read_json_array(text: bytes) -> pl.DataFrame | None:
+    """DuckDB read_json of a JSON array (via a temp file); None when DuckDB rejects it."""
+    fd, name = tempfile.mkstemp(suffix=".json", prefix="nfdump-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text)
+        con = duckdb.connect()
+        try:
+            relation = con.read_json(name, format="array", columns=_JSON_DUCKDB_COLUMNS)
+            return pl.from_arrow(relation.arrow().read_all())
+        finally:
+            con.close()
+    except (duckdb.Error, pa.ArrowException, OSError):  # errors surface in the Arrow stream
+        return None
+    finally:
+        os.unlink(name)
+
+
+def _json_fast(buf: bytes) -> dict[str, np.ndarray] | None:
+    """Columns of a well-formed json export, or None to use the careful path."""
+    head = buf[:2].strip()
+    if not head or not _plain_text(buf):
+        return None
+    if head.startswith(b"{"):  # -q: objects separated by ",\n", no brackets
+        df = _read_json_array(b"[" + buf + b"]")
+    elif head.startswith(b"["):
+        df = _read_json_array(buf)
+    else:
+        return None
+    if df is None or not df.height:
+        return None
+    icmp = pl.col("icmp_type").is_not_null()
+    port_ok = pl.when(icmp).then(
+        pl.col("icmp_type").is_between(0, 255) & pl.col("icmp_code").is_between(0, 255)
+    )
+    port_ok = port_ok.otherwise(
+        pl.col("src_port").fill_null(0).is_between(0, 65535)
+        & pl.col("dst_port").fill_null(0).is_between(0, 65535)
+    )
+    time_ok = [pl.col(k).str.contains(_JSON_TIME).fill_null(False) for k in ("first", "last")]
+    v4 = pl.col("src4_addr").is_not_null()
+    checks = df.select(
+        flow=(pl.col("type") == "FLOW").fill_null(False).all(),
+        unscaled=(pl.col("sampled").fill_null(0) == 0).all(),
+        times=(time_ok[0] & time_ok[1]).all(),
+        packets=pl.col("in_packets").is_not_null().all(),
+        octets=pl.col("in_bytes").is_not_null().all(),
+        proto=pl.col("proto").is_between(0, 255).fill_null(False).all(),
+        ports=port_ok.fill_null(False).all(),
+        direction=pl.col("direction").fill_null(0).is_between(0, 255).all(),
+        addresses=(
+            pl.when(v4)
+            .then(pl.col("dst4_addr").is_not_null())
+            .otherwise(pl.col("src6_addr").is_not_null() & pl.col("dst6_addr").is_not_null())
+        ).all(),
+    )
+    if not all(checks.row(0)):
+        return None
+    start, start_ok = _json_time(df.get_column("first"))
+    end, end_ok = _json_time(df.get_column("last"))
+    if not (start_ok.all() and end_ok.all()):
+        return None
+    is_icmp = df.get_column("icmp_type").is_not_null().to_numpy()
+    sp = df.get_column("src_port").fill_null(0).to_numpy()
+    dp = df.get_column("dst_port").fill_null(0).to_numpy()
+    cols = {
+        "flow_start_ms": start,
+        "flow_end_ms": end,
+        "protocol": df.get_column("proto").to_numpy().astype(np.uint8),
+        "src_port": np.where(is_icmp, 0, sp).astype(np.uint16),
+        "dst_port": np.where(is_icmp, 0, dp).astype(np.uint16),
+        "flow_direction": df.get_column("direction").fill_null(0).to_numpy().astype(np.uint8),
+        "octets": df.get_column("in_bytes").to_numpy().astype(np.uint64),
+        "packets": df.get_column("in_packets").to_numpy().astype(np.uint64),
+        "_router": df.select(pl.coalesce("ip4_router", "ip6_router").fill_null(""))
+        .to_series()
+        .to_numpy(),
+        "_has_direction": df.get_column("direction").is_not_null().to_numpy(),
+    }
+    src = df.select(pl.coalesce("src4_addr", "src6_addr")).to_series()
+    dst = df.select(pl.coalesce("dst4_addr", "dst6_addr")).to_series()
+    return _with_addresses(cols, src, dst, df.get_column("src4_addr").is_not_null().to_numpy())
+
+
+def _with_addresses(
+    cols: dict[str, np.ndarray], src: pl.Series, dst: pl.Series, v4: np.ndarray | None
+) -> dict[str, np.ndarray] | None:
+    """cols plus parsed addresses (and ICMP ports zeroed); None when an address is bad."""
+    addr, addr_ok = _addresses(src, dst)
+    if v4 is not None:
+        addr_ok &= (addr["ip_version"] == 4) == v4
+    if not addr_ok.all():
+        return None
+    cols.update(addr)
+    _zero_icmp_ports(cols)
+    return cols
+
+
+def _fast_results(cols: dict[str, np.ndarray]) -> list[NfdumpExporterFlows]:
+    """Results of a fast path: every row decoded, none set aside."""
+    n = len(cols["protocol"])
+    rows = pl.DataFrame({"offset": np.zeros(n, np.int64), "length": np.zeros(n, np.int64)})
+    return _results(b"", "", rows, np.zeros(n, np.int8), {}, cols)
+
+
+def _zero_icmp_ports(cols: dict[str, np.ndarray]) -> None:
+    """ICMP (1) and ICMPv6 (58) have no ports: src_port = dst_port = 0 (in place)."""
+    icmp = np.isin(cols["protocol"], (1, 58))
+    cols["src_port"] = np.where(icmp, 0, cols["src_port"]).astype(np.uint16)
+    cols["dst_port"] = np.where(icmp, 0, cols["dst_port"]).astype(np.uint16)
 
 
 # ------------------------------------------------------------------------------ results
@@ -534,20 +824,31 @@ def _results(
 def _with_orphans(
     results: list[NfdumpExporterFlows], quarantine: list[QuarantineEntry]
 ) -> list[NfdumpExporterFlows]:
-    """Add `quarantine` to the "" entry (created first in the list when needed)."""
+    """Add `quarantine` to the "" entry (created first in the list when needed), keeping the
+    flows that entry already has (records without a router address)."""
     if not quarantine:
         return results
+    flows = FLOW_SCHEMA.empty_table()
+    decoded, intervals = 0, {}
     if results and results[0].exporter_address == "":
         old = results[0].result
         quarantine = old.quarantine + quarantine
+        flows, decoded = old.flows, old.stats.records_decoded
+        intervals = dict(old.stats.sampling_intervals)
         results = results[1:]
     quarantine.sort(key=lambda q: q.offset)
     n = sum(q.records for q in quarantine)
     by_reason: dict[str, int] = {}
     for q in quarantine:
         by_reason[q.reason] = by_reason.get(q.reason, 0) + q.records
-    stats = DecodeStats(records_in=n, records_quarantined=n, quarantine_by_reason=by_reason)
-    orphan = DecodeResult(FLOW_SCHEMA.empty_table(), quarantine, stats)
+    stats = DecodeStats(
+        records_in=decoded + n,
+        records_decoded=decoded,
+        records_quarantined=n,
+        quarantine_by_reason=by_reason,
+        sampling_intervals=intervals,
+    )
+    orphan = DecodeResult(flows, quarantine, stats)
     return [NfdumpExporterFlows("", orphan), *results]
 
 
