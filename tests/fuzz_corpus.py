@@ -35,10 +35,16 @@ LENGTHS_16 = (0, 1, 3, 4, 15, 16, 17, 19, 20, 23, 24, 0x7FFF, 0xFFFE, 0xFFFF)
 
 
 # --------------------------------------------------------------------------- valid flows
-def sample_flows(n: int, seed: int = 1, ipv6_share: float = 0.3) -> dict[str, np.ndarray]:
-    """`n` flows in the writers' column layout (IPv4 and IPv6 mixed, all fields non-zero)."""
+def sample_flows(
+    n: int,
+    seed: int = 1,
+    ipv6_share: float = 0.3,
+    start_ms: tuple[int, int] = (1_717_000_000_000, 1_717_500_000_000),
+) -> dict[str, np.ndarray]:
+    """`n` flows in the writers' column layout (IPv4 and IPv6 mixed, all fields non-zero),
+    starting in [start_ms[0], start_ms[1])."""
     rng = np.random.default_rng(seed)
-    start = rng.integers(1_717_000_000_000, 1_717_500_000_000, n, dtype=np.int64)
+    start = rng.integers(start_ms[0], start_ms[1], n, dtype=np.int64)
 
     def u(lo: int, hi: int, dtype) -> np.ndarray:
         return rng.integers(lo, hi, n, dtype=dtype)

@@ -10,6 +10,7 @@ import struct
 
 import numpy as np
 import pyarrow.compute as pc
+from fuzz_corpus import sample_flows
 
 from pipeline.ingest import ipfix_constants as C
 from pipeline.ingest.ipfix_decoder import FLOW_SCHEMA, FlowDecoder, IpfixDecoder
@@ -92,29 +93,7 @@ def ipfix_set(set_id: int, body: bytes) -> bytes:
 
 def flows_for_test(n: int, seed: int, ipv6_share: float) -> dict[str, np.ndarray]:
     """Flows of the last hour before the export (inside the exporter's uptime)."""
-    rng = np.random.default_rng(seed)
-    start = rng.integers(EXPORT_MS - 3_000_000, EXPORT_MS - 60_000, n, dtype=np.int64)
-
-    def u(lo, hi, dtype):
-        return rng.integers(lo, hi, n, dtype=dtype)
-
-    return {
-        "flow_start_ms": start,
-        "flow_end_ms": start + u(0, 60_000, np.int64),
-        "ip_version": np.where(rng.random(n) < ipv6_share, 6, 4).astype(np.uint8),
-        "src_v4": u(1, 2**32, np.uint32),
-        "dst_v4": u(1, 2**32, np.uint32),
-        "src_v6_hi": u(1, 2**63, np.uint64),
-        "src_v6_lo": u(1, 2**63, np.uint64),
-        "dst_v6_hi": u(1, 2**63, np.uint64),
-        "dst_v6_lo": u(1, 2**63, np.uint64),
-        "src_port": u(1, 2**16, np.uint16),
-        "dst_port": u(1, 2**16, np.uint16),
-        "protocol": np.where(rng.random(n) < 0.5, 6, 17).astype(np.uint8),
-        "flow_direction": u(0, 2, np.uint8),
-        "octets": u(40, 2**31, np.uint64),
-        "packets": u(1, 2**16, np.uint64),
-    }
+    return sample_flows(n, seed, ipv6_share, start_ms=(EXPORT_MS - 3_000_000, EXPORT_MS - 60_000))
 
 
 COMPARED = [

@@ -239,7 +239,15 @@ def test_v9_sampler_options_map_sampler_id_to_rate():
     assert result.stats.records_by_version == {9: 4}
     # data.pcap's sequence continues template.pcap's stream: 44796986 expected, 44797001 seen
     assert result.stats.sequence == [
-        {"version": 9, "domain": 0, "messages": 1, "gaps": 1, "missing": 15, "unit": "packets"}
+        {
+            "version": 9,
+            "domain": 0,
+            "messages": 1,
+            "gaps": 1,
+            "missing": 15,
+            "unit": "packets",
+            "restarts": 0,
+        }
     ]
 
 

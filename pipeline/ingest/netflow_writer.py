@@ -12,6 +12,7 @@ import numpy as np
 
 from pipeline.ingest import ipfix_constants as C
 from pipeline.ingest.ipfix_writer import FLOW_COLUMNS
+from pipeline.ingest.netflow_v5 import V5_HEADER_DTYPE, V5_RECORD_DTYPE
 
 V9_TEMPLATE_ID_V4 = 256
 V9_TEMPLATE_ID_V6 = 257
@@ -84,43 +85,6 @@ V9_HEADER_DTYPE = np.dtype(
         ("source_id", ">u4"),
         ("set_id", ">u2"),
         ("set_length", ">u2"),
-    ]
-)
-V5_HEADER_DTYPE = np.dtype(
-    [
-        ("version", ">u2"),
-        ("count", ">u2"),
-        ("uptime", ">u4"),
-        ("secs", ">u4"),
-        ("nsecs", ">u4"),
-        ("seq", ">u4"),
-        ("engine_type", "u1"),
-        ("engine_id", "u1"),
-        ("sampling", ">u2"),
-    ]
-)
-V5_RECORD_DTYPE = np.dtype(
-    [
-        ("src_v4", ">u4"),
-        ("dst_v4", ">u4"),
-        ("next_hop", ">u4"),
-        ("input_if", ">u2"),
-        ("output_if", ">u2"),
-        ("packets", ">u4"),
-        ("octets", ">u4"),
-        ("first", ">u4"),
-        ("last", ">u4"),
-        ("src_port", ">u2"),
-        ("dst_port", ">u2"),
-        ("pad1", "u1"),
-        ("tcp_flags", "u1"),
-        ("protocol", "u1"),
-        ("tos", "u1"),
-        ("src_as", ">u2"),
-        ("dst_as", ">u2"),
-        ("src_mask", "u1"),
-        ("dst_mask", "u1"),
-        ("pad2", ">u2"),
     ]
 )
 
@@ -288,8 +252,8 @@ def encode_v5_datagrams(
     rec = np.zeros(n, dtype=V5_RECORD_DTYPE)
     for name in ("src_v4", "dst_v4", "src_port", "dst_port", "protocol", "octets", "packets"):
         rec[name] = np.asarray(flows[name])
-    rec["first"] = _uptime_of(flows["flow_start_ms"], export_time_s, sys_uptime_ms)
-    rec["last"] = _uptime_of(flows["flow_end_ms"], export_time_s, sys_uptime_ms)
+    rec["first_uptime_ms"] = _uptime_of(flows["flow_start_ms"], export_time_s, sys_uptime_ms)
+    rec["last_uptime_ms"] = _uptime_of(flows["flow_end_ms"], export_time_s, sys_uptime_ms)
     per = C.V5_RECORDS_PER_DATAGRAM
     k = max(1, -(-n // per))
     sizes = np.full(k, per, dtype=np.int64)
@@ -297,10 +261,11 @@ def encode_v5_datagrams(
     headers = np.empty(k, dtype=V5_HEADER_DTYPE)
     headers["version"] = C.NETFLOW_V5_VERSION
     headers["count"] = sizes
-    headers["uptime"] = sys_uptime_ms % 2**32
-    headers["secs"] = export_time_s
-    headers["nsecs"] = 0
-    headers["seq"] = (sequence_start + np.concatenate(([0], np.cumsum(sizes)[:-1]))) % 2**32
+    headers["sys_uptime_ms"] = sys_uptime_ms % 2**32
+    headers["unix_secs"] = export_time_s
+    headers["unix_nsecs"] = 0
+    offsets = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    headers["flow_sequence"] = (sequence_start + offsets) % 2**32
     headers["engine_type"] = engine_type
     headers["engine_id"] = engine_id
     headers["sampling"] = (1 << C.V5_SAMPLING_MODE_SHIFT) | sampling_interval
