@@ -95,11 +95,12 @@ def write_hour(
             sampling_interval=exporter.sampling_interval,
             export_time_s=export_s,
         )
-        if faulty:  # the router reboots mid-hour: uptime and sequence restart, data first
-            half = len(part["flow_start_ms"]) // 2
+        if faulty:  # the router reboots 60 s before the hour's export: uptime and sequence
+            half = len(part["flow_start_ms"]) // 2  # restart, data goes out before templates
+            before = v9 | {"export_time_s": export_s - 120}  # sent before the reboot
             datagrams, _ = encode_v9_datagrams(
                 {k: v[:half] for k, v in part.items()},
-                sys_uptime_ms=uptime_ms, sequence_start=sequence, **v9,
+                sys_uptime_ms=uptime_ms - 120_000, sequence_start=sequence, **before,
             )  # fmt: skip
             after, sequence = encode_v9_datagrams(
                 {k: v[half:] for k, v in part.items()},

@@ -25,7 +25,6 @@ USERS_PER_SIZE_STRATUM = 50  # hours are drawn jointly for users of similar byte
 OCTETS_JITTER_SIGMA = 0.05
 CELLS_PER_CHUNK = 3_000_000
 SNAP_WINDOW_MS = 600_000  # traffic drawn in a session gap is moved into the next session's start
-FAULTS_ENABLED = True  # flow_files.FAULT_HOUR_OF_WEEK: restarts and stray datagrams
 STRAY_SHARE = 0.01  # of an exporter's bytes, from addresses with no session or lease
 STRAY_PACKETS_PER_CELL = 4.0
 KIND_SERVER, KIND_P2P, KIND_NOPORT = 0, 1, 2
@@ -429,9 +428,12 @@ def write_exporter_week(
     week_start_ms: int,
     raw_dir: Path,
     flow_format: str = "ipfix",
+    *,
+    faults: bool = True,
 ) -> tuple[dict[str, bytes], int]:
     """One file per local hour of the week in `flow_format` (sorted by start; sequence numbers
-    continue from file to file). Returns (path relative to raw dir → file bytes, records)."""
+    continue from file to file), with flow_files' faults unless `faults` is False.
+    Returns (path relative to raw dir → file bytes, records)."""
     from pipeline.simulate.flow_files import FAULT_HOUR_OF_WEEK, FAULTY_EXPORTERS, write_hour
 
     order = np.argsort(flows["flow_start_ms"], kind="stable")
@@ -445,7 +447,7 @@ def write_exporter_week(
     for h in range(HOURS_PER_WEEK):
         lo, hi = bounds[h], bounds[h + 1]
         part = {k: v[lo:hi] for k, v in flows.items()}
-        faulty = FAULTS_ENABLED and h == FAULT_HOUR_OF_WEEK and exporter.name in FAULTY_EXPORTERS
+        faulty = faults and h == FAULT_HOUR_OF_WEEK and exporter.name in FAULTY_EXPORTERS
         files, sequence = write_hour(
             flow_format, part, exporter, week_days[h // 24].isoformat(), h % 24,
             week_start_ms + (h + 1) * HOUR_MS, week_start_ms, sequence, raw_dir, faulty,

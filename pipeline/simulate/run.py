@@ -53,6 +53,7 @@ class WeekOutput:
     unattributable: dict[str, dict[str, float]] = field(default_factory=dict)
 
     flow_format: str = "ipfix"
+    faults: bool = True  # flow_files.FAULT_HOUR_OF_WEEK: exporter restarts and stray datagrams
 
     def add_files(self, prefix: str, written: dict[str, bytes]) -> None:
         for name, data in written.items():
@@ -102,7 +103,13 @@ def _by_exporter(
 ) -> None:
     for k, exporter in enumerate(exporters):
         written, n = flows.write_exporter_week(
-            flows.concat_flows(flows_parts[k]), exporter, week.days, w0, raw_dir, out.flow_format
+            flows.concat_flows(flows_parts[k]),
+            exporter,
+            week.days,
+            w0,
+            raw_dir,
+            out.flow_format,
+            faults=out.faults,
         )
         out.add_files("", written)
         out.records[exporter.name] = out.records.get(exporter.name, 0) + n
@@ -319,9 +326,11 @@ def simulate_week(
     raw_dir: Path,
     with_mobile: bool,
     flow_format: str = "ipfix",
+    faults: bool = True,
 ) -> WeekOutput:
-    """All raw files of one week (and its truth pieces); flows in `flow_format`."""
-    out = WeekOutput(flow_format=flow_format)
+    """All raw files of one week (and its truth pieces); flows in `flow_format`, with the
+    exporter faults of flow_files.FAULT_HOUR_OF_WEEK unless `faults` is False."""
+    out = WeekOutput(flow_format=flow_format, faults=faults)
     pppoe, ipoe = world.access_protocols(pop, week.start)
     simulate_pppoe(out, pop, np.flatnonzero(pppoe), week, seed, raw_dir)
     simulate_ipoe(out, pop, np.flatnonzero(ipoe), week, seed, raw_dir)
@@ -360,6 +369,7 @@ def simulate_year(
     scale: world.SimScale | str,
     seed: int = 1,
     flow_format: str = "ipfix",
+    faults: bool = True,
 ) -> dict:
     """Write every raw file of the year's weeks, the shared files, and `truth/<year>/`
     (`scale` may be a preset name); refreshes `truth/manifest.json`."""
@@ -374,7 +384,13 @@ def simulate_year(
     year_truth = truth_dir / str(year)
     for week in weeks_for_year(year):
         out = simulate_week(
-            week, pop, seed, raw_dir, with_mobile=week.role == "analysis", flow_format=flow_format
+            week,
+            pop,
+            seed,
+            raw_dir,
+            with_mobile=week.role == "analysis",
+            flow_format=flow_format,
+            faults=faults,
         )
         files.update(out.files)
         for name, n in out.records.items():
@@ -445,10 +461,13 @@ def simulate(
     seed: int = 1,
     workers: int = 2,
     flow_format: str = "ipfix",
+    faults: bool = True,
 ) -> dict:
     """Simulate several report years (in parallel processes) and write `truth/manifest.json`."""
     began = time.perf_counter()
-    jobs = [(y, Path(raw_dir), Path(truth_dir), scale, seed, flow_format) for y in sorted(years)]
+    jobs = [
+        (y, Path(raw_dir), Path(truth_dir), scale, seed, flow_format, faults) for y in sorted(years)
+    ]
     results = run_parallel(_simulate_year_args, jobs, workers)
     manifest = write_truth_manifest(Path(truth_dir), scale, seed)
     per_exporter: dict[str, int] = {}
@@ -483,6 +502,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--data-dir", type=Path, default=None, help="data root (raw/ and truth/)")
     ap.add_argument("--flow-format", default="ipfix", choices=list(FLOW_FORMATS))
+    ap.add_argument(
+        "--no-faults", action="store_true",
+        help="no exporter restarts or stray datagrams (the default injects a few every week)",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     if args.data_dir is not None:
         raw, truth = args.data_dir / "raw", args.data_dir / "truth"
@@ -491,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
         raw, truth = paths.raw, paths.truth
     summary = simulate(
         raw, truth, parse_years(args.years), world.SimScale.preset(args.scale), args.seed,
-        args.workers, args.flow_format,
+        args.workers, args.flow_format, not args.no_faults,
     )  # fmt: skip
     print(json.dumps({k: v for k, v in summary.items() if k != "records_per_week_exporter"},
                      indent=1))  # fmt: skip
