@@ -14,7 +14,7 @@ from fuzz_corpus import sample_flows
 
 from pipeline.ingest import ipfix_constants as C
 from pipeline.ingest.ipfix_decoder import FLOW_SCHEMA, FlowDecoder, IpfixDecoder
-from pipeline.ingest.ipfix_writer import encode_ipfix_stream
+from pipeline.ingest.ipfix_writer import FLOW_COLUMNS, encode_ipfix_stream
 from pipeline.ingest.netflow_writer import encode_v5_datagrams, encode_v9_datagrams
 
 EXPORT_S = 1_717_000_000
@@ -96,24 +96,7 @@ def flows_for_test(n: int, seed: int, ipv6_share: float) -> dict[str, np.ndarray
     return sample_flows(n, seed, ipv6_share, start_ms=(EXPORT_MS - 3_000_000, EXPORT_MS - 60_000))
 
 
-COMPARED = [
-    "flow_start_ms",
-    "flow_end_ms",
-    "ip_version",
-    "src_v4",
-    "dst_v4",
-    "src_v6_hi",
-    "src_v6_lo",
-    "dst_v6_hi",
-    "dst_v6_lo",
-    "src_port",
-    "dst_port",
-    "protocol",
-    "flow_direction",
-    "octets",
-    "packets",
-    "sampling_interval",
-]
+COMPARED = [*FLOW_COLUMNS, "sampling_interval"]
 
 
 def sorted_rows(table, columns=COMPARED) -> list[tuple]:
@@ -313,7 +296,9 @@ def test_uptime_step_back_without_reboot_is_not_a_restart():
     assert result.flows.column("octets").to_pylist() == [100]
 
 
-def test_ipfix_sequence_backwards_is_a_restart():
+def two_layouts_of_template_256() -> tuple[bytes, bytes, bytes]:
+    """IPFIX template 256 before (A: src, dst, octets, packets) and after a restart (B: the same
+    five u32 fields in another order), and one data set of it."""
     a_fields = b"".join(
         struct.pack(">HH", ie, n) for ie, n in FIELDS_A[:2] + [(1, 4), (2, 4), (34, 4)]
     )
@@ -323,6 +308,11 @@ def test_ipfix_sequence_backwards_is_a_restart():
     tpl_a = ipfix_set(2, struct.pack(">HH", 256, 5) + a_fields)
     tpl_b = ipfix_set(2, struct.pack(">HH", 256, 5) + b_fields)
     rec = ipfix_set(256, struct.pack(">IIIII", 0x0A0A0A0A, 0x0B0B0B0B, 1234, 12, 4))
+    return tpl_a, tpl_b, rec
+
+
+def test_ipfix_sequence_backwards_is_a_restart():
+    tpl_a, tpl_b, rec = two_layouts_of_template_256()
     buf = (
         ipfix([tpl_a], seq=5000)
         + ipfix([rec], seq=5000)
@@ -514,15 +504,7 @@ def test_empty_batch():
 def test_ipfix_restart_with_data_overtaking_the_template_message():
     """The restarted exporter's first data messages arrive before its template message (seq 0):
     a step back among small sequence numbers is reordering, not a second restart."""
-    a_fields = b"".join(
-        struct.pack(">HH", ie, n) for ie, n in FIELDS_A[:2] + [(1, 4), (2, 4), (34, 4)]
-    )
-    b_fields = b"".join(
-        struct.pack(">HH", ie, n) for ie, n in [(12, 4), (8, 4), (2, 4), (1, 4), (34, 4)]
-    )
-    tpl_a = ipfix_set(2, struct.pack(">HH", 256, 5) + a_fields)
-    tpl_b = ipfix_set(2, struct.pack(">HH", 256, 5) + b_fields)
-    rec = ipfix_set(256, struct.pack(">IIIII", 0x0A0A0A0A, 0x0B0B0B0B, 1234, 12, 4))
+    tpl_a, tpl_b, rec = two_layouts_of_template_256()
     buf = (
         ipfix([tpl_a], seq=5000)
         + ipfix([rec], seq=5000)

@@ -167,18 +167,21 @@ def _data_messages(
     headers["domain"] = domain
     headers["set_id"] = set_id
     headers["set_length"] = SET_HEADER_BYTES + counts * record_bytes
-    header_bytes = headers.view(np.uint8).reshape(n_msgs, _DATA_HEADER_BYTES)
-    n_full = n // per_message
+    return b"".join(framed(headers, records, per_message))
+
+
+def framed(header_rows: np.ndarray, records: np.ndarray, per: int) -> list[bytes]:
+    """Messages (or datagrams) = header row i + records[i*per:(i+1)*per] (records: one row of
+    bytes each); the full ones are built as one matrix, the last may hold fewer records."""
+    n, width = records.shape
+    n_full = n // per
+    head = header_rows.view(np.uint8).reshape(len(header_rows), -1)
     full = np.concatenate(
-        [
-            header_bytes[:n_full],
-            records[: n_full * per_message].reshape(n_full, per_message * record_bytes),
-        ],
-        axis=1,
+        [head[:n_full], records[: n_full * per].reshape(n_full, per * width)], axis=1
     )
-    out = full.tobytes()
-    if n_full < n_msgs:
-        out += header_bytes[-1].tobytes() + records[n_full * per_message :].tobytes()
+    out = [row.tobytes() for row in full]  # loop over messages
+    if n_full < len(header_rows):
+        out.append(head[-1].tobytes() + records[n_full * per :].tobytes())
     return out
 
 

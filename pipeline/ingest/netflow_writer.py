@@ -11,38 +11,33 @@ import struct
 import numpy as np
 
 from pipeline.ingest import ipfix_constants as C
-from pipeline.ingest.ipfix_writer import FLOW_COLUMNS
+from pipeline.ingest.ipfix_writer import FLOW_COLUMNS, framed
 from pipeline.ingest.netflow_v5 import V5_HEADER_DTYPE, V5_RECORD_DTYPE
 
 V9_TEMPLATE_ID_V4 = 256
 V9_TEMPLATE_ID_V6 = 257
 V9_TEMPLATE_ID_SAMPLER = 258
-V9_FIELDS_V4: tuple[tuple[int, int], ...] = (
-    (C.IE_FLOW_START_SYS_UP_TIME, 4),
-    (C.IE_FLOW_END_SYS_UP_TIME, 4),
-    (C.IE_SOURCE_IPV4_ADDRESS, 4),
-    (C.IE_DESTINATION_IPV4_ADDRESS, 4),
-    (C.IE_SOURCE_TRANSPORT_PORT, 2),
-    (C.IE_DESTINATION_TRANSPORT_PORT, 2),
-    (C.IE_PROTOCOL_IDENTIFIER, 1),
-    (C.IE_FLOW_DIRECTION, 1),
-    (C.IE_OCTET_DELTA_COUNT, 8),
-    (C.IE_PACKET_DELTA_COUNT, 8),
-    (C.IE_SAMPLER_ID, 2),
-)
-V9_FIELDS_V6: tuple[tuple[int, int], ...] = (
-    (C.IE_FLOW_START_SYS_UP_TIME, 4),
-    (C.IE_FLOW_END_SYS_UP_TIME, 4),
-    (C.IE_SOURCE_IPV6_ADDRESS, 16),
-    (C.IE_DESTINATION_IPV6_ADDRESS, 16),
-    (C.IE_SOURCE_TRANSPORT_PORT, 2),
-    (C.IE_DESTINATION_TRANSPORT_PORT, 2),
-    (C.IE_PROTOCOL_IDENTIFIER, 1),
-    (C.IE_FLOW_DIRECTION, 1),
-    (C.IE_OCTET_DELTA_COUNT, 8),
-    (C.IE_PACKET_DELTA_COUNT, 8),
-    (C.IE_SAMPLER_ID, 2),
-)
+
+
+def _v9_fields(src_ie: int, dst_ie: int, address_bytes: int) -> tuple[tuple[int, int], ...]:
+    """The writer's v9 data template (field type, length) for one IP version."""
+    return (
+        (C.IE_FLOW_START_SYS_UP_TIME, 4),
+        (C.IE_FLOW_END_SYS_UP_TIME, 4),
+        (src_ie, address_bytes),
+        (dst_ie, address_bytes),
+        (C.IE_SOURCE_TRANSPORT_PORT, 2),
+        (C.IE_DESTINATION_TRANSPORT_PORT, 2),
+        (C.IE_PROTOCOL_IDENTIFIER, 1),
+        (C.IE_FLOW_DIRECTION, 1),
+        (C.IE_OCTET_DELTA_COUNT, 8),
+        (C.IE_PACKET_DELTA_COUNT, 8),
+        (C.IE_SAMPLER_ID, 2),
+    )
+
+
+V9_FIELDS_V4 = _v9_fields(C.IE_SOURCE_IPV4_ADDRESS, C.IE_DESTINATION_IPV4_ADDRESS, 4)
+V9_FIELDS_V6 = _v9_fields(C.IE_SOURCE_IPV6_ADDRESS, C.IE_DESTINATION_IPV6_ADDRESS, 16)
 V9_SAMPLER_SCOPE: tuple[tuple[int, int], ...] = ((C.V9_SCOPE_SYSTEM, 4),)
 V9_SAMPLER_FIELDS: tuple[tuple[int, int], ...] = (
     (C.IE_SAMPLER_ID, 2),
@@ -133,20 +128,6 @@ def _v9_template_datagram(
     return header + body
 
 
-def _framed(header_rows: np.ndarray, records: np.ndarray, per: int) -> list[bytes]:
-    """Datagrams = header row i + records[i*per:(i+1)*per]; full ones built as one matrix."""
-    n, width = records.shape
-    n_full = n // per
-    head = header_rows.view(np.uint8).reshape(len(header_rows), -1)
-    full = np.concatenate(
-        [head[:n_full], records[: n_full * per].reshape(n_full, per * width)], axis=1
-    )
-    out = [row.tobytes() for row in full]  # loop over datagrams
-    if n_full < len(header_rows):
-        out.append(head[-1].tobytes() + records[n_full * per :].tobytes())
-    return out
-
-
 def encode_v9_datagrams(
     flows: dict[str, np.ndarray],
     *,
@@ -225,7 +206,7 @@ def encode_v9_datagrams(
             headers["source_id"] = source_id
             headers["set_id"] = tid
             headers["set_length"] = C.SET_HEADER_BYTES + sizes * matrix.shape[1]
-            out += _framed(headers, recs, per)
+            out += framed(headers, recs, per)
             seq += k
     return out, seq % 2**32
 
@@ -270,4 +251,4 @@ def encode_v5_datagrams(
     headers["engine_id"] = engine_id
     headers["sampling"] = (1 << C.V5_SAMPLING_MODE_SHIFT) | sampling_interval
     matrix = rec.view(np.uint8).reshape(n, C.V5_RECORD_BYTES)
-    return _framed(headers, matrix, per), (sequence_start + n) % 2**32
+    return framed(headers, matrix, per), (sequence_start + n) % 2**32
