@@ -211,6 +211,8 @@ def test_same_tables_from_every_flow_form(built: Paths, tmp_path, flow_format: s
     expected = {"netflow-v9-pcap": "NetFlow v9 · pcap", "nfcapd": "nfcapd",
                 "nfdump-json": "nfdump json"}[flow_format]  # fmt: skip
     assert expected in text, "the appendix does not say how the flows were read"
+    version = "NetFlow v9" if flow_format == "netflow-v9-pcap" else "IPFIX"  # nfdump keeps it
+    assert f"flow records ({version})" in " ".join(text.split()), "section 1.2 names the export"
 
 
 def test_failing_blocking_check_stops_the_pdf(built: Paths, monkeypatch, tmp_path) -> None:

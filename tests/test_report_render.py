@@ -240,3 +240,13 @@ def test_flatten_params_worked_example():
         ("w.2024.extra[0].role", "r"),
         ("w.2024.extra[0].start", "x"),
     ]
+
+
+def test_export_versions_named_from_the_records():
+    from pipeline.report.render import export_versions_seen
+
+    assert export_versions_seen([{"records_by_version": {"10": 5}}]) == "IPFIX"
+    both = [{"records_by_version": {"10": 5}}, {"records_by_version": {"9": 1, "5": 2}}]
+    assert export_versions_seen(both) == "NetFlow v5, NetFlow v9 and IPFIX"
+    assert export_versions_seen([{"records_by_version": {"9": 1, "10": 0}}]) == "NetFlow v9"
+    assert export_versions_seen([{"name": "x"}]) == ""  # nothing known: the text names none

@@ -180,6 +180,14 @@ def exporter_quality_rows(
     return rows
 
 
+def export_versions_seen(exporters: list[dict[str, Any]]) -> str:
+    """'IPFIX', 'NetFlow v9 and IPFIX': the export versions some exporter's records came in."""
+    seen = sorted({int(v) for e in exporters for v, n in (e.get("records_by_version") or {}).items()
+                   if n})  # fmt: skip
+    names = [VERSION_NAMES.get(str(v), f"v{v}") for v in seen]
+    return " and ".join(filter(None, [", ".join(names[:-1]), names[-1]])) if names else ""
+
+
 def sampling_intervals_seen(exporters: list[dict[str, Any]]) -> list[int]:
     """Every sampling interval N that some exporter's records carried, ascending."""
     return sorted({int(n) for e in exporters for n, c in (e.get("sampling_intervals") or {}).items()
@@ -253,6 +261,7 @@ def render_html(
         exporter_rows=exporter_quality_rows(dq, context.get("exporters", [])),
         quarantine_rows=quarantine_reason_rows(context.get("exporters", [])),
         sampling_intervals=sampling_intervals_seen(context.get("exporters", [])),
+        export_versions=export_versions_seen(context.get("exporters", [])),
         key_figures=key_figures(tables, year),
         first_measured_year=_first_measured_year(tables),
         unattributed=dict(sorted(context.get("unattributed_share_pct", {}).items())),
