@@ -431,3 +431,28 @@ def test_random_corruption_never_raises(flips):
         data[pos % len(data)] = value
     parts = decode_nfcapd(bytes(data), "fuzz")
     _check_accounting(parts)
+
+
+def test_legacy_flow_records_are_set_aside_per_run():
+    """Records of nfdump's pre-1.7 type (10) among V3 records: each run of adjacent ones is one
+    quarantine entry holding their bytes and count; the V3 records around them decode."""
+    flows = _flows(6, 5)
+    flows["ip_version"][:] = 4  # every record is 104 bytes
+    data = bytearray(
+        encode_nfcapd([NfcapdExporterInput("192.0.2.9", 9, 16, flows)], created_ms=0)[0]
+    )
+    v3 = struct.pack("<HH", F.TYPE_V3_FLOW, 104)
+    starts = [i for i in range(len(data) - 3) if data[i : i + 4] == v3]
+    assert len(starts) == 6 and np.all(np.diff(starts) == 104)
+    for k in (1, 2, 4):
+        data[starts[k] : starts[k] + 2] = struct.pack("<H", F.TYPE_COMMON_V2)
+    parts = decode_nfcapd(bytes(data), "legacy")
+    _check_accounting(parts)
+    entries = [
+        (q.offset, q.length, q.records, q.reason) for p in parts for q in p.result.quarantine
+    ]
+    assert entries == [
+        (starts[1], 208, 2, "unsupported record type"),
+        (starts[4], 104, 1, "unsupported record type"),
+    ]
+    assert sum(p.result.stats.records_decoded for p in parts) == 3

@@ -253,13 +253,29 @@ class _FileDecode:
         typ = self.words.u16(off)
         size = self.words.u16(off + 2).astype(np.int64)
         self._meta_records(off, typ)
-        bad_type = np.isin(typ, _FLOW_RECORD_TYPES)
-        for i in np.flatnonzero(bad_type).tolist():  # legacy flow records: none from 1.7 nfcapd
-            o, n = int(off[i]), int(size[i])
-            reason = REASON_UNSUPPORTED_RECORD
-            self._quarantine(self._file_offset(i, o), data[o : o + n], reason, 1)
+        self._legacy_records(data, off, size, np.isin(typ, _FLOW_RECORD_TYPES))
         v3 = typ == F.TYPE_V3_FLOW
         self.v3_off, self.v3_size, self.v3_block = off[v3], size[v3], self.rec_block[v3]
+
+    def _legacy_records(
+        self, data: bytes, off: np.ndarray, size: np.ndarray, legacy: np.ndarray
+    ) -> None:
+        """Legacy flow records (none from nfcapd 1.7): one quarantine entry per run of adjacent
+        ones in a block, so a file full of them costs a loop over runs, not over records."""
+        idx = np.flatnonzero(legacy)
+        if len(idx) == 0:
+            return
+        block = self.rec_block[idx]
+        new_run = np.concatenate(([True], (np.diff(idx) != 1) | (np.diff(block) != 0)))
+        firsts = np.flatnonzero(new_run)
+        lasts = np.concatenate((firsts[1:], [len(idx)])) - 1
+        for a, b in zip(firsts.tolist(), lasts.tolist(), strict=True):  # loop over runs
+            i, j = int(idx[a]), int(idx[b])
+            start, stop = int(off[i]), int(off[j] + size[j])
+            payload = data[start:stop]
+            self._quarantine(
+                self._file_offset(i, start), payload, REASON_UNSUPPORTED_RECORD, b - a + 1
+            )
 
     def _file_offset(self, rec_index: int, global_offset: int) -> int:
         block = self.blocks[int(self.rec_block[rec_index])]
