@@ -14,8 +14,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.ingest.ipfix_decoder import IpfixDecoder  # noqa: E402
-from pipeline.ingest.ipfix_writer import RECORD_DTYPE_V4, encode_ipfix_stream  # noqa: E402
+from pipeline.wire.ipfix.decoder import IpfixDecoder  # noqa: E402
+from pipeline.wire.ipfix.writer import RECORD_DTYPE_V4, encode_ipfix_stream  # noqa: E402
 
 FIXED_RECORDS = 2_000_000
 VAR_RECORDS = 500_000

@@ -15,8 +15,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.decode_ipfix import fixed_stream, var_stream  # noqa: E402
-from pipeline.ingest.ipfix_decoder import FlowDecoder  # noqa: E402
-from pipeline.ingest.netflow_writer import encode_v5_datagrams, encode_v9_datagrams  # noqa: E402
+from pipeline.wire.ipfix.decoder import FlowDecoder  # noqa: E402
+from pipeline.wire.netflow_v5 import encode_v5_datagrams  # noqa: E402
+from pipeline.wire.netflow_v9 import encode_v9_datagrams  # noqa: E402
 
 IPFIX_FIXED_RECORDS = 1_000_000
 IPFIX_VAR_RECORDS = 300_000

@@ -203,11 +203,11 @@ def run_atheris_child(target: fc.Target, seconds: float, out_dir: Path, seed: in
     import atheris
 
     with atheris.instrument_imports(include=["pipeline.ingest"]):
-        import pipeline.ingest.ipfix_decoder  # noqa: F401
-        import pipeline.ingest.netflow_frames  # noqa: F401
-        import pipeline.ingest.netflow_v5  # noqa: F401
-        import pipeline.ingest.nfcapd  # noqa: F401
-        import pipeline.ingest.pcap  # noqa: F401
+        import pipeline.wire.datagrams  # noqa: F401
+        import pipeline.wire.ipfix.decoder  # noqa: F401
+        import pipeline.wire.netflow_v5  # noqa: F401
+        import pipeline.wire.nfcapd.reader  # noqa: F401
+        import pipeline.wire.pcap.reader  # noqa: F401
     corpus = out_dir / f"corpus-{target.name}"
     corpus.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)

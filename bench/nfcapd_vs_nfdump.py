@@ -18,9 +18,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.ingest.nfcapd import read_nfcapd  # noqa: E402
-from pipeline.ingest.nfcapd_writer import NfcapdExporterInput, write_nfcapd  # noqa: E402
-from pipeline.ingest.nfdump_text import read_nfdump_csv, read_nfdump_json  # noqa: E402
+from pipeline.wire.nfcapd.reader import read_nfcapd  # noqa: E402
+from pipeline.wire.nfcapd.writer import NfcapdExporterInput, write_nfcapd  # noqa: E402
+from pipeline.wire.nfdump_text import read_nfdump_csv, read_nfdump_json  # noqa: E402
 
 FLOWS = 1_200_000
 SEED = 20240603

@@ -3,5 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/ruff check pipeline tests bench
+.venv/bin/ruff check pipeline tests bench scripts
+.venv/bin/python scripts/check_imports.py
 exec .venv/bin/python -m pytest -q "$@"

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config import SHARED_DIR
-from pipeline.ingest import ipfix_constants as C
+from pipeline.wire.ipfix import constants as C
 
 CAPTURES_DIR = SHARED_DIR / "data" / "flow-exports"
 NFCAPD_DIR = SHARED_DIR / "data" / "nfcapd"
@@ -83,7 +83,7 @@ def split_ipfix_messages(buf: bytes) -> list[bytes]:
 @cache
 def ipfix_stream_messages(n: int = 40, seed: int = 1, max_message_bytes: int = 400) -> list[bytes]:
     """Writer output as messages: template+options message first, then data messages."""
-    from pipeline.ingest.ipfix_writer import encode_ipfix_stream
+    from pipeline.wire.ipfix.writer import encode_ipfix_stream
 
     buf, _ = encode_ipfix_stream(
         sample_flows(n, seed),
@@ -96,24 +96,15 @@ def ipfix_stream_messages(n: int = 40, seed: int = 1, max_message_bytes: int = 4
 
 
 def _optional(module: str, name: str):
-    """`module.name` if the module exists yet (others build it in parallel), else None.
-
-    Only an absent module/attribute means "not yet": an ImportError raised inside an existing
-    module propagates, so a broken module fails loudly instead of skipping.
-    """
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        return None
-    return getattr(mod, name, None)
+    """`module.name`; a missing module or attribute fails loudly (a moved writer must not silently
+    shrink the corpus)."""
+    return getattr(importlib.import_module(module), name)
 
 
 @cache
 def v9_writer_datagrams(n: int = 30, seed: int = 2) -> tuple[bytes, ...] | None:
-    """NetFlow v9 datagrams from `netflow_writer.encode_v9_datagrams`, None while missing."""
-    encode = _optional("pipeline.ingest.netflow_writer", "encode_v9_datagrams")
+    """NetFlow v9 datagrams from `netflow_v9.encode_v9_datagrams`, None while missing."""
+    encode = _optional("pipeline.wire.netflow_v9", "encode_v9_datagrams")
     if encode is None:
         return None
     grams, _ = encode(
@@ -130,8 +121,8 @@ def v9_writer_datagrams(n: int = 30, seed: int = 2) -> tuple[bytes, ...] | None:
 
 @cache
 def v5_writer_datagrams(n: int = 40, seed: int = 3) -> tuple[bytes, ...] | None:
-    """NetFlow v5 datagrams from `netflow_writer.encode_v5_datagrams`, None while missing."""
-    encode = _optional("pipeline.ingest.netflow_writer", "encode_v5_datagrams")
+    """NetFlow v5 datagrams from `netflow_v5.encode_v5_datagrams`, None while missing."""
+    encode = _optional("pipeline.wire.netflow_v5", "encode_v5_datagrams")
     if encode is None:
         return None
     flows = sample_flows(n, seed, ipv6_share=0.0)  # v5 carries IPv4 only, 32-bit counters
@@ -154,7 +145,7 @@ def capture_datagrams() -> dict[str, tuple[bytes, ...]]:
 
     Empty when ../shared/data is absent.
     """
-    from pipeline.ingest.pcap import read_udp_datagrams
+    from pipeline.wire.pcap.reader import read_udp_datagrams
 
     if not CAPTURES_DIR.is_dir():
         return {}
@@ -388,21 +379,14 @@ def structured_template_case(rng: random.Random, version: int) -> list[bytes]:
 # --------------------------------------------------------------------------- the contract
 @cache
 def known_reasons() -> frozenset[str]:
-    """Every REASON_* string of the ingest modules that exist (ipfix_constants and newer ones)."""
+    """Every REASON_* string of the wire-format modules (pipeline.wire and its subpackages)."""
+    import pkgutil
+
+    import pipeline.wire
+
     reasons = set()
-    for name in (
-        "pipeline.ingest.ipfix_constants",
-        "pipeline.ingest.netflow_constants",
-        "pipeline.ingest.nfcapd",
-        "pipeline.ingest.pcap",
-        "pipeline.ingest.nfdump_text",
-    ):
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
+    for info in pkgutil.walk_packages(pipeline.wire.__path__, "pipeline.wire."):
+        mod = importlib.import_module(info.name)
         reasons |= {
             v for k, v in vars(mod).items() if k.startswith("REASON_") and isinstance(v, str)
         }
@@ -427,7 +411,7 @@ def check_result(
     `payload_at_offset`: each entry's payload is data[offset:offset+length] (IPFIX/NetFlow).
     `sampled`: kept flows all have a known interval (readers that leave 0 to the caller: False).
     """
-    from pipeline.ingest.ipfix_decoder import FLOW_SCHEMA
+    from pipeline.wire.records import FLOW_SCHEMA
 
     s = result.stats
     assert s.records_in == s.records_decoded + s.records_quarantined, s
@@ -502,20 +486,20 @@ def _missing(module: str, name: str) -> str | None:
 
 
 def run_ipfix(data: bytes, source: str = "fuzz.ipfix") -> list:
-    from pipeline.ingest.ipfix_decoder import FlowDecoder
+    from pipeline.wire.ipfix.decoder import FlowDecoder
 
     return [FlowDecoder("fuzz", None).decode(data, source)]
 
 
 def run_datagrams(grams: Sequence[bytes], source: str = "fuzz.pcap") -> list:
-    from pipeline.ingest.ipfix_decoder import FlowDecoder
+    from pipeline.wire.ipfix.decoder import FlowDecoder
 
     payload, starts, lengths, offsets = _datagram_buffers(grams)
     return [FlowDecoder("fuzz", None).decode_datagrams(payload, starts, lengths, offsets, source)]
 
 
 def run_nfcapd(data: bytes, source: str = "fuzz.nfcapd") -> list:
-    from pipeline.ingest.nfcapd import decode_nfcapd
+    from pipeline.wire.nfcapd.reader import decode_nfcapd
 
     return _nfcapd_results(decode_nfcapd(data, source))
 
@@ -530,19 +514,19 @@ def _in_temp_file(data: bytes, name: str, read: Callable):
 
 def run_pcap(data: bytes, source: str = "fuzz.pcap") -> list:
     """[ExportDatagrams] of `data` read as a capture file."""
-    from pipeline.ingest.pcap import read_export_datagrams
+    from pipeline.wire.pcap.reader import read_export_datagrams
 
     return [_in_temp_file(data, "fuzz.pcap", lambda p: read_export_datagrams(p, source))]
 
 
 def run_nfdump_csv(data: bytes, source: str = "fuzz.csv") -> list:
-    from pipeline.ingest.nfdump_text import decode_nfdump_csv
+    from pipeline.wire.nfdump_text import decode_nfdump_csv
 
     return [p.result for p in decode_nfdump_csv(data, source)]
 
 
 def run_nfdump_json(data: bytes, source: str = "fuzz.json") -> list:
-    from pipeline.ingest.nfdump_text import decode_nfdump_json
+    from pipeline.wire.nfdump_text import decode_nfdump_json
 
     return [p.result for p in decode_nfdump_json(data, source)]
 
@@ -577,10 +561,10 @@ def datagram_seeds(kind: str = "all") -> list[list[bytes]]:
 @cache
 def written_nfcapd(n: int = 20, seed: int = 4) -> bytes | None:
     """nfcapd bytes from `nfcapd_writer.encode_nfcapd` (v4 + v6 exporter), None while missing."""
-    encode = _optional("pipeline.ingest.nfcapd_writer", "encode_nfcapd")
+    encode = _optional("pipeline.wire.nfcapd.writer", "encode_nfcapd")
     if encode is None:
         return None
-    from pipeline.ingest.nfcapd_writer import NfcapdExporterInput
+    from pipeline.wire.nfcapd.writer import NfcapdExporterInput
 
     exporters = [
         NfcapdExporterInput("192.0.2.1", 7, SAMPLING, sample_flows(n, seed)),
@@ -603,10 +587,10 @@ def nfcapd_seeds() -> list[bytes]:
 @cache
 def written_captures() -> tuple[bytes, ...]:
     """pcap and pcapng files from pcap_writer around the v9/v5 writer datagrams (IPv4 and IPv6)."""
-    module = "pipeline.ingest.pcap_writer"
+    module = "pipeline.wire.pcap.writer"
     if _optional(module, "write_export_pcap") is None:
         return ()
-    from pipeline.ingest.pcap_writer import write_export_pcap, write_export_pcapng
+    from pipeline.wire.pcap.writer import write_export_pcap, write_export_pcapng
 
     out = []
     grams = [*(v9_writer_datagrams() or ()), *(v5_writer_datagrams() or ())][:12]
@@ -697,13 +681,13 @@ TARGETS: dict[str, Target] = {
     "nfdump_csv": Target(
         "nfdump_csv",
         run_nfdump_csv,
-        lambda: _missing("pipeline.ingest.nfdump_text", "decode_nfdump_csv"),
+        lambda: _missing("pipeline.wire.nfdump_text", "decode_nfdump_csv"),
         nfdump_csv_seeds,
     ),
     "nfdump_json": Target(
         "nfdump_json",
         run_nfdump_json,
-        lambda: _missing("pipeline.ingest.nfdump_text", "decode_nfdump_json"),
+        lambda: _missing("pipeline.wire.nfdump_text", "decode_nfdump_json"),
         nfdump_json_seeds,
     ),
 }

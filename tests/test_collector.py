@@ -19,7 +19,7 @@ import pytest
 from pipeline.collect.__main__ import parse_listen
 from pipeline.collect.collector import Collector
 from pipeline.config import REPO_ROOT
-from pipeline.ingest.pcap import read_export_datagrams
+from pipeline.wire.pcap.reader import read_export_datagrams
 
 
 def _ipv6_loopback() -> bool:

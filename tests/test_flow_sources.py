@@ -9,8 +9,8 @@ import pytest
 
 from pipeline.ingest.flow_readers import apply_default_sampling
 from pipeline.ingest.flows import load_registry
-from pipeline.ingest.ipfix_decoder import FLOW_SCHEMA, DecodeResult, DecodeStats
 from pipeline.ingest.sources import UNREGISTERED, ExporterMatcher, parse_sources
+from pipeline.wire.records import FLOW_SCHEMA, DecodeResult, DecodeStats
 
 EXPORTERS = [
     {"name": "bras01", "address": "192.0.2.1", "observation_domain_id": 101, "service": "pppoe"},

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.ingest.flows import load_exporters, normalise_exporter_day
-from pipeline.ingest.ipfix_writer import write_ipfix_file
+from pipeline.wire.ipfix.writer import write_ipfix_file
 
 DAY = dt.date(2024, 6, 3)
 EXPORTERS_YAML = """\

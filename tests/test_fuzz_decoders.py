@@ -56,8 +56,8 @@ from fuzz_corpus import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.ingest import ipfix_constants as C
-from pipeline.ingest.ipfix_decoder import FlowDecoder
+from pipeline.wire.ipfix import constants as C
+from pipeline.wire.ipfix.decoder import FlowDecoder
 
 EXAMPLES = int(os.environ.get("BBTR_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(
@@ -325,7 +325,7 @@ def test_v9_options_template_scope_length_not_multiple_of_4(scope_length):
     t = target("datagrams")
     grams = v9_writer_datagrams()
     if grams is None:
-        pytest.skip("pipeline.ingest.netflow_writer.encode_v9_datagrams does not exist yet")
+        pytest.skip("pipeline.wire.netflow_v9.encode_v9_datagrams does not exist yet")
     opt = v9_flowset(1, v9_options_template(600, [(1, 4)], [(34, 4), (35, 1)], scope_length))
     opt_data = v9_flowset(600, struct.pack(">IIB", 1, 4096, 2))
     bad = v9_packet(opt, opt_data, count=2)
@@ -381,7 +381,7 @@ def test_v9_header_count_lies_and_flowset_length_zero():
     t = target("datagrams")
     grams = v9_writer_datagrams()
     if grams is None:
-        pytest.skip("pipeline.ingest.netflow_writer.encode_v9_datagrams does not exist yet")
+        pytest.skip("pipeline.wire.netflow_v9.encode_v9_datagrams does not exist yet")
     lying = bytearray(grams[-1])
     lying[2:4] = (65535).to_bytes(2, "big")
     zero = grams[-1][: V9_HEADER.size] + b"\x01\x00\x00\x00" + grams[-1][V9_HEADER.size + 4 :]
@@ -470,7 +470,7 @@ def test_nfcapd_written_file_accounts_every_record():
     t = target("nfcapd")
     data = written_nfcapd()
     if data is None:
-        pytest.skip("pipeline.ingest.nfcapd_writer.encode_nfcapd does not exist yet")
+        pytest.skip("pipeline.wire.nfcapd.writer.encode_nfcapd does not exist yet")
     results = call_target(t, data, source="fuzz.nfcapd").results
     assert sum(r.stats.records_in for r in results) == 30  # 20 + 10 flows written
     assert (
@@ -487,7 +487,7 @@ def test_nfcapd_bad_block_between_valid_blocks_loses_nothing(victim):
     t = target("nfcapd")
     data = written_nfcapd()
     if data is None:
-        pytest.skip("pipeline.ingest.nfcapd_writer.encode_nfcapd does not exist yet")
+        pytest.skip("pipeline.wire.nfcapd.writer.encode_nfcapd does not exist yet")
     blocks, pos = [], 40  # nfcapd_format.FILE_HEADER.size; block header: <IIHH records, size, type
     while pos + 12 <= len(data):
         n, size, _ = struct.unpack_from("<IIH", data, pos)

@@ -8,7 +8,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.ingest.ipfix_decoder import FLOW_SCHEMA, IpfixDecoder
+from pipeline.wire.ipfix.decoder import IpfixDecoder
+from pipeline.wire.records import FLOW_SCHEMA
 
 EXPORT_S = 1_717_000_000
 

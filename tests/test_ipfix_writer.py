@@ -6,8 +6,8 @@ import struct
 
 import numpy as np
 
-from pipeline.ingest.ipfix_decoder import IpfixDecoder
-from pipeline.ingest.ipfix_writer import encode_ipfix_stream, write_ipfix_file
+from pipeline.wire.ipfix.decoder import IpfixDecoder
+from pipeline.wire.ipfix.writer import encode_ipfix_stream, write_ipfix_file
 
 V4_IES = [
     (152, 8),

@@ -1,7 +1,7 @@
 """NetFlow v9 / v5 next to IPFIX: round trips, sampling, restarts, sequences, hostile input.
 
 Packets are hand-built here with struct (independent of the decoder); the round trips go through
-pipeline.ingest.netflow_writer and compare with the IPFIX decode of the same flows.
+pipeline.wire.netflow_v9 and compare with the IPFIX decode of the same flows.
 """
 
 from __future__ import annotations
@@ -12,10 +12,12 @@ import numpy as np
 import pyarrow.compute as pc
 from fuzz_corpus import sample_flows
 
-from pipeline.ingest import ipfix_constants as C
-from pipeline.ingest.ipfix_decoder import FLOW_SCHEMA, FlowDecoder, IpfixDecoder
-from pipeline.ingest.ipfix_writer import FLOW_COLUMNS, encode_ipfix_stream
-from pipeline.ingest.netflow_writer import encode_v5_datagrams, encode_v9_datagrams
+from pipeline.wire.ipfix import constants as C
+from pipeline.wire.ipfix.decoder import FlowDecoder, IpfixDecoder
+from pipeline.wire.ipfix.writer import FLOW_COLUMNS, encode_ipfix_stream
+from pipeline.wire.netflow_v5 import encode_v5_datagrams
+from pipeline.wire.netflow_v9 import encode_v9_datagrams
+from pipeline.wire.records import FLOW_SCHEMA
 
 EXPORT_S = 1_717_000_000
 EXPORT_MS = EXPORT_S * 1000

@@ -21,10 +21,10 @@ from conftest import require_shared
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.ingest import nfcapd_format as F
-from pipeline.ingest.ipfix_writer import encode_ipfix_stream
-from pipeline.ingest.nfcapd import decode_nfcapd, read_nfcapd, record_chain
-from pipeline.ingest.nfcapd_writer import NfcapdExporterInput, encode_nfcapd, write_nfcapd
+from pipeline.wire.ipfix.writer import encode_ipfix_stream
+from pipeline.wire.nfcapd import format as F
+from pipeline.wire.nfcapd.reader import decode_nfcapd, read_nfcapd, record_chain
+from pipeline.wire.nfcapd.writer import NfcapdExporterInput, encode_nfcapd, write_nfcapd
 
 SHARED_FILE = "nfcapd/softflowd-ipfix-tcpreplay-test.nfcapd"
 NFDUMP = shutil.which("nfdump")

@@ -14,9 +14,9 @@ from conftest import require_shared
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.ingest.nfcapd import read_nfcapd
-from pipeline.ingest.nfcapd_writer import NfcapdExporterInput, write_nfcapd
-from pipeline.ingest.nfdump_text import (
+from pipeline.wire.nfcapd.reader import read_nfcapd
+from pipeline.wire.nfcapd.writer import NfcapdExporterInput, write_nfcapd
+from pipeline.wire.nfdump_text import (
     _csv_fast,
     _json_fast,
     decode_nfdump_csv,

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.ingest import pcap
-from pipeline.ingest.pcap import read_export_datagrams, read_udp_datagrams
-from pipeline.ingest.pcap_writer import (
+from pipeline.wire.pcap import reader as pcap
+from pipeline.wire.pcap.reader import read_export_datagrams, read_udp_datagrams
+from pipeline.wire.pcap.writer import (
     encode_capture_records,
     pcap_file_header,
     write_export_pcap,

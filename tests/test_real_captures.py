@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from conftest import SHARED_DATA, require_shared
 
-from pipeline.ingest.ipfix_decoder import FlowDecoder, IpfixDecoder
-from pipeline.ingest.pcap import read_udp_datagrams
+from pipeline.wire.ipfix.decoder import FlowDecoder, IpfixDecoder
+from pipeline.wire.pcap.reader import read_udp_datagrams
 
 DECODES = sorted(
     p.name.removesuffix(".tshark.json")

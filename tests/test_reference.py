@@ -183,14 +183,14 @@ def test_monthly_counters_errors(tmp_path: Path, row: str, message: str) -> None
     ],
 )
 def test_ipv6_prefix_text(text: str, hi: int | None, length: int | None) -> None:
-    from pipeline.ingest.address_text import ipv6_prefix_text_to_hi_len
+    from pipeline.wire.address_text import ipv6_prefix_text_to_hi_len
 
     out = ipv6_prefix_text_to_hi_len(pl.Series([text]))
     assert out.row(0) == (hi, length)
 
 
 def test_ipv4_text() -> None:
-    from pipeline.ingest.address_text import ipv4_text_to_uint32
+    from pipeline.wire.address_text import ipv4_text_to_uint32
 
     got = ipv4_text_to_uint32(
         pl.Series(["100.64.12.34", "255.255.255.255", "256.1.1.1", "1.2.3", None])

@@ -14,10 +14,10 @@ import polars as pl
 import pytest
 
 from pipeline.config import analysis_week, week_bounds_ms
-from pipeline.ingest.ipfix_writer import RECORD_DTYPE_V4, RECORD_DTYPE_V6
 from pipeline.simulate import world
 from pipeline.simulate.flows import Cells, PortMix, fill_server_ports
 from pipeline.simulate.run import parse_years, simulate, simulate_year
+from pipeline.wire.ipfix.writer import RECORD_DTYPE_V4, RECORD_DTYPE_V6
 
 YEAR = 2023
 INTERIM_S = 6 * 3600

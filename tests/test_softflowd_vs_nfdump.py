@@ -18,8 +18,8 @@ import pytest
 from conftest import require_shared
 
 from pipeline.collect.collector import Collector
-from pipeline.ingest.ipfix_decoder import IpfixDecoder
-from pipeline.ingest.pcap import read_export_datagrams
+from pipeline.wire.ipfix.decoder import IpfixDecoder
+from pipeline.wire.pcap.reader import read_export_datagrams
 
 TOOLS = {name: shutil.which(name) for name in ("softflowd", "nfcapd", "nfdump")}
 pytestmark = pytest.mark.skipif(

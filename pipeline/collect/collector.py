@@ -1,7 +1,7 @@
 """Live UDP collector: export datagrams of any version → rotated classic pcap files.
 
 Each datagram is kept with its exporter's address and port, the listening address and port, and
-its receive time, as a synthetic Ethernet/IP/UDP frame (pipeline.ingest.pcap_writer). Files are
+its receive time, as a synthetic Ethernet/IP/UDP frame (pipeline.wire.pcap.writer). Files are
 written as `DIR/<YYYY-MM-DD>/.collector-<YYYYmmddTHHMMSS>-<seq>.pcap.tmp` (UTC) and renamed to
 `collector-<…>-<seq>.pcap` when closed, after their JSON sidecar of per-exporter counts.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pipeline.atomic import write_text_atomic
 from pipeline.config import Paths
-from pipeline.ingest.pcap_writer import encode_capture_records, pcap_file_header
+from pipeline.wire.pcap.writer import encode_capture_records, pcap_file_header
 
 log = logging.getLogger(__name__)
 

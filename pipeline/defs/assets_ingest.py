@@ -12,6 +12,8 @@ from dagster import (
 from pipeline.defs.partitions import report_year_partitions
 from pipeline.defs.resources import PipelineSettings
 from pipeline.ingest import year as ingest_year
+from pipeline.simulate.run import simulate_year
+from pipeline.simulate.world import SimScale
 
 GROUP = "ingest"
 
@@ -26,14 +28,16 @@ def as_metadata(summary: dict) -> dict:
 @asset(group_name=GROUP, partitions_def=report_year_partitions)
 def raw_inputs(context: AssetExecutionContext, settings: PipelineSettings) -> MaterializeResult:
     """The report year's raw files: written by the simulated ISP, or an ISP's own, catalogued."""
-    summary = ingest_year.prepare_raw_inputs(
-        settings.paths(),
-        int(context.partition_key),
-        settings.source,
-        settings.scale,
-        settings.seed,
-        settings.flow_format,
-    )
+    year, paths = int(context.partition_key), settings.paths()
+    simulator = None
+    if settings.source == "simulator":
+        simulator = {"scale": settings.scale, "seed": settings.seed,
+                     "flow_format": settings.flow_format}  # fmt: skip
+        simulate_year(year, paths.raw, paths.truth, SimScale.preset(settings.scale), settings.seed,
+                      settings.flow_format)  # fmt: skip
+    elif settings.source != "files":
+        raise ValueError(f"unknown raw input source {settings.source!r} (simulator or files)")
+    summary = ingest_year.catalogue_raw_inputs(paths, year, settings.source, simulator)
     return MaterializeResult(
         metadata={
             "source": settings.source,

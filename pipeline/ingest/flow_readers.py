@@ -14,8 +14,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.ingest import ipfix_constants as C
-from pipeline.ingest.ipfix_decoder import DecodeResult, DecodeStats, IpfixDecoder, QuarantineEntry
+from pipeline.wire.ipfix import constants as C
+from pipeline.wire.ipfix.decoder import IpfixDecoder
+from pipeline.wire.records import DecodeResult, DecodeStats, QuarantineEntry
 
 # (address, observation domain) of the exporter a record came from → its registry entry or None
 Resolver = Callable[[str | None, int | None], dict | None]
@@ -52,7 +53,7 @@ class FlowFileReader:
         elif self.fmt == "pcap":
             yield from self._read_pcap(path, rel)
         elif self.fmt == "nfcapd":
-            from pipeline.ingest.nfcapd import read_nfcapd
+            from pipeline.wire.nfcapd.reader import read_nfcapd
 
             for part in read_nfcapd(path, rel):
                 piece = self._with_default(
@@ -63,7 +64,7 @@ class FlowFileReader:
                     stats.records_by_version = {part.export_version: stats.records_decoded}
                 yield piece
         elif self.fmt in ("nfdump-csv", "nfdump-json"):
-            from pipeline.ingest import nfdump_text
+            from pipeline.wire import nfdump_text
 
             reader = (
                 nfdump_text.read_nfdump_csv
@@ -76,7 +77,7 @@ class FlowFileReader:
             raise ValueError(f"{rel}: unknown flow source format {self.fmt!r}")
 
     def _read_pcap(self, path: Path, rel: str) -> Iterator[Decoded]:
-        from pipeline.ingest.pcap import read_export_datagrams
+        from pipeline.wire.pcap.reader import read_export_datagrams
 
         grams = read_export_datagrams(path)
         if grams.problems:
@@ -132,7 +133,7 @@ def apply_default_sampling(result: DecodeResult, default: int | None, source: st
 
 def _quarantine_only(entries: list[QuarantineEntry], rel: str) -> DecodeResult:
     """Capture-level problems (unreadable packets) as a result of no flows."""
-    from pipeline.ingest.ipfix_decoder import FLOW_SCHEMA
+    from pipeline.wire.records import FLOW_SCHEMA
 
     stats = DecodeStats()
     for e in entries:

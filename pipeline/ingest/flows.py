@@ -16,8 +16,8 @@ import yaml
 
 from pipeline.atomic import write_atomic
 from pipeline.ingest.flow_readers import FlowFileReader
-from pipeline.ingest.ipfix_decoder import FLOW_SCHEMA, DecodeResult, QuarantineEntry
 from pipeline.ingest.sources import UNREGISTERED, ExporterMatcher, FlowSource, parse_sources
+from pipeline.wire.records import FLOW_SCHEMA, DecodeResult, QuarantineEntry
 
 NORMALISED_SCHEMA = pa.schema([pa.field("exporter", pa.string()), *FLOW_SCHEMA])
 QUARANTINE_SCHEMA = pa.schema(

@@ -9,7 +9,7 @@ import polars as pl
 
 from pipeline.atomic import write_parquet_atomic
 from pipeline.config import local_day_bounds_ms
-from pipeline.ingest.address_text import ipv4_text_to_uint32, ipv6_prefix_text_to_hi_len
+from pipeline.wire.address_text import ipv4_text_to_uint32, ipv6_prefix_text_to_hi_len
 
 STATUS_TYPES = ("Start", "Interim-Update", "Stop")
 # detail attribute name → event column (raw text); the octet counters are not needed.

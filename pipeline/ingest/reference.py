@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.atomic import write_parquet_atomic
-from pipeline.ingest.address_text import ipv6_prefix_text_to_hi_len
+from pipeline.wire.address_text import ipv6_prefix_text_to_hi_len
 
 SERVICE_CLASSES = ("personal", "enterprise")
 COUNTER_SERVICES = ("broadband_pppoe", "broadband_ipoe", "mobile")

@@ -20,18 +20,11 @@ from pipeline.ingest.reference import (
 from pipeline.parallel import run_parallel
 
 
-def prepare_raw_inputs(
-    paths: Paths, year: int, source: str, scale: str, seed: int, flow_format: str = "ipfix"
+def catalogue_raw_inputs(
+    paths: Paths, year: int, source: str, simulator: dict | None = None
 ) -> dict:
-    """Simulate the year's raw files ("simulator", flows in `flow_format`) or check an ISP's own
-    ("files"); hash them."""
-    if source == "simulator":
-        from pipeline.simulate.run import simulate_year
-        from pipeline.simulate.world import SimScale
-
-        simulate_year(year, paths.raw, paths.truth, SimScale.preset(scale), seed, flow_format)
-    elif source != "files":
-        raise ValueError(f"unknown raw input source {source!r} (simulator or files)")
+    """Check and hash the year's raw files (an ISP's own, or what the simulator just wrote, whose
+    parameters `simulator` names in the provenance)."""
     if not (paths.raw / "exporters.yaml").is_file():
         raise FileNotFoundError(
             f"{paths.raw / 'exporters.yaml'}: no exporter registry in the raw dir"
@@ -39,8 +32,8 @@ def prepare_raw_inputs(
     files = raw_files_for_year(paths.raw, year)
     digest, per_file = sha256_of_files(files, paths.raw)
     provenance = {"year": year, "source": source, "inputs_sha256": digest, "files": per_file}
-    if source == "simulator":
-        provenance["simulator"] = {"scale": scale, "seed": seed, "flow_format": flow_format}
+    if simulator is not None:
+        provenance["simulator"] = simulator
     _write_json(paths.warehouse / "provenance" / f"year={year}.json", provenance)
     return {
         "files": len(files),

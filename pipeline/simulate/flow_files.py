@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.atomic import write_bytes_atomic
-from pipeline.ingest.ipfix_writer import encode_ipfix_stream
 from pipeline.simulate import world
+from pipeline.wire.ipfix.writer import encode_ipfix_stream
 
 FLOW_FORMATS = ("ipfix", "netflow-v9-pcap", "nfcapd", "nfdump-csv", "nfdump-json")
 SOURCES: dict[str, dict] = {
@@ -86,8 +86,8 @@ def write_hour(
         write_bytes_atomic(raw_dir / rel, data)
         return {rel: data}, sequence
     if flow_format == "netflow-v9-pcap":
-        from pipeline.ingest.netflow_writer import encode_v9_datagrams
-        from pipeline.ingest.pcap_writer import write_export_pcap
+        from pipeline.wire.netflow_v9 import encode_v9_datagrams
+        from pipeline.wire.pcap.writer import write_export_pcap
 
         uptime_ms = UPTIME_AT_WEEK_START_MS + (hour_end_ms - week_start_ms)
         v9 = dict(
@@ -178,7 +178,7 @@ def _ipfix_with_restart(part: dict, sequence: int, kw: dict) -> tuple[bytes, int
 
 
 def _write_nfcapd(path: Path, part: dict, exporter: world.Exporter, hour_end_ms: int) -> None:
-    from pipeline.ingest.nfcapd_writer import NfcapdExporterInput, write_nfcapd
+    from pipeline.wire.nfcapd.writer import NfcapdExporterInput, write_nfcapd
 
     write_nfcapd(
         path,

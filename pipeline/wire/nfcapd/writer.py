@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.atomic import write_bytes_atomic
-from pipeline.ingest import nfcapd_format as F
+from pipeline.wire.nfcapd import format as F
 
 BLOCK_TARGET_BYTES = 1 << 20  # nfdump reads blocks up to 5 MiB
 _IDENT = b"none\0"

@@ -42,8 +42,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from pipeline.ingest.address_text import ipv4_text_to_uint32
-from pipeline.ingest.ipfix_decoder import FLOW_SCHEMA, DecodeResult, DecodeStats, QuarantineEntry
+from pipeline.wire.address_text import ipv4_text_to_uint32
+from pipeline.wire.records import FLOW_SCHEMA, DecodeResult, DecodeStats, QuarantineEntry
 
 REASON_BAD_BYTES = "nfdump text: non-ASCII or control bytes"
 REASON_FIELD_COUNT = "nfdump csv: wrong number of fields"
@@ -52,7 +52,7 @@ REASON_MISSING_COLUMN = "nfdump csv: header lacks a required column"
 REASON_BAD_OBJECT = "nfdump json: malformed object"
 REASON_MISSING_KEY = "nfdump json: required key missing"
 REASON_NOT_FLOW = "nfdump json: not a flow record"
-REASON_SCALED_UNKNOWN = "counters scaled by unknown sampler"  # as pipeline.ingest.nfcapd
+REASON_SCALED_UNKNOWN = "counters scaled by unknown sampler"  # as pipeline.wire.nfcapd.reader
 
 # `nfdump -o csv` 1.7.1 header (printed unless -q).
 CSV_COLUMNS_1_7_1 = (

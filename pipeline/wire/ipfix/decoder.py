@@ -5,7 +5,7 @@ any version framed by the transport (UDP). NetFlow v9 packets are turned into IP
 20-byte header becomes a 16-byte one; flowsets ≥ 256 are byte-identical to IPFIX data sets) and go
 through the same machinery; v9 template flowsets are parsed in their own layout and
 FIRST/LAST_SWITCHED are made absolute with the packet's sysUptime. v5 is decoded apart
-(pipeline.ingest.netflow_v5).
+(pipeline.wire.netflow_v5).
 
 In a file, a message must look whole (its sets tile it and a message header or the end follows);
 otherwise it may have been cut short mid-file, its length field reaching into the next message:
@@ -40,29 +40,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from pipeline.ingest import ipfix_constants as C
-
-FLOW_SCHEMA = pa.schema(
-    [
-        ("observation_domain_id", pa.uint32()),
-        ("flow_start_ms", pa.int64()),
-        ("flow_end_ms", pa.int64()),
-        ("ip_version", pa.uint8()),
-        ("src_v4", pa.uint32()),
-        ("dst_v4", pa.uint32()),
-        ("src_v6_hi", pa.uint64()),
-        ("src_v6_lo", pa.uint64()),
-        ("dst_v6_hi", pa.uint64()),
-        ("dst_v6_lo", pa.uint64()),
-        ("protocol", pa.uint8()),
-        ("src_port", pa.uint16()),
-        ("dst_port", pa.uint16()),
-        ("flow_direction", pa.uint8()),
-        ("octets", pa.uint64()),
-        ("packets", pa.uint64()),
-        ("sampling_interval", pa.uint32()),
-    ]
-)
+from pipeline.wire.ipfix import constants as C
+from pipeline.wire.records import FLOW_SCHEMA, DecodeResult, DecodeStats, QuarantineEntry
+from pipeline.wire.streams import distinct, restart_flags, sequence_stats
+from pipeline.wire.uptime import uptime_to_epoch_ms
 
 # IEs the decoder reads, with the encodings it accepts (RFC 7011 §6.2 reduced-size for unsigned).
 _ANY_UINT = frozenset(range(1, 9))
@@ -109,42 +90,6 @@ ACCEPTED_LENGTHS: dict[int, frozenset[int]] = {
 }
 _MAX_RECORD_BYTES = C.MAX_MESSAGE_BYTES - C.MESSAGE_HEADER_BYTES - C.SET_HEADER_BYTES
 _U32_MAX = 2**32 - 1
-
-
-@dataclass
-class QuarantineEntry:
-    """Bytes set aside: where they were (`offset` in the source file), why, and how many records."""
-
-    source: str
-    offset: int
-    length: int
-    reason: str
-    payload: bytes
-    records: int = 1
-
-
-@dataclass
-class DecodeStats:
-    """Counters of one decode call; `records_in == records_decoded + records_quarantined`."""
-
-    records_in: int = 0
-    records_decoded: int = 0
-    records_quarantined: int = 0
-    quarantine_by_reason: dict[str, int] = field(default_factory=dict)
-    sampling_intervals: dict[int, int] = field(default_factory=dict)
-    messages: int = 0
-    sequence_gaps: int = 0
-    options_records: int = 0
-    records_by_version: dict[int, int] = field(default_factory=dict)
-    # one entry per stream: version, domain, messages, gaps, missing, unit (see _sequence_stats)
-    sequence: list[dict] = field(default_factory=list)
-
-
-@dataclass
-class DecodeResult:
-    flows: pa.Table
-    quarantine: list[QuarantineEntry]
-    stats: DecodeStats
 
 
 @dataclass(eq=False)
@@ -372,13 +317,6 @@ def _sets_tile(u8: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.nd
     return ok
 
 
-def _distinct(values: np.ndarray) -> list[int]:
-    """Sorted distinct values (fast path for the common single-value array)."""
-    if len(values) and values.min() == values.max():
-        return [int(values[0])]
-    return np.unique(values).tolist()
-
-
 def _value_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if len(values) and values.min() == values.max():
         return values[:1], np.array([len(values)])
@@ -397,17 +335,6 @@ def _ntp_to_ms(v: np.ndarray) -> np.ndarray:
     seconds = (v >> np.uint64(32)).astype(np.int64) - C.NTP_UNIX_OFFSET_S
     frac_ms = ((v & np.uint64(_U32_MAX)) * np.uint64(1000)) >> np.uint64(32)
     return seconds * 1000 + frac_ms.astype(np.int64)
-
-
-def uptime_to_epoch_ms(
-    export_ms: np.ndarray, uptime_ms: np.ndarray, at_ms: np.ndarray
-) -> np.ndarray:
-    """sysUptime-relative instants (ms, 32-bit) → epoch ms, given the export time and uptime then.
-
-    The signed 32-bit difference handles uptime wrapping between the flow and the export.
-    """
-    diff = (uptime_ms.astype(np.int64) - at_ms.astype(np.int64) + 2**31) % 2**32 - 2**31
-    return export_ms - diff
 
 
 def _times_ms(
@@ -546,7 +473,8 @@ class FlowDecoder:
         Datagram i is payload[starts[i]:starts[i] + lengths[i]], found at byte file_offsets[i] of
         `source`; quarantine offsets are file offsets. Never raises on bad input.
         """
-        from pipeline.ingest import netflow_frames, netflow_v5
+        from pipeline.wire import datagrams as netflow_frames
+        from pipeline.wire import netflow_v5
 
         payload = payload if isinstance(payload, bytes) else bytes(payload)
         frames = netflow_frames.frame_datagrams(payload, starts, lengths, file_offsets, source)
@@ -560,89 +488,6 @@ class FlowDecoder:
 
 
 IpfixDecoder = FlowDecoder  # the name callers used before NetFlow support
-
-
-def _restart_flags(
-    decoder: FlowDecoder,
-    stream: np.ndarray,
-    seq: np.ndarray,
-    uptime_ms: np.ndarray,
-    export_ms: np.ndarray,
-) -> np.ndarray:
-    """Messages where the exporter restarted (state of earlier calls included; updated here).
-
-    v9/v5: sysUptime steps back by more than a tolerance and the boot time it implies is after
-    the previous packet's export time (a mere step back, as between captures taken apart, is
-    not a restart), unless the boot time moved by 2^32 ms (a 32-bit uptime wrap). IPFIX: the
-    sequence number steps back (signed 32-bit difference) by more than a tolerance, or from at
-    least the tolerance to below it (a counter reset to 0). A step back among small numbers is
-    reordering (e.g. a restarted exporter's data overtaking its template message), not a restart.
-    """
-    out = np.zeros(len(stream), dtype=bool)
-    for s in _distinct(stream) if len(stream) else []:  # loop over streams
-        idx = np.flatnonzero(stream == s)
-        sq, up, ex = seq[idx], uptime_ms[idx], export_ms[idx]
-        last = decoder._last.get(s)
-        prev_sq = np.concatenate(([last[0] if last else sq[0]], sq[:-1]))
-        prev_up = np.concatenate(([last[1] if last else up[0]], up[:-1]))
-        prev_ex = np.concatenate(([last[2] if last else ex[0]], ex[:-1]))
-        if s >> 32 == C.IPFIX_VERSION:
-            step = (sq - prev_sq + 2**31) % 2**32 - 2**31
-            tol = C.RESTART_SEQUENCE_TOLERANCE
-            flag = (step < -tol) | ((step < 0) & (sq < tol) & (prev_sq >= tol))
-        else:
-            back = up < prev_up - C.RESTART_UPTIME_TOLERANCE_MS
-            boot = ex - up
-            booted_since = boot > prev_ex - C.UPTIME_WRAP_TOLERANCE_MS  # after the last packet
-            wrap = np.abs(boot - (prev_ex - prev_up) - 2**32) <= C.UPTIME_WRAP_TOLERANCE_MS
-            flag = back & booted_since & ~wrap
-        out[idx] = flag
-        decoder._last[s] = (int(sq[-1]), int(up[-1]), int(ex[-1]))
-    return out
-
-
-_SEQUENCE_UNITS = {C.IPFIX_VERSION: "records", C.NETFLOW_V9_VERSION: "packets"}
-
-
-def sequence_stats(
-    decoder: FlowDecoder,
-    stream: np.ndarray,
-    seq: np.ndarray,
-    increment: np.ndarray,
-    restart: np.ndarray,
-    stats: DecodeStats,
-) -> None:
-    """Per-stream sequence check: gaps (discontinuities) and missing (net shortfall: the jump
-    forward and the step back of a reordered message cancel).
-
-    Expected next = previous sequence + previous increment (IPFIX data records, v9 1 packet,
-    v5 flows), mod 2^32; the expectation continues from the decoder's previous call and starts
-    afresh after a restart.
-    """
-    for s in _distinct(stream) if len(stream) else []:  # loop over streams
-        idx = np.flatnonzero(stream == s)
-        sq, inc, rs = seq[idx], increment[idx], restart[idx]
-        first = decoder._seq_next.get(s, -1)
-        expected = np.concatenate(([first], (sq[:-1] + inc[:-1]) % 2**32))
-        known = (expected >= 0) & ~rs
-        step = (sq - expected + 2**31) % 2**32 - 2**31
-        gap = known & (step != 0)
-        gaps = int(gap.sum())
-        missing = max(0, int(step[gap].sum()))  # net: a reordered message is not lost
-        decoder._seq_next[s] = int((sq[-1] + inc[-1]) % 2**32)
-        version = s >> 32
-        stats.sequence.append(
-            {
-                "version": version,
-                "domain": s & _U32_MAX,
-                "messages": len(idx),
-                "gaps": gaps,
-                "missing": missing,
-                "unit": _SEQUENCE_UNITS.get(version, "flows"),
-                "restarts": int(rs.sum()),
-            }
-        )
-        stats.sequence_gaps += gaps
 
 
 class _Run:
@@ -767,7 +612,7 @@ class _Run:
             self.msg_uptime = np.zeros(m, dtype=np.int64)
         self.msg_domain = _gather_be(u8, st + 12, 4) | (self.msg_version << 32)
         self.msg_records = np.zeros(m, dtype=np.int64)
-        self.restart = _restart_flags(
+        self.restart = restart_flags(
             self.d, self.msg_domain, self.msg_seq, self.msg_uptime, self.msg_export_s * 1000
         )
         # "simple" message: exactly one non-empty data set filling it (the bulk of any stream)
@@ -886,7 +731,7 @@ class _Run:
         options data or has no usable template; then the run goes message by message.
         """
         keys = self.msg_domain[a:b] * 65536 + set_id[a:b]
-        uniq = _distinct(keys)
+        uniq = distinct(keys)
         tpls = [self.d._templates.get((k >> 16, k & 0xFFFF)) for k in uniq]
         if any(t is None or t.error is not None or t.scope_count for t in tpls):
             for i in range(a, b):
@@ -1210,7 +1055,7 @@ class _Run:
         default = self.d.default_sampling_interval or 0
         d = tpl.domain
         all_missing = bool(missing.all())
-        epoch_list = _distinct(epochs[missing])
+        epoch_list = distinct(epochs[missing])
         for epoch in epoch_list:
             snap = self.snapshots[epoch]
             if all_missing and len(epoch_list) == 1:

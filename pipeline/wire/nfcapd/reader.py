@@ -28,14 +28,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from pipeline.ingest import ipfix_constants as C
-from pipeline.ingest import nfcapd_format as F
-from pipeline.ingest.ipfix_decoder import FLOW_SCHEMA, DecodeResult, DecodeStats, QuarantineEntry
-from pipeline.ingest.nfcapd_compression import (
+from pipeline.wire.ipfix import constants as C
+from pipeline.wire.nfcapd import format as F
+from pipeline.wire.nfcapd.compression import (
     CorruptBlock,
     UnsupportedCompression,
     decompress_block,
 )
+from pipeline.wire.records import FLOW_SCHEMA, DecodeResult, DecodeStats, QuarantineEntry
 
 REASON_BAD_FILE_HEADER = "bad nfcapd file header"
 REASON_UNSUPPORTED_LAYOUT = "unsupported nfdump file layout"

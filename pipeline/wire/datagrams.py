@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from pipeline.ingest import ipfix_constants as C
-from pipeline.ingest.ipfix_decoder import DecodeResult, DecodeStats, QuarantineEntry
+from pipeline.wire.ipfix import constants as C
+from pipeline.wire.records import DecodeResult, DecodeStats, QuarantineEntry
 
 _V9_SHRINK = C.V9_HEADER_BYTES - C.MESSAGE_HEADER_BYTES  # 4
 

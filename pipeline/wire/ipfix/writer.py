@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.atomic import write_bytes_atomic
-from pipeline.ingest.ipfix_constants import (
+from pipeline.wire.ipfix.constants import (
     FIELDS_V4,
     FIELDS_V6,
     IPFIX_VERSION,
@@ -79,6 +79,15 @@ RECORD_DTYPE_V6 = np.dtype(
 )
 assert RECORD_DTYPE_V4.itemsize == sum(n for _, n in FIELDS_V4)
 assert RECORD_DTYPE_V6.itemsize == sum(n for _, n in FIELDS_V6)
+
+
+def check_flow_columns(flows: dict[str, np.ndarray]) -> int:
+    """Number of flows; raises if the FLOW_COLUMNS arrays differ in length."""
+    n = len(flows["ip_version"])
+    if any(len(flows[c]) != n for c in FLOW_COLUMNS):
+        raise ValueError("flow arrays differ in length")
+    return n
+
 
 _DATA_HEADER_BYTES = MESSAGE_HEADER_BYTES + SET_HEADER_BYTES
 

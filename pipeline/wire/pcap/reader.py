@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.ingest.ipfix_decoder import QuarantineEntry
+from pipeline.wire.records import QuarantineEntry
 
 # Reasons for capture-level problems (records_in of the flow accounting counts each as 1).
 REASON_CAPTURE_TRUNCATED = "capture record truncated"

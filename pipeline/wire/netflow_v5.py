@@ -10,16 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from pipeline.ingest import ipfix_constants as C
-from pipeline.ingest.ipfix_decoder import (
-    FLOW_SCHEMA,
-    DecodeResult,
-    DecodeStats,
-    QuarantineEntry,
-    _restart_flags,
-    sequence_stats,
-    uptime_to_epoch_ms,
-)
+from pipeline.wire.ipfix import constants as C
+from pipeline.wire.ipfix.writer import check_flow_columns, framed
+from pipeline.wire.records import FLOW_SCHEMA, DecodeResult, DecodeStats, QuarantineEntry
+from pipeline.wire.streams import restart_flags, sequence_stats
+from pipeline.wire.uptime import epoch_to_uptime_ms, uptime_to_epoch_ms
 
 V5_HEADER_DTYPE = np.dtype(
     [
@@ -79,7 +74,7 @@ def decode_v5(decoder, payload: bytes, frames, source: str) -> DecodeResult | No
         hdr["engine_type"].astype(np.int64) << 8 | hdr["engine_id"].astype(np.int64)
     )
     seq = hdr["flow_sequence"].astype(np.int64)
-    restart = _restart_flags(decoder, stream, seq, uptime, export_ms)
+    restart = restart_flags(decoder, stream, seq, uptime, export_ms)
     sequence_stats(decoder, stream, seq, count, restart, stats)
 
     interval = (hdr["sampling"] & C.V5_SAMPLING_INTERVAL_MASK).astype(np.int64)
@@ -131,3 +126,49 @@ def decode_v5(decoder, payload: bytes, frames, source: str) -> DecodeResult | No
         ns, counts = np.unique(columns["sampling_interval"], return_counts=True)
         stats.sampling_intervals = {int(k): int(c) for k, c in zip(ns, counts, strict=True)}
     return DecodeResult(flows, quarantine, stats)
+
+
+# ------------------------------------------------------------------------------ writer
+def encode_v5_datagrams(
+    flows: dict[str, np.ndarray],
+    *,
+    engine_type: int = 0,
+    engine_id: int = 0,
+    sampling_interval: int,
+    export_time_s: int,
+    sys_uptime_ms: int,
+    sequence_start: int = 0,
+) -> tuple[list[bytes], int]:
+    """IPv4 flows as NetFlow v5 datagrams of up to 30 records; returns (datagrams, next flow
+    sequence). The header's sampling field is mode 01 (packet interval) | interval."""
+    n = check_flow_columns(flows)
+    if not (np.asarray(flows["ip_version"]) == 4).all():
+        raise ValueError("NetFlow v5 carries IPv4 flows only")
+    if not 1 <= sampling_interval <= C.V5_SAMPLING_INTERVAL_MASK:
+        raise ValueError(f"sampling_interval={sampling_interval} does not fit in 14 bits")
+    if n and max(np.max(flows["octets"]), np.max(flows["packets"])) > 2**32 - 1:
+        raise ValueError("v5 octet and packet counters are 32-bit")
+    rec = np.zeros(n, dtype=V5_RECORD_DTYPE)
+    for name in ("src_v4", "dst_v4", "src_port", "dst_port", "protocol", "octets", "packets"):
+        rec[name] = np.asarray(flows[name])
+    rec["first_uptime_ms"] = epoch_to_uptime_ms(
+        flows["flow_start_ms"], export_time_s, sys_uptime_ms
+    )
+    rec["last_uptime_ms"] = epoch_to_uptime_ms(flows["flow_end_ms"], export_time_s, sys_uptime_ms)
+    per = C.V5_RECORDS_PER_DATAGRAM
+    k = max(1, -(-n // per))
+    sizes = np.full(k, per, dtype=np.int64)
+    sizes[-1] = n - per * (k - 1)
+    headers = np.empty(k, dtype=V5_HEADER_DTYPE)
+    headers["version"] = C.NETFLOW_V5_VERSION
+    headers["count"] = sizes
+    headers["sys_uptime_ms"] = sys_uptime_ms % 2**32
+    headers["unix_secs"] = export_time_s
+    headers["unix_nsecs"] = 0
+    offsets = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    headers["flow_sequence"] = (sequence_start + offsets) % 2**32
+    headers["engine_type"] = engine_type
+    headers["engine_id"] = engine_id
+    headers["sampling"] = (1 << C.V5_SAMPLING_MODE_SHIFT) | sampling_interval
+    matrix = rec.view(np.uint8).reshape(n, C.V5_RECORD_BYTES)
+    return framed(headers, matrix, per), (sequence_start + n) % 2**32

@@ -1,4 +1,4 @@
-"""Encode flow arrays as NetFlow v9 (RFC 3954) or v5 export datagrams, vectorised.
+"""Encode flow arrays as NetFlow v9 (RFC 3954) export datagrams, vectorised.
 
 Used by tests and the simulator. Flows use ipfix_writer.FLOW_COLUMNS. Flow times are written as
 sysUptime-relative FIRST/LAST_SWITCHED: value = sys_uptime_ms - (export_time_s*1000 - t) mod 2^32.
@@ -10,9 +10,9 @@ import struct
 
 import numpy as np
 
-from pipeline.ingest import ipfix_constants as C
-from pipeline.ingest.ipfix_writer import FLOW_COLUMNS, framed
-from pipeline.ingest.netflow_v5 import V5_HEADER_DTYPE, V5_RECORD_DTYPE
+from pipeline.wire.ipfix import constants as C
+from pipeline.wire.ipfix.writer import check_flow_columns, framed
+from pipeline.wire.uptime import epoch_to_uptime_ms
 
 V9_TEMPLATE_ID_V4 = 256
 V9_TEMPLATE_ID_V6 = 257
@@ -84,19 +84,6 @@ V9_HEADER_DTYPE = np.dtype(
 )
 
 
-def _check_flows(flows: dict[str, np.ndarray]) -> int:
-    n = len(flows["ip_version"])
-    if any(len(flows[c]) != n for c in FLOW_COLUMNS):
-        raise ValueError("flow arrays differ in length")
-    return n
-
-
-def _uptime_of(t_ms: np.ndarray, export_time_s: int, sys_uptime_ms: int) -> np.ndarray:
-    """Epoch ms → sysUptime ms at that instant (32-bit, wrapping)."""
-    since = export_time_s * 1000 - np.asarray(t_ms, dtype=np.int64)
-    return ((sys_uptime_ms - since) % 2**32).astype(np.uint32)
-
-
 def _v9_template_datagram(
     *, source_id: int, sampler_id: int, sampling_interval: int, secs: int, uptime: int, seq: int
 ) -> bytes:
@@ -142,7 +129,7 @@ def encode_v9_datagrams(
 ) -> tuple[list[bytes], int]:
     """Flows as NetFlow v9 datagrams: templates + sampler options first, refreshed every
     `template_refresh_datagrams` data datagrams; returns (datagrams, next sequence number)."""
-    _check_flows(flows)
+    check_flow_columns(flows)
     data_header = C.V9_HEADER_BYTES + C.SET_HEADER_BYTES
     if not data_header + V9_RECORD_DTYPE_V6.itemsize <= max_datagram_bytes <= 65535:
         raise ValueError(f"max_datagram_bytes={max_datagram_bytes} cannot hold one IPv6 record")
@@ -151,8 +138,8 @@ def encode_v9_datagrams(
     version = np.asarray(flows["ip_version"])
     if not np.isin(version, (4, 6)).all():
         raise ValueError("ip_version must be 4 or 6")
-    first = _uptime_of(flows["flow_start_ms"], export_time_s, sys_uptime_ms)
-    last = _uptime_of(flows["flow_end_ms"], export_time_s, sys_uptime_ms)
+    first = epoch_to_uptime_ms(flows["flow_start_ms"], export_time_s, sys_uptime_ms)
+    last = epoch_to_uptime_ms(flows["flow_end_ms"], export_time_s, sys_uptime_ms)
     per_version = []  # (template id, record matrix, records per datagram), v4 first
     layouts = (
         (4, V9_RECORD_DTYPE_V4, V9_TEMPLATE_ID_V4),
@@ -209,46 +196,3 @@ def encode_v9_datagrams(
             out += framed(headers, recs, per)
             seq += k
     return out, seq % 2**32
-
-
-def encode_v5_datagrams(
-    flows: dict[str, np.ndarray],
-    *,
-    engine_type: int = 0,
-    engine_id: int = 0,
-    sampling_interval: int,
-    export_time_s: int,
-    sys_uptime_ms: int,
-    sequence_start: int = 0,
-) -> tuple[list[bytes], int]:
-    """IPv4 flows as NetFlow v5 datagrams of up to 30 records; returns (datagrams, next flow
-    sequence). The header's sampling field is mode 01 (packet interval) | interval."""
-    n = _check_flows(flows)
-    if not (np.asarray(flows["ip_version"]) == 4).all():
-        raise ValueError("NetFlow v5 carries IPv4 flows only")
-    if not 1 <= sampling_interval <= C.V5_SAMPLING_INTERVAL_MASK:
-        raise ValueError(f"sampling_interval={sampling_interval} does not fit in 14 bits")
-    if n and max(np.max(flows["octets"]), np.max(flows["packets"])) > 2**32 - 1:
-        raise ValueError("v5 octet and packet counters are 32-bit")
-    rec = np.zeros(n, dtype=V5_RECORD_DTYPE)
-    for name in ("src_v4", "dst_v4", "src_port", "dst_port", "protocol", "octets", "packets"):
-        rec[name] = np.asarray(flows[name])
-    rec["first_uptime_ms"] = _uptime_of(flows["flow_start_ms"], export_time_s, sys_uptime_ms)
-    rec["last_uptime_ms"] = _uptime_of(flows["flow_end_ms"], export_time_s, sys_uptime_ms)
-    per = C.V5_RECORDS_PER_DATAGRAM
-    k = max(1, -(-n // per))
-    sizes = np.full(k, per, dtype=np.int64)
-    sizes[-1] = n - per * (k - 1)
-    headers = np.empty(k, dtype=V5_HEADER_DTYPE)
-    headers["version"] = C.NETFLOW_V5_VERSION
-    headers["count"] = sizes
-    headers["sys_uptime_ms"] = sys_uptime_ms % 2**32
-    headers["unix_secs"] = export_time_s
-    headers["unix_nsecs"] = 0
-    offsets = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    headers["flow_sequence"] = (sequence_start + offsets) % 2**32
-    headers["engine_type"] = engine_type
-    headers["engine_id"] = engine_id
-    headers["sampling"] = (1 << C.V5_SAMPLING_MODE_SHIFT) | sampling_interval
-    matrix = rec.view(np.uint8).reshape(n, C.V5_RECORD_BYTES)
-    return framed(headers, matrix, per), (sequence_start + n) % 2**32

@@ -1,0 +1,1 @@
+"""nfcapd files of nfdump 1.7: layout constants, block compression, reader and writer."""

@@ -1,0 +1,1 @@
+"""pcap and pcapng captures of export datagrams: reader and writer."""
