@@ -60,7 +60,10 @@ def build_figures(paths: Paths, year: int) -> dict[str, Path]:
 
 
 def code_version() -> str:
-    """git commit of the code (with '+dirty' when the work tree differs), or 'unknown'."""
+    """BBTR_CODE_VERSION if set (a build from a source tarball, or comparing two commits' output),
+    else the git commit of the code (with '+dirty' when the work tree differs), or 'unknown'."""
+    if os.environ.get("BBTR_CODE_VERSION"):
+        return os.environ["BBTR_CODE_VERSION"]
     try:
         rev = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
