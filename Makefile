@@ -3,13 +3,16 @@ YEAR ?= 2024
 SCALE ?= default
 FLOW_FORMAT ?= ipfix
 
-.PHONY: report test bench ui lint collect
+.PHONY: report test test-quick bench ui lint collect
 
 report:            ## simulate the ISP, run the whole Dagster graph for 2019..YEAR, write reports/YEAR/
 	bash scripts/build-report.sh --year $(YEAR) --scale $(SCALE) --flow-format $(FLOW_FORMAT)
 
 test:              ## the test suite (what CI runs)
 	bash scripts/test.sh
+
+test-quick:        ## all but the slow tests (end-to-end build, fuzz run, real-tool runs, determinism)
+	bash scripts/test.sh -m "not slow"
 
 bench:             ## decoder and pipeline speed figures
 	bash scripts/setup.sh && .venv/bin/python -m bench
@@ -22,4 +25,4 @@ ui:                ## the Dagster UI on http://127.0.0.1:3000
 	bash scripts/setup.sh && DAGSTER_HOME=$(CURDIR)/.dagster_home .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1
 
 lint:
-	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/python scripts/check_imports.py

@@ -2,8 +2,8 @@
 
 Coverage-guided with atheris when it imports (not in the lock: install it outside the repo venv,
 `pip install --target /tmp/fuzzenv/site atheris==3.0.0`, run with PYTHONPATH=/tmp/fuzzenv/site),
-else a seeded random-mutation run over the seeds and mutators of tests/fuzz_corpus.py. Each
-input is checked against the same contract as tests/test_fuzz_decoders.py (fuzz_corpus.call_target).
+else a seeded random-mutation run over the seeds and mutators of tests/support/fuzz_corpus.py. Each
+input is checked against the same contract as tests/wire/test_fuzz.py (fuzz_corpus.call_target).
 `--seconds` is per target; targets run one after another (atheris: one child process each).
 Failures are written to --out (default /tmp/bbtr-fuzz), never to the repo; replay one with
 `python -m bench.fuzz --target NAME --replay FILE`.
@@ -25,9 +25,9 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT))
 
-import fuzz_corpus as fc  # noqa: E402
+import tests.support.fuzz_corpus as fc  # noqa: E402
 
 MEMORY_EVERY = 64  # trace memory (tracemalloc) on every 64th input: it slows calls down
 PROGRESS_S = 30.0

@@ -10,49 +10,46 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 
-from pipeline.config import report_years
+from pipeline.config import FLOW_FORMATS, RAW_SOURCES, SCALES, Settings, report_years
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    years = report_years()
+    years, defaults = report_years(), Settings.from_env()
     p = argparse.ArgumentParser(prog="python -m pipeline.build", description=__doc__)
     p.add_argument(
         "--year", type=int, default=years[-1], help="report year to build (default: latest)"
     )
     p.add_argument("--from-year", type=int, default=years[0], help="first year to (re)build")
     p.add_argument("--only", action="store_true", help="build --year alone (history must exist)")
-    p.add_argument(
-        "--scale",
-        default=os.environ.get("BBTR_SCALE", "default"),
-        help="simulator size: default or small",
-    )
-    default_source = "files" if os.environ.get("BBTR_RAW_DIR") else "simulator"
+    p.add_argument("--scale", default=defaults.scale, choices=SCALES, help="simulator size")
     p.add_argument(
         "--source",
-        default=os.environ.get("BBTR_SOURCE", default_source),
-        choices=["simulator", "files"],
+        default=defaults.source,
+        choices=RAW_SOURCES,
         help="simulate raw inputs, or read BBTR_RAW_DIR",
     )
     p.add_argument(
         "--flow-format",
-        default=os.environ.get("BBTR_FLOW_FORMAT", "ipfix"),
-        choices=["ipfix", "netflow-v9-pcap", "nfcapd", "nfdump-csv", "nfdump-json"],
+        default=defaults.flow_format,
+        choices=FLOW_FORMATS,
         help="form of the simulated ISP's flow exports (the pipeline reads any of them)",
     )
     return p.parse_args(argv)
 
 
-def build(year: int, from_year: int, only: bool = False) -> bool:
+def build(year: int, from_year: int, only: bool = False, settings: Settings | None = None) -> bool:
     """Materialise every asset for each partition from_year..year; False if any step failed."""
     from dagster import DagsterInstance, materialize
 
     from pipeline.definitions import defs
-    from pipeline.defs.resources import settings_from_env
+    from pipeline.defs.resources import resource_from_settings
 
     definitions = defs()
     assets = list(definitions.assets or [])
-    resources = dict(definitions.resources or {}) | {"settings": settings_from_env()}
+    settings = settings or Settings.from_env()
+    resources = dict(definitions.resources or {}) | {"settings": resource_from_settings(settings)}
     instance = (
         DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
     )
@@ -81,11 +78,12 @@ def build(year: int, from_year: int, only: bool = False) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ["BBTR_SCALE"] = args.scale
-    os.environ["BBTR_SOURCE"] = args.source
-    os.environ["BBTR_FLOW_FORMAT"] = args.flow_format
+    settings = replace(
+        Settings.from_env(), scale=args.scale, source=args.source, flow_format=args.flow_format
+    )
+    os.environ.update(settings.as_env())  # worker processes and a later `make ui` see the same
     started = time.monotonic()
-    ok = build(args.year, args.from_year, args.only)
+    ok = build(args.year, args.from_year, args.only, settings)
     if ok:
         from pipeline.config import Paths
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,10 @@ PARAMS_FILE = Path(__file__).with_name("params.yaml")
 SHARED_DIR = Path(os.environ.get("BBTR_SHARED_DIR", REPO_ROOT.parent / "shared"))
 PUBLISHED_DIR = SHARED_DIR / "spec" / "published"
 SERVICES_BB = ("pppoe", "ipoe")
+RAW_SOURCES = ("simulator", "files")
+FLOW_FORMATS = ("ipfix", "netflow-v9-pcap", "nfcapd", "nfdump-csv", "nfdump-json")
+SCALES = ("default", "small")
+DEFAULT_USER_KEY_SALT = "bbtr-default-salt"  # real data must set BBTR_USER_KEY_SALT
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,54 @@ class Paths:
             history=Path(os.environ.get("BBTR_HISTORY_DIR", root / "history")),
             reports=Path(os.environ.get("BBTR_REPORTS_DIR", REPO_ROOT / "reports")),
         )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How a build runs: the one place its defaults live (CLI, Dagster resource and tests use it).
+
+    `source`: "simulator" writes the raw inputs, "files" reads an ISP's own (BBTR_RAW_DIR);
+    `scale`, `seed` and `flow_format` shape the simulated ISP; `workers` is the process count of
+    the day × exporter fan-out; `user_key_salt` keys users by a salted hash.
+    """
+
+    source: str = "simulator"
+    scale: str = "default"
+    seed: int = 1
+    flow_format: str = "ipfix"
+    workers: int = 2
+    user_key_salt: str = DEFAULT_USER_KEY_SALT
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("source", RAW_SOURCES), ("scale", SCALES),
+                              ("flow_format", FLOW_FORMATS)):  # fmt: skip
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r}: expected one of {allowed}")
+        if self.workers < 1:
+            raise ValueError(f"workers={self.workers}: expected at least 1")
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Defaults overridden by BBTR_SOURCE, BBTR_SCALE, BBTR_SEED, BBTR_FLOW_FORMAT, BBTR_WORKERS
+        and BBTR_USER_KEY_SALT; with BBTR_RAW_DIR set the source defaults to "files"."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        if env.get("BBTR_RAW_DIR"):
+            values["source"] = "files"
+        for f in fields(cls):
+            raw = env.get(f"BBTR_{f.name.upper()}")
+            if raw:
+                try:
+                    values[f.name] = int(raw) if f.type in ("int", int) else raw
+                except ValueError:
+                    raise ValueError(
+                        f"BBTR_{f.name.upper()}={raw!r}: expected an integer"
+                    ) from None
+        return cls(**values)
+
+    def as_env(self) -> dict[str, str]:
+        """The BBTR_* variables that reproduce these settings (worker processes, the UI)."""
+        return {f"BBTR_{f.name.upper()}": str(getattr(self, f.name)) for f in fields(self)}
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Shared test fixtures: paths to ../shared and a temporary data root."""
+"""Shared test fixtures and the `slow` marker's rule (see tests/README.md)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import SHARED_DIR
-
-SHARED_DATA = SHARED_DIR / "data"
-
-
-def require_shared() -> Path:
-    """Return ../shared/data or skip the test with the reason."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"real captures not available: {SHARED_DATA} is absent (CI has ../shared)")
-    return SHARED_DATA
+from tests.support.shared import require_shared
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from pipeline.aggregate.mode import mode_log10_from_histogram
 from pipeline.aggregate.run import run_sql
 from pipeline.config import Week, analysis_week, utc_offset_ms, week_bounds_ms, weeks_for_year
 
-DEFAULT_USER_KEY_SALT = "bbtr-default-salt"
 IPOE_PER_USER_FROM_YEAR = 2021  # spec §0: per-user stats are PPPoE-only up to 2020
 WEEK_CLASSES = {
     "broadband": ["total", "tcp80", "tcp443", "tcp_dynamic", "udp443"],
@@ -137,7 +136,7 @@ def user_week_usage(
     mobile_usage_path: str | Path,
     year: int,
     params: dict[str, Any],
-    salt: str = DEFAULT_USER_KEY_SALT,
+    salt: str,
 ) -> pl.DataFrame:
     """Internal, never published: per personal user of the analysis week, service, user_key (hash),
     in_bytes, out_bytes, daily_in_bytes, daily_out_bytes."""

@@ -2,40 +2,41 @@
 
 from __future__ import annotations
 
-import os
+from dataclasses import asdict
 
 from dagster import ConfigurableResource, Definitions
 
-from pipeline.config import Paths
+from pipeline.config import Paths, Settings
+
+_DEFAULTS = Settings()
 
 
 class PipelineSettings(ConfigurableResource):
-    """Raw input source ("simulator" writes them, "files" reads an ISP's own), simulator size and
-    the form its flow exports take (ipfix, netflow-v9-pcap, nfcapd, nfdump-csv, nfdump-json)."""
+    """`pipeline.config.Settings` as a Dagster resource (same fields, same defaults): raw input
+    source, simulator size, seed and flow-export form, worker count, user-key salt."""
 
-    source: str = "simulator"
-    scale: str = "default"
-    seed: int = 1
-    flow_format: str = "ipfix"
-    workers: int = 2
-    user_key_salt: str = "bbtr-default-salt"
+    source: str = _DEFAULTS.source
+    scale: str = _DEFAULTS.scale
+    seed: int = _DEFAULTS.seed
+    flow_format: str = _DEFAULTS.flow_format
+    workers: int = _DEFAULTS.workers
+    user_key_salt: str = _DEFAULTS.user_key_salt
+
+    def settings(self) -> Settings:
+        """The plain settings object (validated)."""
+        return Settings(**{k: getattr(self, k) for k in asdict(_DEFAULTS)})
 
     def paths(self) -> Paths:
         return Paths.from_env()
 
 
+def resource_from_settings(settings: Settings) -> PipelineSettings:
+    return PipelineSettings(**asdict(settings))
+
+
 def settings_from_env() -> PipelineSettings:
     """Settings from BBTR_* environment variables (the headless build and the UI share them)."""
-    return PipelineSettings(
-        source=os.environ.get(
-            "BBTR_SOURCE", "files" if os.environ.get("BBTR_RAW_DIR") else "simulator"
-        ),
-        scale=os.environ.get("BBTR_SCALE", "default"),
-        seed=int(os.environ.get("BBTR_SEED", "1")),
-        flow_format=os.environ.get("BBTR_FLOW_FORMAT", "ipfix"),
-        workers=int(os.environ.get("BBTR_WORKERS", "2")),
-        user_key_salt=os.environ.get("BBTR_USER_KEY_SALT", "bbtr-default-salt"),
-    )
+    return resource_from_settings(Settings.from_env())
 
 
 defs = Definitions(resources={"settings": settings_from_env()})

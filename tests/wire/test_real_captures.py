@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, require_shared
 
 from pipeline.wire.ipfix.decoder import FlowDecoder, IpfixDecoder
 from pipeline.wire.pcap.reader import read_udp_datagrams
+from tests.support.shared import SHARED_DATA, require_shared
 
 DECODES = sorted(
     p.name.removesuffix(".tshark.json")

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from fixtures_tables import make_context, make_tables
 
 from pipeline.charts.render import build_charts
 from pipeline.report import tables as report_tables
 from pipeline.report.narrative import report_facts
 from pipeline.report.render import build_report, flatten_params
+from tests.support.tables import make_context, make_tables
 
 YEAR = 2024
 
@@ -214,6 +214,7 @@ def test_check_publishable_refuses_identifier_column():
         report_tables.check_publishable(pl.DataFrame({"msisdn": ["x"]}), "bad.csv")
 
 
+@pytest.mark.slow  # renders the PDF twice more
 def test_rebuild_is_byte_identical(built, tables, tmp_path):
     out, figures, _ = built
     second = build_report(YEAR, tables, figures, make_context(YEAR), tmp_path)

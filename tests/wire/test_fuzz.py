@@ -14,7 +14,12 @@ import struct
 from collections import Counter
 
 import pytest
-from fuzz_corpus import (
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline.wire.ipfix import constants as C
+from pipeline.wire.ipfix.decoder import FlowDecoder
+from tests.support.fuzz_corpus import (
     CAPTURES_DIR,
     NFDUMP_CSV,
     SMALL_FIELDS,
@@ -53,11 +58,8 @@ from fuzz_corpus import (
     written_captures,
     written_nfcapd,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from pipeline.wire.ipfix import constants as C
-from pipeline.wire.ipfix.decoder import FlowDecoder
+pytestmark = pytest.mark.slow  # the bounded fuzz run (~45 s)
 
 EXAMPLES = int(os.environ.get("BBTR_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(
@@ -90,7 +92,7 @@ def decode(data: bytes):
 def test_ipfix_mutated_seeds_keep_the_contract(rng, which):
     seeds = TARGETS["ipfix"].seeds()
     seed = seeds[which % len(seeds)]
-    from fuzz_corpus import split_ipfix_messages
+    from tests.support.fuzz_corpus import split_ipfix_messages
 
     msgs = split_ipfix_messages(seed)
     for _ in range(rng.randrange(1, 4)):

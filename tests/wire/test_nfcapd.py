@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require_shared
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +24,7 @@ from pipeline.wire.ipfix.writer import encode_ipfix_stream
 from pipeline.wire.nfcapd import format as F
 from pipeline.wire.nfcapd.reader import decode_nfcapd, read_nfcapd, record_chain
 from pipeline.wire.nfcapd.writer import NfcapdExporterInput, encode_nfcapd, write_nfcapd
+from tests.support.shared import require_shared
 
 SHARED_FILE = "nfcapd/softflowd-ipfix-tcpreplay-test.nfcapd"
 NFDUMP = shutil.which("nfdump")

@@ -137,6 +137,7 @@ def radius_sessions(raw: Path, data_end_s: int) -> pl.DataFrame:
     )
 
 
+@pytest.mark.slow  # simulates a world twice
 def test_same_seed_same_bytes(sim: Path, tmp_path: Path) -> None:
     again = tmp_path / "again"
     simulate_year(

@@ -6,11 +6,11 @@ import re
 
 import polars as pl
 import pytest
-from fixtures_tables import make_tables
 
 from pipeline.charts import axes
 from pipeline.charts.figures import FIGURES, fig02_data, fig05_data, fig09_data, fig10_data
 from pipeline.charts.render import build_charts, chart_to_svg, compact_svg, write_svg
+from tests.support.tables import make_tables
 
 YEAR = 2024
 
@@ -59,6 +59,7 @@ def test_scatter_axis_labels_and_size(svgs, key):
     assert len(text) < 250_000
 
 
+@pytest.mark.slow  # renders every figure twice
 def test_chart_svg_is_deterministic(tables):
     for spec in FIGURES:
         a = chart_to_svg(spec.chart(tables, YEAR))

@@ -1,6 +1,6 @@
 """Hostile-input helpers: valid seeds, hand-built broken exports, mutators and the decoder contract.
 
-Shared by tests/test_fuzz_decoders.py (bounded CI run) and bench/fuzz.py (long coverage-guided run).
+Shared by tests/wire/test_fuzz.py (bounded CI run) and bench/fuzz.py (long coverage-guided run).
 Targets other engineers are still building are looked up lazily; `Target.missing()` says why one
 cannot run yet.
 """

@@ -15,18 +15,21 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import require_shared
 
 from pipeline.collect.collector import Collector
 from pipeline.wire.ipfix.decoder import IpfixDecoder
 from pipeline.wire.pcap.reader import read_export_datagrams
+from tests.support.shared import require_shared
 
 TOOLS = {name: shutil.which(name) for name in ("softflowd", "nfcapd", "nfdump")}
-pytestmark = pytest.mark.skipif(
-    None in TOOLS.values(),
-    reason="needs softflowd and nfcapd/nfdump (Debian packages softflowd, nfdump): missing "
-    + ", ".join(name for name, path in TOOLS.items() if path is None),
-)
+pytestmark = [
+    pytest.mark.skipif(
+        None in TOOLS.values(),
+        reason="needs softflowd and nfcapd/nfdump (Debian packages softflowd, nfdump): missing "
+        + ", ".join(name for name, path in TOOLS.items() if path is None),
+    ),
+    pytest.mark.slow,  # starts softflowd, nfcapd and our collector
+]
 CAPTURE = "packet-captures/tcpreplay-test.pcap"
 KEYS = {
     "protocol": ["protocol"],

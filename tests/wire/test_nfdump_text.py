@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require_shared
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +23,7 @@ from pipeline.wire.nfdump_text import (
     read_nfdump_csv,
     read_nfdump_json,
 )
+from tests.support.shared import require_shared
 
 SHARED_CSV = "nfcapd/softflowd-ipfix-tcpreplay-test.nfdump.csv"
 SHARED_NFCAPD = "nfcapd/softflowd-ipfix-tcpreplay-test.nfcapd"
@@ -332,6 +332,7 @@ def test_json_hand_made_values_and_bad_objects():
     st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=6),
     st.integers(0, 2000),
 )
+@pytest.mark.slow  # a thousand corrupted exports
 def test_random_corruption_never_raises(flips, cut):
     text = ("[\n" + ",\n".join([_json_object(), _json_object(proto=6)] * 3) + "\n]\n").encode()
     csv = (

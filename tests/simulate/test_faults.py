@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
-from fuzz_corpus import sample_flows
 
 from pipeline.simulate import world
 from pipeline.simulate.flow_files import write_hour
 from pipeline.wire.ipfix.decoder import FlowDecoder
 from pipeline.wire.pcap.reader import read_export_datagrams
+from tests.support.fuzz_corpus import sample_flows
 
 EXPORTER = world.Exporter("bras02", "192.0.2.2", 102, "pppoe", 8192)
 WEEK_START_MS = 1_717_340_400_000

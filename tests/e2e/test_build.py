@@ -21,6 +21,8 @@ import pytest
 from pipeline.aggregate.history import read_history
 from pipeline.config import Paths
 
+pytestmark = pytest.mark.slow  # builds a small simulated world end to end (minutes)
+
 YEAR = 2024
 PORT_TRUTH_TOLERANCE_PTS = 0.5  # measured ~0.1 at small scale; sampling noise of 1/8192–1/16384
 ENV_KEYS = ("BBTR_DATA_DIR", "BBTR_REPORTS_DIR", "BBTR_SCALE", "BBTR_SOURCE", "DAGSTER_HOME",

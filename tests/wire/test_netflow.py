@@ -10,7 +10,6 @@ import struct
 
 import numpy as np
 import pyarrow.compute as pc
-from fuzz_corpus import sample_flows
 
 from pipeline.wire.ipfix import constants as C
 from pipeline.wire.ipfix.decoder import FlowDecoder, IpfixDecoder
@@ -18,6 +17,7 @@ from pipeline.wire.ipfix.writer import FLOW_COLUMNS, encode_ipfix_stream
 from pipeline.wire.netflow_v5 import encode_v5_datagrams
 from pipeline.wire.netflow_v9 import encode_v9_datagrams
 from pipeline.wire.records import FLOW_SCHEMA
+from tests.support.fuzz_corpus import sample_flows
 
 EXPORT_S = 1_717_000_000
 EXPORT_MS = EXPORT_S * 1000

@@ -1,0 +1,114 @@
+"""The Dagster graph loads, and its whole shape is a reviewed snapshot (graph_snapshot.json).
+
+Any change to asset keys, groups, dependencies, partition mappings, checks, kinds, tags, owners,
+code versions, automation, jobs, sensors, schedules or resources fails here until the snapshot is
+regenerated on purpose: `BBTR_UPDATE_SNAPSHOT=1 .venv/bin/pytest tests/defs` — then the diff of
+graph_snapshot.json is what a reviewer reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from dagster import AssetKey
+
+from pipeline.config import report_years
+from pipeline.definitions import defs
+
+SNAPSHOT = Path(__file__).with_name("graph_snapshot.json")
+
+
+def _name(key: AssetKey) -> str:
+    return "/".join(key.path)
+
+
+def _partitions(partitions_def: Any) -> dict | None:
+    if partitions_def is None:
+        return None
+    return {"type": type(partitions_def).__name__, "keys": partitions_def.get_partition_keys()}
+
+
+def graph_snapshot() -> dict[str, Any]:
+    """Everything about the graph a change should be deliberate about, as sorted plain data."""
+    loaded = defs()
+    graph = loaded.resolve_asset_graph()
+    assets = {}
+    for key in sorted(graph.get_all_asset_keys()):
+        node = graph.get(key)
+        assets[_name(key)] = {
+            "group": node.group_name,
+            "deps": sorted(_name(k) for k in node.parent_keys),
+            "partition_mappings": {
+                _name(k): type(m).__name__ for k, m in sorted(node.partition_mappings.items())
+            },
+            "partitions": _partitions(node.partitions_def),
+            "checks": {
+                c.name: {
+                    "blocking": graph.get_check_spec(c).blocking,
+                    "description": graph.get_check_spec(c).description,
+                }
+                for c in sorted(node.check_keys, key=lambda c: c.name)
+            },
+            "kinds": sorted(node.kinds),
+            "tags": dict(sorted(node.tags.items())),
+            "owners": sorted(node.owners),
+            "code_version": node.code_version,
+            "automation_condition": (
+                None if node.automation_condition is None else node.automation_condition.name
+            ),
+        }
+    return json.loads(
+        json.dumps(
+            {
+                "assets": assets,
+                "jobs": sorted(j.name for j in loaded.resolve_all_job_defs()),
+                "sensors": {
+                    s.name: sorted(t.job_name for t in s.targets) for s in loaded.sensors or []
+                },
+                "schedules": {s.name: s.cron_schedule for s in loaded.schedules or []},
+                "resources": sorted(loaded.resources or {}),
+            },
+            sort_keys=True,
+        )
+    )
+
+
+def test_graph_matches_reviewed_snapshot() -> None:
+    current = graph_snapshot()
+    if os.environ.get("BBTR_UPDATE_SNAPSHOT"):
+        SNAPSHOT.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n")
+    expected = json.loads(SNAPSHOT.read_text())
+    changed = sorted(
+        k for k in set(expected["assets"]) | set(current["assets"])
+        if expected["assets"].get(k) != current["assets"].get(k)
+    )  # fmt: skip
+    assert current == expected, (
+        f"the Dagster graph changed (assets: {changed or 'none'}; or jobs/sensors/schedules/"
+        "resources); review it and regenerate with BBTR_UPDATE_SNAPSHOT=1"
+    )
+
+
+def test_every_asset_is_partitioned_by_report_year() -> None:
+    years = [str(y) for y in report_years()]
+    for name, asset in graph_snapshot()["assets"].items():
+        assert asset["partitions"] and asset["partitions"]["keys"] == years, name
+
+
+def test_report_depends_on_every_published_aggregate() -> None:
+    graph = defs().resolve_asset_graph()
+    assert graph.get(AssetKey("annual_report")).parent_keys == {AssetKey("report_figures")}
+    aggregates = {k.path[-1] for k in graph.get_all_asset_keys()
+                  if graph.get(k).group_name == "aggregate"}  # fmt: skip
+    figure_parents = {k.path[-1] for k in graph.get(AssetKey("report_figures")).parent_keys}
+    assert figure_parents == aggregates - {"user_week_usage"}  # internal, never published
+
+
+def test_collector_sensor_runs_the_annual_report_job() -> None:
+    loaded = defs()
+    job = loaded.resolve_job_def("annual_report_job")
+    assert job.partitions_def.get_partition_keys() == [str(y) for y in report_years()]
+    sensor = loaded.resolve_sensor_def("collector_files_sensor")
+    assert [t.job_name for t in sensor.targets] == ["annual_report_job"]

@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: real-capture paths, the fuzz corpus, fixture tables."""
