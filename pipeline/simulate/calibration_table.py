@@ -23,26 +23,30 @@ MODE_STEP_DECADES = 0.05
 TOP10_BAR_PTS = 3.0
 
 
+def _row(statistic: str, published, measured, bar: str | None = None, within_bar=None) -> dict:
+    return {
+        "statistic": statistic,
+        "published": published,
+        "measured": measured,
+        "bar": bar,
+        "within_bar": within_bar,
+    }
+
+
+def _first(frame: pl.DataFrame, column: str, default=None):
+    """The column's first value, or `default` when no row matched."""
+    return frame[column][0] if frame.height else default
+
+
 def _rows_usage(measured: pl.DataFrame, published: pl.DataFrame, year: int) -> list[dict]:
     rows = []
     for service in ("broadband", "mobile"):
         for direction in ("IN", "OUT"):
-            key = (
-                (pl.col("service") == service)
-                & (pl.col("direction") == direction)
-                & (pl.col("year") == year)
-            )
-            m, p = measured.filter(key), published.filter(key)
+            key = {"service": service, "direction": direction, "year": year}
+            m, p = measured.filter(**key), published.filter(**key)
             for stat in ("mean_mb", "median_mb", "mode_mb"):
-                pv = p[stat][0] if p.height else None
-                mv = m[stat][0] if m.height else None
-                row = {
-                    "statistic": f"{service} {direction} {stat[:-3]} (MB/day)",
-                    "published": pv,
-                    "measured": mv,
-                    "bar": None,
-                    "within_bar": None,
-                }
+                pv, mv = _first(p, stat), _first(m, stat)
+                row = _row(f"{service} {direction} {stat[:-3]} (MB/day)", pv, mv)
                 if stat == "mode_mb" and pv and mv:
                     # Published modes are 10^(k/20) MB printed rounded (spec §2.4): compare steps
                     # on that grid, not the rounded MB (3162 MB is 10^3.49996, one step is 0.05).
@@ -58,23 +62,12 @@ def _rows_usage(measured: pl.DataFrame, published: pl.DataFrame, year: int) -> l
 
 def _rows_top(measured: pl.DataFrame, published: pl.DataFrame, year: int) -> list[dict]:
     rows = []
-    for (service, direction, top), p in published.filter(pl.col("year") == year).group_by(
+    for (service, direction, top), p in published.filter(year=year).group_by(
         ["service", "direction", "top_pct"], maintain_order=True
     ):
-        m = measured.filter(
-            (pl.col("service") == service)
-            & (pl.col("direction") == direction)
-            & (pl.col("top_pct") == top)
-        )
-        mv = m["share_pct"][0] if m.height else None
-        pv = p["share_pct"][0]
-        row = {
-            "statistic": f"{service} {direction} top {top:g} % share (%)",
-            "published": pv,
-            "measured": mv,
-            "bar": None,
-            "within_bar": None,
-        }
+        m = measured.filter(service=service, direction=direction, top_pct=top)
+        mv, pv = _first(m, "share_pct"), p["share_pct"][0]
+        row = _row(f"{service} {direction} top {top:g} % share (%)", pv, mv)
         if top == 10 and mv is not None:
             row["bar"], row["within_bar"] = "±3 pts", abs(mv - pv) <= TOP10_BAR_PTS
         rows.append(row)
@@ -83,47 +76,25 @@ def _rows_top(measured: pl.DataFrame, published: pl.DataFrame, year: int) -> lis
 
 def _rows_ports(measured: pl.DataFrame, published: pl.DataFrame, year: int) -> list[dict]:
     rows = []
-    for service, row_id, label, pv in (
-        published.filter(pl.col("year") == year)
-        .select("service", "row_id", "port_label", "share_pct")
-        .rows()
-    ):
-        m = measured.filter((pl.col("service") == service) & (pl.col("row_id") == row_id))
-        mv = m["share_pct"][0] if m.height else 0.0
+    cols = ("service", "row_id", "port_label", "share_pct")
+    for service, row_id, label, pv in published.filter(year=year).select(cols).rows():
+        mv = _first(measured.filter(service=service, row_id=row_id), "share_pct", 0.0)
         rows.append(
-            {
-                "statistic": f"{service} port {label} (%)",
-                "published": pv,
-                "measured": mv,
-                "bar": "±1.5 pts",
-                "within_bar": abs(mv - pv) <= PORT_BAR_PTS,
-            }
+            _row(f"{service} port {label} (%)", pv, mv, "±1.5 pts", abs(mv - pv) <= PORT_BAR_PTS)
         )
     return rows
 
 
 def _rows_growth(measured: pl.DataFrame, published: pl.DataFrame, year: int) -> list[dict]:
-    rows = []
-    for metric, service, direction, pv in (
-        published.filter(pl.col("year") == year)
-        .select("metric", "service", "direction", "value")
-        .rows()
-    ):
-        m = measured.filter(
-            (pl.col("metric") == metric)
-            & (pl.col("service") == service)
-            & (pl.col("direction") == direction)
+    cols = ("metric", "service", "direction", "value")
+    return [
+        _row(
+            f"{service} {direction} {metric}",
+            pv,
+            _first(measured.filter(metric=metric, service=service, direction=direction), "value"),
         )
-        rows.append(
-            {
-                "statistic": f"{service} {direction} {metric}",
-                "published": pv,
-                "measured": m["value"][0] if m.height else None,
-                "bar": None,
-                "within_bar": None,
-            }
-        )
-    return rows
+        for metric, service, direction, pv in published.filter(year=year).select(cols).rows()
+    ]
 
 
 def calibration_table(paths: Paths, year: int) -> pl.DataFrame:

@@ -36,28 +36,18 @@ TCP_GE1024_SERVERS = {8443: 0.2, 5228: 0.15, 3389: 0.1, 9000: 0.1}
 UDP_SERVERS = {"broadband": {53: 0.2, 3478: 0.2, 1194: 0.1, 500: 0.05, 123: 0.02},
                "mobile": {3478: 0.2, 1194: 0.1, 500: 0.05, 123: 0.02}}  # fmt: skip
 MOBILE_TCP_SERVERS = {25: 0.05, 110: 0.03, 143: 0.05, 853: 0.1, 8080: 0.2, 8443: 0.2, 5228: 0.25}
-# (bytes per packet IN, OUT) by category; uploads are ACK-heavy on download-dominated services.
-BPP_DEFAULT = {6: (450.0, 1300.0), 17: (650.0, 1200.0)}
+# (bytes per packet IN, OUT) by protocol and server port (-1: no port or P2P, None: any other
+# port); uploads are ACK-heavy on download-dominated services.
 BPP = {
-    (6, 443): (420.0, 1360.0),
-    (6, 80): (400.0, 1380.0),
-    (6, 22): (300.0, 900.0),
-    (6, 1935): (700.0, 1150.0),
-    (6, 31000): (600.0, 1300.0),
-    (6, -1): (900.0, 1100.0),
-    (17, 443): (600.0, 1250.0),
-    (17, 4500): (700.0, 1100.0),
-    (17, 8801): (900.0, 1000.0),
-    (17, 51820): (700.0, 1150.0),
-    (17, 53): (80.0, 200.0),
-    (17, 123): (76.0, 76.0),
-    (17, 3478): (800.0, 900.0),
-    (17, -1): (800.0, 1100.0),
-    (50, -1): (700.0, 1150.0),
-    (47, -1): (600.0, 1100.0),
-    (4, -1): (600.0, 1100.0),
-    (1, -1): (90.0, 90.0),
-}
+    6: {443: (420.0, 1360.0), 80: (400.0, 1380.0), 22: (300.0, 900.0), 1935: (700.0, 1150.0),
+        31000: (600.0, 1300.0), -1: (900.0, 1100.0), None: (450.0, 1300.0)},
+    17: {443: (600.0, 1250.0), 4500: (700.0, 1100.0), 8801: (900.0, 1000.0),
+         51820: (700.0, 1150.0), 53: (80.0, 200.0), 123: (76.0, 76.0), 3478: (800.0, 900.0),
+         -1: (800.0, 1100.0), None: (650.0, 1200.0)},
+    50: {-1: (700.0, 1150.0)}, 47: {-1: (600.0, 1100.0)}, 4: {-1: (600.0, 1100.0)},
+    1: {-1: (90.0, 90.0)},
+}  # fmt: skip
+BPP_OTHER_PROTOCOL = (600.0, 1100.0)
 NOPORT_ROWS = {"esp": 50, "gre": 47, "ipencap": 4, "icmp": 1}
 ICMP_FLOOR_PCT = 0.01  # published 0.0 means "rounds to zero", not nothing
 
@@ -185,7 +175,8 @@ def _port_rows(service: str, pct: dict[str, float]) -> list[dict[str, Any]]:
     for proto, port, kind, share in sorted(
         rows, key=lambda r: (r[0] != 6, r[0], r[2], -r[3], r[1])
     ):
-        bpp_in, bpp_out = BPP.get((proto, port), BPP_DEFAULT.get(proto, (600.0, 1100.0)))
+        by_port = BPP.get(proto, {})
+        bpp_in, bpp_out = by_port.get(port, by_port.get(None, BPP_OTHER_PROTOCOL))
         out.append(
             {
                 "protocol": proto,

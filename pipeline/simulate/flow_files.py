@@ -11,12 +11,15 @@ import os
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.atomic import write_bytes_atomic
+from pipeline.config import Week, week_bounds_ms
 from pipeline.simulate import world
+from pipeline.simulate.flows import HOUR_MS, HOURS_PER_WEEK
 from pipeline.wire.ipfix.writer import encode_ipfix_stream
 
 FLOW_FORMATS = ("ipfix", "netflow-v9-pcap", "nfcapd", "nfdump-csv", "nfdump-json")
@@ -40,6 +43,15 @@ FAULTY_EXPORTERS = ("bras02", "ipoegw01")
 DATA_MESSAGES_BEFORE_TEMPLATE = 3
 
 
+@dataclass(frozen=True)
+class FlowForm:
+    """How the exporters' flows are written: the form (`FLOW_FORMATS`), and whether the faults
+    of FAULT_HOUR_OF_WEEK are injected."""
+
+    flow_format: str = "ipfix"
+    faults: bool = True
+
+
 def check_flow_format(flow_format: str) -> str:
     if flow_format not in FLOW_FORMATS:
         raise ValueError(f"flow format {flow_format!r} is not one of {', '.join(FLOW_FORMATS)}")
@@ -54,6 +66,36 @@ def check_flow_format(flow_format: str) -> str:
 def needs_default_sampling(flow_format: str) -> bool:
     """nfdump's text exports drop the sampler: the registry must state each exporter's N."""
     return flow_format.startswith("nfdump-")
+
+
+def write_exporter_week(
+    flows: dict[str, np.ndarray],
+    exporter: world.Exporter,
+    week: Week,
+    raw_dir: Path,
+    form: FlowForm,
+) -> tuple[dict[str, bytes], int]:
+    """One file per local hour of the week (flows sorted by start; sequence numbers continue
+    from file to file). Returns (path relative to raw dir → file bytes, records)."""
+    week_start_ms, _ = week_bounds_ms(week)
+    order = np.argsort(flows["flow_start_ms"], kind="stable")
+    flows = {k: v[order] for k, v in flows.items()}
+    hour = (flows["flow_start_ms"] - week_start_ms) // HOUR_MS
+    if len(hour) and (hour.min() < 0 or hour.max() >= HOURS_PER_WEEK):
+        raise ValueError(f"{exporter.name}: flow start outside the week")
+    bounds = np.searchsorted(hour, np.arange(HOURS_PER_WEEK + 1))
+    written: dict[str, bytes] = {}
+    sequence = 0
+    for h in range(HOURS_PER_WEEK):
+        lo, hi = bounds[h], bounds[h + 1]
+        part = {k: v[lo:hi] for k, v in flows.items()}
+        faulty = form.faults and h == FAULT_HOUR_OF_WEEK and exporter.name in FAULTY_EXPORTERS
+        files, sequence = write_hour(
+            form.flow_format, part, exporter, week.days[h // 24].isoformat(), h % 24,
+            week_start_ms + (h + 1) * HOUR_MS, week_start_ms, sequence, raw_dir, faulty,
+        )  # fmt: skip
+        written.update(files)
+    return written, int(len(hour))
 
 
 def write_hour(

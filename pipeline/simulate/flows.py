@@ -6,7 +6,6 @@ All work is vectorised across users and cells; loops run over user chunks, expor
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -380,15 +379,17 @@ def lease_at(
 
 def flow_arrays(
     cells: Cells,
+    mix: PortMix,
     start_ms: np.ndarray,
     is_v6: np.ndarray,
     user_v4: np.ndarray,
     user_hi: np.ndarray,
-    user_lo: np.ndarray,
     rng: np.random.Generator,
 ) -> dict[str, np.ndarray]:
-    """Writer columns (ipfix_writer.FLOW_COLUMNS): the user is src for uploads, dst otherwise."""
+    """Writer columns (ipfix_writer.FLOW_COLUMNS): the user is src for uploads, dst otherwise.
+    The user's IPv6 interface identifier (lower 64 bits) is drawn per record."""
     n = len(start_ms)
+    user_lo = rng.integers(0, 2**63, n, dtype=np.uint64)
     r4 = world.remote_v4(rng, n)
     r_hi, r_lo = world.remote_v6(rng, n)
     up = cells.upload
@@ -410,7 +411,7 @@ def flow_arrays(
         "dst_v6_lo": np.where(up, lo_remote, lo_user).astype(np.uint64),
         "src_port": np.where(up, cells.user_port, cells.remote_port).astype(np.uint16),
         "dst_port": np.where(up, cells.remote_port, cells.user_port).astype(np.uint16),
-        "protocol": np.zeros(n, dtype=np.uint8),  # filled by the caller from the category
+        "protocol": mix.protocol[cells.category],
         "flow_direction": np.where(up, 0, 1).astype(np.uint8),
         "octets": cells.octets.astype(np.uint64),
         "packets": cells.packets.astype(np.uint64),
@@ -419,38 +420,3 @@ def flow_arrays(
 
 def concat_flows(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-
-def write_exporter_week(
-    flows: dict[str, np.ndarray],
-    exporter: world.Exporter,
-    week_days: list,
-    week_start_ms: int,
-    raw_dir: Path,
-    flow_format: str = "ipfix",
-    *,
-    faults: bool = True,
-) -> tuple[dict[str, bytes], int]:
-    """One file per local hour of the week in `flow_format` (sorted by start; sequence numbers
-    continue from file to file), with flow_files' faults unless `faults` is False.
-    Returns (path relative to raw dir → file bytes, records)."""
-    from pipeline.simulate.flow_files import FAULT_HOUR_OF_WEEK, FAULTY_EXPORTERS, write_hour
-
-    order = np.argsort(flows["flow_start_ms"], kind="stable")
-    flows = {k: v[order] for k, v in flows.items()}
-    hour = (flows["flow_start_ms"] - week_start_ms) // HOUR_MS
-    if len(hour) and (hour.min() < 0 or hour.max() >= HOURS_PER_WEEK):
-        raise ValueError(f"{exporter.name}: flow start outside the week")
-    bounds = np.searchsorted(hour, np.arange(HOURS_PER_WEEK + 1))
-    written: dict[str, bytes] = {}
-    sequence = 0
-    for h in range(HOURS_PER_WEEK):
-        lo, hi = bounds[h], bounds[h + 1]
-        part = {k: v[lo:hi] for k, v in flows.items()}
-        faulty = faults and h == FAULT_HOUR_OF_WEEK and exporter.name in FAULTY_EXPORTERS
-        files, sequence = write_hour(
-            flow_format, part, exporter, week_days[h // 24].isoformat(), h % 24,
-            week_start_ms + (h + 1) * HOUR_MS, week_start_ms, sequence, raw_dir, faulty,
-        )  # fmt: skip
-        written.update(files)
-    return written, int(len(hour))
