@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -125,31 +126,44 @@ def _published_csv(name: str) -> pl.DataFrame | None:
     return pl.read_csv(path, infer_schema_length=None) if path.is_file() else None
 
 
+def _published_by_service(
+    broadband: str, mobile: str, rows: Callable[[str, pl.DataFrame], pl.DataFrame]
+) -> pl.DataFrame | None:
+    """`rows(service, wide CSV)` of a published broadband and mobile table, broadband first;
+    None if a CSV is missing."""
+    bb, mob = _published_csv(broadband), _published_csv(mobile)
+    if bb is None or mob is None:
+        return None
+    return pl.concat([rows("broadband", bb), rows("mobile", mob)])
+
+
+def _daily_usage_summary_rows(service: str, wide: pl.DataFrame) -> pl.DataFrame:
+    return pl.concat(
+        [
+            wide.select(
+                pl.col("year").cast(pl.Int64),
+                pl.lit(service).alias("service"),
+                pl.lit(direction).alias("direction"),
+                pl.lit(None, dtype=pl.Int64).alias("users"),
+                pl.col(f"{d}_mean_mb_per_day").cast(pl.Float64).alias("mean_mb"),
+                pl.col(f"{d}_median_mb_per_day").cast(pl.Float64).alias("median_mb"),
+                pl.col(f"{d}_mode_mb_per_day").cast(pl.Float64).alias("mode_mb"),
+            )
+            for direction, d in (("IN", "in"), ("OUT", "out"))
+        ]
+    )
+
+
 def _published_daily_usage_summary() -> pl.DataFrame | None:
     """Tables 1 (broadband 2007–2024) and 2 (mobile 2015–2024); reports keep unmeasured years."""
-    frames = []
-    for name, service in (
-        ("table1_broadband_daily_usage_2007_2024.csv", "broadband"),
-        ("table2_mobile_daily_usage_2015_2024.csv", "mobile"),
-    ):
-        wide = _published_csv(name)
-        if wide is None:
-            return None
-        for direction in ("IN", "OUT"):
-            d = direction.lower()
-            frames.append(
-                wide.select(
-                    pl.col("year").cast(pl.Int64),
-                    pl.lit(service).alias("service"),
-                    pl.lit(direction).alias("direction"),
-                    pl.lit(None, dtype=pl.Int64).alias("users"),
-                    pl.col(f"{d}_mean_mb_per_day").cast(pl.Float64).alias("mean_mb"),
-                    pl.col(f"{d}_median_mb_per_day").cast(pl.Float64).alias("median_mb"),
-                    pl.col(f"{d}_mode_mb_per_day").cast(pl.Float64).alias("mode_mb"),
-                )
-            )
-    df = pl.concat(frames).with_columns((pl.col("mode_mb").log10() + 6).alias("mode_log10"))
-    return df
+    df = _published_by_service(
+        "table1_broadband_daily_usage_2007_2024.csv",
+        "table2_mobile_daily_usage_2015_2024.csv",
+        _daily_usage_summary_rows,
+    )
+    return (
+        None if df is None else df.with_columns((pl.col("mode_mb").log10() + 6).alias("mode_log10"))
+    )
 
 
 def _published_growth_statistics() -> pl.DataFrame | None:
@@ -208,36 +222,34 @@ def _published_top_user_share() -> pl.DataFrame | None:
     )
 
 
+def _usage_by_port_rows(service: str, wide: pl.DataFrame) -> pl.DataFrame:
+    wide = wide.with_row_index("sort_key")
+    long = wide.unpivot(
+        index=["sort_key", "row_id", "protocol", "label", "row_kind", "parent"],
+        on=[c for c in wide.columns if c.startswith("pct_")],
+        variable_name="pct_col",
+        value_name="share_pct",
+    )
+    return long.select(
+        pl.col("pct_col").str.slice(4).cast(pl.Int64).alias("year"),
+        pl.lit(service).alias("service"),
+        "row_id",
+        "protocol",
+        pl.col("label").alias("port_label"),
+        "row_kind",
+        pl.col("parent").cast(pl.String),
+        pl.col("share_pct").cast(pl.Float64),
+        pl.col("sort_key").cast(pl.Int64),
+    )
+
+
 def _published_usage_by_port() -> pl.DataFrame | None:
-    frames = []
-    for name, service in (
-        ("table3_broadband_port_share_2020_2024.csv", "broadband"),
-        ("table4_mobile_port_share_2020_2024.csv", "mobile"),
-    ):
-        wide = _published_csv(name)
-        if wide is None:
-            return None
-        wide = wide.with_row_index("sort_key")
-        long = wide.unpivot(
-            index=["sort_key", "row_id", "protocol", "label", "row_kind", "parent"],
-            on=[c for c in wide.columns if c.startswith("pct_")],
-            variable_name="pct_col",
-            value_name="share_pct",
-        )
-        frames.append(
-            long.select(
-                pl.col("pct_col").str.slice(4).cast(pl.Int64).alias("year"),
-                pl.lit(service).alias("service"),
-                "row_id",
-                "protocol",
-                pl.col("label").alias("port_label"),
-                "row_kind",
-                pl.col("parent").cast(pl.String),
-                pl.col("share_pct").cast(pl.Float64),
-                pl.col("sort_key").cast(pl.Int64),
-            )
-        )
-    return pl.concat(frames)
+    """Tables 3 (broadband) and 4 (mobile), 2020–2024, in the published row order."""
+    return _published_by_service(
+        "table3_broadband_port_share_2020_2024.csv",
+        "table4_mobile_port_share_2020_2024.csv",
+        _usage_by_port_rows,
+    )
 
 
 _PUBLISHED = {

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -12,13 +14,6 @@ from pipeline.aggregate.history import write_history
 from pipeline.atomic import write_parquet_atomic
 from pipeline.config import Paths, load_params
 from pipeline.ingest.catalogue import flow_days_for_year
-
-USER_TABLES = {
-    "daily_usage_density": metrics.daily_usage_density,
-    "daily_usage_summary": metrics.daily_usage_summary,
-    "scatter_sample": metrics.scatter_sample,
-    "top_user_share": metrics.top_user_share,
-}
 
 
 def attributed_glob(paths: Paths) -> str:
@@ -56,26 +51,77 @@ def ingest_reports_for_year(paths: Paths, year: int) -> list[dict]:
     return reports
 
 
+# A table's computation: (warehouse paths, report year, params) -> the table of that year.
+TableFunction = Callable[[Paths, int, dict[str, Any]], pl.DataFrame]
+
+
+def from_monthly_counters(
+    metric: Callable[[Path, int, dict[str, Any]], pl.DataFrame],
+) -> TableFunction:
+    """`metric` of the monthly interface counters (reference/monthly_traffic.parquet)."""
+
+    def compute(paths: Paths, year: int, params: dict[str, Any]) -> pl.DataFrame:
+        return metric(paths.warehouse / "reference" / "monthly_traffic.parquet", year, params)
+
+    compute.__doc__ = metric.__doc__  # the table's description (describe)
+    return compute
+
+
+def from_attributed_flows(
+    metric: Callable[[str, int, dict[str, Any]], pl.DataFrame],
+) -> TableFunction:
+    """`metric` of the attributed flows."""
+
+    def compute(paths: Paths, year: int, params: dict[str, Any]) -> pl.DataFrame:
+        return metric(attributed_glob(paths), year, params)
+
+    compute.__doc__ = metric.__doc__  # the table's description (describe)
+    return compute
+
+
+def from_user_week(
+    metric: Callable[[pl.DataFrame, int, dict[str, Any]], pl.DataFrame],
+) -> TableFunction:
+    """`metric` of the year's per-user table (written by compute_user_week)."""
+
+    def compute(paths: Paths, year: int, params: dict[str, Any]) -> pl.DataFrame:
+        return metric(pl.read_parquet(user_week_path(paths, year)), year, params)
+
+    compute.__doc__ = metric.__doc__  # the table's description (describe)
+    return compute
+
+
+def data_quality(paths: Paths, year: int, params: dict[str, Any]) -> pl.DataFrame:
+    """Data-quality rows item, scope, value: ingest accounting of the year's exporter-days and the
+    unattributed byte share of its analysis week."""
+    return metrics.data_quality(
+        ingest_reports_for_year(paths, year), attributed_glob(paths), year, params
+    )
+
+
+# Every aggregate table of ARCHITECTURE §5 (user_week_usage aside): its name -> its computation.
+TABLES: dict[str, TableFunction] = {
+    "monthly_traffic_normalised": from_monthly_counters(metrics.monthly_traffic_normalised),
+    "growth_statistics": from_monthly_counters(metrics.growth_statistics),
+    "weekday_hourly_profile": from_attributed_flows(metrics.weekday_hourly_profile),
+    "daily_usage_density": from_user_week(metrics.daily_usage_density),
+    "daily_usage_summary": from_user_week(metrics.daily_usage_summary),
+    "scatter_sample": from_user_week(metrics.scatter_sample),
+    "top_user_share": from_user_week(metrics.top_user_share),
+    "usage_by_port": from_attributed_flows(metrics.usage_by_port),
+    "port_class_week_series": from_attributed_flows(metrics.port_class_week_series),
+    "data_quality": data_quality,
+}
+
+
 def compute_table(paths: Paths, year: int, table: str, salt: str) -> pl.DataFrame:
-    """Compute `table` for `year`, write it to the history store, and return it."""
-    params = load_params()
-    flows = attributed_glob(paths)
-    monthly = paths.warehouse / "reference" / "monthly_traffic.parquet"
-    if table in USER_TABLES:
-        df = USER_TABLES[table](pl.read_parquet(user_week_path(paths, year)), year, params)
-    elif table in ("monthly_traffic_normalised", "growth_statistics"):
-        df = getattr(metrics, table)(monthly, year, params)
-    elif table in ("weekday_hourly_profile", "usage_by_port", "port_class_week_series"):
-        df = getattr(metrics, table)(flows, year, params)
-    elif table == "data_quality":
-        df = metrics.data_quality(ingest_reports_for_year(paths, year), flows, year, params)
-    else:
-        raise KeyError(f"unknown aggregate table {table!r}")
+    """Compute `table` for `year`, write it to the history store, and return it. (`salt` is unused:
+    user keys are made once, by compute_user_week.)"""
+    df = TABLES[table](paths, year, load_params())
     write_history(paths.history, table, year, df)
     return df
 
 
 def describe(table: str) -> str:
     """The first docstring line of the metric function behind `table`."""
-    fn = USER_TABLES.get(table) or getattr(metrics, table, None)
-    return (fn.__doc__ or table).strip().splitlines()[0] if fn else table
+    return (TABLES[table].__doc__ or table).strip().splitlines()[0]

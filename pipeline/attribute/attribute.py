@@ -22,26 +22,20 @@ def read_sql(name: str) -> str:
     return (SQL_DIR / f"{name}.sql").read_text()
 
 
+def _partition_path(warehouse_dir: Path, table: str, day: dt.date, exporter_name: str) -> Path:
+    """`<warehouse>/<table>/date=<day>/exporter=<name>/flows.parquet`."""
+    folder = Path(warehouse_dir) / table / f"date={day.isoformat()}" / f"exporter={exporter_name}"
+    return folder / "flows.parquet"
+
+
 def flows_partition_path(warehouse_dir: Path, day: dt.date, exporter_name: str) -> Path:
     """The normalised-flow partition of one local day and exporter (ARCHITECTURE §3.1)."""
-    return (
-        Path(warehouse_dir)
-        / "flows"
-        / f"date={day.isoformat()}"
-        / f"exporter={exporter_name}"
-        / "flows.parquet"
-    )
+    return _partition_path(warehouse_dir, "flows", day, exporter_name)
 
 
 def attributed_partition_path(warehouse_dir: Path, day: dt.date, exporter_name: str) -> Path:
     """The attributed-flow partition of one local day and exporter (ARCHITECTURE §4)."""
-    return (
-        Path(warehouse_dir)
-        / "attributed"
-        / f"date={day.isoformat()}"
-        / f"exporter={exporter_name}"
-        / "flows.parquet"
-    )
+    return _partition_path(warehouse_dir, "attributed", day, exporter_name)
 
 
 def load_reference_window(

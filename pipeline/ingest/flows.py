@@ -29,26 +29,9 @@ QUARANTINE_SCHEMA = pa.schema(
         ("payload", pa.binary()),
     ]
 )
-# Deterministic row order of a partition: time first, then every other column.
-SORT_KEYS = [
-    "flow_start_ms",
-    "flow_end_ms",
-    "observation_domain_id",
-    "ip_version",
-    "src_v4",
-    "dst_v4",
-    "src_v6_hi",
-    "src_v6_lo",
-    "dst_v6_hi",
-    "dst_v6_lo",
-    "protocol",
-    "src_port",
-    "dst_port",
-    "flow_direction",
-    "octets",
-    "packets",
-    "sampling_interval",
-]
+# Deterministic row order of a partition: time first, then every other column in FLOW_SCHEMA order.
+_TIME_KEYS = ["flow_start_ms", "flow_end_ms"]
+SORT_KEYS = _TIME_KEYS + [name for name in FLOW_SCHEMA.names if name not in _TIME_KEYS]
 
 
 EXPORTER_SERVICES = ("pppoe", "ipoe", "mobile")

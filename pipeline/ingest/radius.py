@@ -36,6 +36,13 @@ PPPOE_SESSION_SCHEMA = {
     "start_ms": pl.Int64,
     "stop_ms": pl.Int64,
 }
+# The lines of the RADIUS detail files, as _file_lines reads them.
+_FILE_LINES_SCHEMA = {
+    "line": pl.String,
+    "file_index": pl.Int32,
+    "line_bytes": pl.Int64,
+    "offset": pl.Int64,
+}
 QUARANTINE_COLUMNS = ["source_file", "offset", "length", "reason", "payload"]
 
 
@@ -146,7 +153,8 @@ def parse_radius_detail(paths: list[Path]) -> pl.DataFrame:
     """Parse detail files into one row per block; `reason` is null for good events and names why a
     block is quarantined otherwise (with source_file, byte offset, length and raw payload)."""
     lines = pl.concat(
-        [_file_lines(Path(p), i) for i, p in enumerate(paths)] or [_file_lines_empty()],
+        [_file_lines(Path(p), i) for i, p in enumerate(paths)]
+        or [pl.DataFrame(schema=_FILE_LINES_SCHEMA)],
         how="vertical",
     )
     content, blocks, attrs = _split_blocks(lines)
@@ -179,34 +187,23 @@ def parse_radius_detail(paths: list[Path]) -> pl.DataFrame:
     )
     events = events.join(payload, on=["file_index", "block"], how="left", maintain_order="left")
     return events.select(
-        source_file=pl.col("file_index").replace_strict(
-            list(range(len(names))), names, return_dtype=pl.String
-        ),
-        offset=pl.col("offset"),
-        length=pl.col("end") - pl.col("offset"),
-        reason=pl.col("reason"),
-        status_type=pl.col("status_type"),
-        session_id=pl.col("session_id"),
-        nas_ip=pl.col("nas_ip"),
-        subscription_id=pl.col("subscription_id"),
-        service_class=pl.col("service_class"),
-        framed_v4=pl.col("framed_v4"),
-        v6_prefix_hi=pl.col("v6_prefix_hi"),
-        v6_prefix_len=pl.col("v6_prefix_len"),
-        event_ms=pl.col("event_ms"),
-        session_time_s=pl.col("session_time_s"),
-        payload=pl.col("payload"),
-    )
-
-
-def _file_lines_empty() -> pl.DataFrame:
-    return pl.DataFrame(
-        schema={
-            "line": pl.String,
-            "file_index": pl.Int32,
-            "line_bytes": pl.Int64,
-            "offset": pl.Int64,
-        }
+        pl.col("file_index")
+        .replace_strict(list(range(len(names))), names, return_dtype=pl.String)
+        .alias("source_file"),
+        "offset",
+        (pl.col("end") - pl.col("offset")).alias("length"),
+        "reason",
+        "status_type",
+        "session_id",
+        "nas_ip",
+        "subscription_id",
+        "service_class",
+        "framed_v4",
+        "v6_prefix_hi",
+        "v6_prefix_len",
+        "event_ms",
+        "session_time_s",
+        "payload",
     )
 
 

@@ -25,6 +25,13 @@ LEASE_SCHEMA = {
     "valid_from_ms": pl.Int64,
     "valid_to_ms": pl.Int64,
 }
+MOBILE_USAGE_SCHEMA = {
+    "date": pl.Date,
+    "msisdn": pl.String,
+    "service_class": pl.String,
+    "uplink_bytes": pl.Int64,
+    "downlink_bytes": pl.Int64,
+}
 
 
 class ReferenceFormatError(ValueError):
@@ -59,6 +66,25 @@ def _check(df: pl.DataFrame, bad: pl.Expr, path: Path, message: str, column: str
         )
 
 
+def _check_service_class(df: pl.DataFrame, path: Path) -> None:
+    _check(
+        df,
+        ~pl.col("service_class").is_in(SERVICE_CLASSES),
+        path,
+        "unknown service_class",
+        "service_class",
+    )
+
+
+def _iso_utc_ms(name: str) -> pl.Expr:
+    """ISO-8601 UTC text (…Z) as epoch ms; null if it is not."""
+    return (
+        pl.col(name)
+        .str.strptime(pl.Datetime("ms", "UTC"), ISO_UTC_FORMAT, strict=False)
+        .dt.epoch("ms")
+    )
+
+
 def _non_negative_int(name: str) -> pl.Expr:
     return pl.col(name).cast(pl.Int64, strict=False)
 
@@ -70,21 +96,11 @@ def parse_ipoe_leases(path: Path) -> pl.DataFrame:
     prefixes = ipv6_prefix_text_to_hi_len(raw.get_column("delegated_prefix"))
     df = raw.with_columns(
         *prefixes.get_columns(),
-        valid_from_ms=pl.col("valid_from")
-        .str.strptime(pl.Datetime("ms", "UTC"), ISO_UTC_FORMAT, strict=False)
-        .dt.epoch("ms"),
-        valid_to_ms=pl.col("valid_to")
-        .str.strptime(pl.Datetime("ms", "UTC"), ISO_UTC_FORMAT, strict=False)
-        .dt.epoch("ms"),
+        valid_from_ms=_iso_utc_ms("valid_from"),
+        valid_to_ms=_iso_utc_ms("valid_to"),
     )
     _check(df, pl.col("subscription_id") == "", path, "empty subscription_id")
-    _check(
-        df,
-        ~pl.col("service_class").is_in(SERVICE_CLASSES),
-        path,
-        "unknown service_class",
-        "service_class",
-    )
+    _check_service_class(df, path)
     _check(
         df,
         pl.col("v6_prefix_hi").is_null(),
@@ -163,13 +179,7 @@ def parse_mobile_billing(path: Path) -> pl.DataFrame:
     )
     _check(df, pl.col("date_parsed").is_null(), path, "date is not YYYY-MM-DD", "date")
     _check(df, pl.col("msisdn") == "", path, "empty msisdn")
-    _check(
-        df,
-        ~pl.col("service_class").is_in(SERVICE_CLASSES),
-        path,
-        "unknown service_class",
-        "service_class",
-    )
+    _check_service_class(df, path)
     for raw_col, parsed in (("uplink_bytes", "uplink"), ("downlink_bytes", "downlink")):
         _check(df, pl.col(parsed) < 0, path, f"{raw_col} is not a non-negative integer", raw_col)
     return df.select(
@@ -194,17 +204,7 @@ def ingest_mobile_billing(
     present = [p for p in paths if p.is_file()]
     frames = [parse_mobile_billing(p) for p in present]
     usage = (
-        pl.concat(frames, how="vertical")
-        if frames
-        else pl.DataFrame(
-            schema={
-                "date": pl.Date,
-                "msisdn": pl.String,
-                "service_class": pl.String,
-                "uplink_bytes": pl.Int64,
-                "downlink_bytes": pl.Int64,
-            }
-        )
+        pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=MOBILE_USAGE_SCHEMA)
     ).unique(maintain_order=True)
     dupes = usage.filter(pl.struct("date", "msisdn").is_duplicated())
     if dupes.height:

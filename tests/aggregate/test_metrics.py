@@ -105,6 +105,26 @@ def flow(
     }
 
 
+def user_flow(
+    start: dt.datetime,
+    service: str,
+    bytes_est: float,
+    user_key: str,
+    service_class: str = "personal",
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """A flow attributed to `user_key` (its access protocol = the exporter's service)."""
+    return flow(
+        start,
+        service,
+        bytes_est,
+        user_key=user_key,
+        user_protocol=service,
+        service_class=service_class,
+        **kwargs,
+    )
+
+
 def write_flows(root: Path, rows: list[dict[str, Any]]) -> str:
     """Attributed-flow partitions by local date and exporter; returns the glob."""
     df = pl.DataFrame(rows, schema=FLOW_SCHEMA)
@@ -219,16 +239,7 @@ def _port_flows() -> list[dict[str, Any]]:
         flow(t, "pppoe", 500, src_port=443, dst_port=51000),  # min port 443
         flow(t, "pppoe", 100, src_port=51000, dst_port=80, direction="IN"),  # 80
         flow(t, "pppoe", 150, src_port=50000, dst_port=50001),  # 50000, >= 1024
-        flow(
-            t,
-            "pppoe",
-            50,
-            src_port=40000,
-            dst_port=31000,
-            user_key="u1",
-            user_protocol="pppoe",
-            service_class="enterprise",
-        ),  # 31000, enterprise counted
+        user_flow(t, "pppoe", 50, "u1", "enterprise", src_port=40000, dst_port=31000),  # counted
         flow(t, "pppoe", 150, protocol=17, src_port=60000, dst_port=443),  # udp 443
         flow(t, "pppoe", 40, protocol=50, src_port=0, dst_port=0),  # ESP
         flow(t, "pppoe", 5, protocol=1, src_port=0, dst_port=0),  # ICMP
@@ -345,27 +356,13 @@ def test_port_class_week_series(tmp_path: Path, params: dict[str, Any]) -> None:
 def _user_flows() -> list[dict[str, Any]]:
     t = MON + dt.timedelta(days=2)
     return [
-        flow(t, "pppoe", 700, "IN", user_key="u1", user_protocol="pppoe", service_class="personal"),
-        flow(t, "pppoe", 3000, user_key="u1", user_protocol="pppoe", service_class="personal"),
-        flow(
-            t + dt.timedelta(days=4),
-            "pppoe",
-            4000,
-            user_key="u1",
-            user_protocol="pppoe",
-            service_class="personal",
-        ),
-        flow(t, "ipoe", 1400, user_key="u2", user_protocol="ipoe", service_class="personal"),
-        flow(t, "pppoe", 9e9, user_key="u3", user_protocol="pppoe", service_class="enterprise"),
+        user_flow(t, "pppoe", 700, "u1", direction="IN"),
+        user_flow(t, "pppoe", 3000, "u1"),
+        user_flow(t + dt.timedelta(days=4), "pppoe", 4000, "u1"),
+        user_flow(t, "ipoe", 1400, "u2"),
+        user_flow(t, "pppoe", 9e9, "u3", "enterprise"),
         flow(t, "pppoe", 9e9),  # unattributed
-        flow(
-            MON + dt.timedelta(days=7),
-            "pppoe",
-            9e9,
-            user_key="u1",
-            user_protocol="pppoe",
-            service_class="personal",
-        ),  # next week
+        user_flow(MON + dt.timedelta(days=7), "pppoe", 9e9, "u1"),  # next week
     ]
 
 
@@ -442,6 +439,12 @@ def _month_rates(
     }
 
 
+def growth_values(monthly_path: Path, params: dict[str, Any]) -> dict[tuple[str, str, str], float]:
+    """growth_statistics of 2024 as {(metric, service, direction): value}, in row order."""
+    g = metrics.growth_statistics(monthly_path, 2024, params)
+    return {(m, s, d): v for _, m, s, d, v, _ in g.rows()}
+
+
 def test_yoy_and_ipoe_share_from_25_months(tmp_path: Path, params: dict[str, Any]) -> None:
     months = [f"{2022 + (5 + i) // 12}-{(5 + i) % 12 + 1:02d}" for i in range(25)]
     assert months[0] == "2022-06" and months[-1] == "2024-06"
@@ -449,8 +452,7 @@ def test_yoy_and_ipoe_share_from_25_months(tmp_path: Path, params: dict[str, Any
     rates["2023-06"] = _month_rates(580, 420, 560, 440, 100, 1000)  # IPoE 42 % IN, 44 % OUT
     # June 2024: broadband IN 1140 (+14 %) with IPoE 43 %, OUT 1120 (+12 %) with IPoE 48 %
     rates["2024-06"] = _month_rates(1140 * 0.57, 1140 * 0.43, 1120 * 0.52, 1120 * 0.48, 129, 1200)
-    g = metrics.growth_statistics(_monthly(tmp_path, rates), 2024, params)
-    val = {(m, s, d): v for _, m, s, d, v, _ in g.rows()}
+    val = growth_values(_monthly(tmp_path, rates), params)
     assert val[("yoy_pct", "broadband", "IN")] == pytest.approx(14.0)
     assert val[("yoy_pct", "broadband", "OUT")] == pytest.approx(12.0)
     assert val[("yoy_pct", "mobile", "IN")] == pytest.approx(29.0)
@@ -461,7 +463,7 @@ def test_yoy_and_ipoe_share_from_25_months(tmp_path: Path, params: dict[str, Any
     assert val[("ipoe_share_change_pts", "broadband", "OUT")] == pytest.approx(4.0)
     # no June 2019 and no Jan 2020 in the series: those rows are left out
     assert not {m for m, _, _ in val} & {"factor_5y", "annualised_5y", "relative_to_norm_month"}
-    assert g["metric"].to_list()[0] == "yoy_pct"
+    assert next(iter(val))[0] == "yoy_pct"
 
 
 def test_normalisation_to_jan_2020(tmp_path: Path, params: dict[str, Any]) -> None:
@@ -489,8 +491,7 @@ def test_normalisation_to_jan_2020(tmp_path: Path, params: dict[str, Any]) -> No
     ).row(0, named=True)
     assert jan["rate_bps"] == pytest.approx(100.0)
     assert jan["bytes"] == pytest.approx(100 * 31 * 86400 / 8)
-    g = metrics.growth_statistics(path, 2024, params)
-    val = {(m, s, d): v for _, m, s, d, v, _ in g.rows()}
+    val = growth_values(path, params)
     assert val[("factor_5y", "broadband", "OUT")] == pytest.approx(2.0)
     assert val[("annualised_5y", "broadband", "OUT")] == pytest.approx(2**0.2)
     assert val[("factor_5y", "mobile", "OUT")] == pytest.approx(2.1)
@@ -503,7 +504,7 @@ def test_data_quality(tmp_path: Path, params: dict[str, Any]) -> None:
     glob = write_flows(
         tmp_path,
         [
-            flow(t, "pppoe", 300, user_key="u1", user_protocol="pppoe", service_class="personal"),
+            user_flow(t, "pppoe", 300, "u1"),
             flow(t, "pppoe", 100),
             flow(t, "mobile", 50),
         ],
@@ -541,6 +542,30 @@ def test_data_quality(tmp_path: Path, params: dict[str, Any]) -> None:
     assert v[("records_decoded", "exporter:mobile-1")] == 48
     assert v[("unattributed_bytes_pct", "service:pppoe")] == pytest.approx(25.0)
     assert v[("unattributed_bytes_pct", "service:mobile")] == pytest.approx(100.0)
+    counters = list(metrics.INGEST_COUNTERS)
+    assert dq.select("scope", "item").rows() == [
+        *[("all", item) for item in counters],
+        ("all", "ingest_reports"),
+        ("all", "reports_violating_records_invariant"),
+        ("all", "quarantined:no_template"),
+        ("all", "sampling_interval:64"),  # by N, not by text
+        ("all", "sampling_interval:1024"),
+        *[("exporter:mobile-1", item) for item in counters],
+        *[("exporter:pppoe-1", item) for item in counters],
+        ("service:mobile", "unattributed_bytes_pct"),
+        ("service:pppoe", "unattributed_bytes_pct"),
+    ]
+
+
+def test_data_quality_without_ingest_reports(tmp_path: Path, params: dict[str, Any]) -> None:
+    glob = write_flows(tmp_path, [flow(MON + dt.timedelta(hours=5), "pppoe", 100)])
+    dq = metrics.data_quality([], glob, 2024, params)
+    assert dq.select("item", "scope", "value").rows() == [
+        *[(item, "all", 0.0) for item in metrics.INGEST_COUNTERS],
+        ("ingest_reports", "all", 0.0),
+        ("reports_violating_records_invariant", "all", 0.0),
+        ("unattributed_bytes_pct", "service:pppoe", 100.0),
+    ]
 
 
 def test_no_identifier_in_published_tables(tmp_path: Path, params: dict[str, Any]) -> None:

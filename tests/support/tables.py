@@ -11,6 +11,8 @@ import math
 import numpy as np
 import polars as pl
 
+from pipeline.aggregate.history import SCHEMAS
+
 SEED = 20240603
 DIRECTIONS = ("IN", "OUT")
 
@@ -391,17 +393,7 @@ def usage_by_port(year: int) -> pl.DataFrame:
                     continue
                 value = round(share - k * PORT_STEP.get(row_id, 0.0), 1)
                 rows.append((y, svc, row_id, proto, label, kind, parent, value, sort_key))
-    cols = [
-        "year",
-        "service",
-        "row_id",
-        "protocol",
-        "port_label",
-        "row_kind",
-        "parent",
-        "share_pct",
-        "sort_key",
-    ]
+    cols = ["year", *SCHEMAS["usage_by_port"]]
     return pl.DataFrame(rows, schema=cols, orient="row")
 
 

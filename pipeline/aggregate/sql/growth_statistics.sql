@@ -1,5 +1,6 @@
--- Growth statistics (spec §2.2) from the registered view monthly_rates (monthly_traffic_rates.sql):
--- mean rates (bit/s) of whole months.
+-- Growth statistics (spec §2.2) from the registered view monthly_traffic_normalised (rows of
+-- monthly_traffic_normalised.sql, month $report_month of $year-5 up to that of $year): mean rates
+-- (bit/s) of whole months.
 -- Returns metric, service, direction, value, unit:
 --   yoy_pct               (rate in month $report_month of $year / same month of $year-1 - 1) * 100, unit pct
 --   ipoe_share_pct        broadband_ipoe / (broadband_pppoe + broadband_ipoe) * 100 in that month, pct
@@ -13,7 +14,7 @@ WITH anchor AS (
            max(rate_bps) FILTER (WHERE month = printf('%04d-%02d', $year - 1, $report_month)) AS prev_bps,
            max(rate_bps) FILTER (WHERE month = printf('%04d-%02d', $year - 5, $report_month)) AS y5_bps,
            max(normalised) FILTER (WHERE month = printf('%04d-%02d', $year, $report_month)) AS now_norm
-    FROM monthly_rates
+    FROM monthly_traffic_normalised
     GROUP BY series, direction
 ),
 share AS (

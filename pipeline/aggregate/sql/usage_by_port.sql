@@ -1,16 +1,124 @@
--- Tables 3, 4 (spec §2.6), first step: estimated bytes (IN + OUT, every class, attributed or not) of
--- exporters of service $service in the week [$week_start_ms, $week_end_ms), by IP protocol number and,
--- for TCP (6) and UDP (17), port = the smaller of source and destination port (null otherwise).
--- Returns protocol_number, port, bytes (DOUBLE). Rows and shares are built in metrics.usage_by_port.
--- Byte sums are exact (bytes_est as HUGEINT, then DOUBLE) so results do not depend on thread order.
-SELECT CAST(protocol AS INTEGER) AS protocol_number,
-       CASE WHEN protocol IN (6, 17)
-            THEN CAST(CASE WHEN src_port < dst_port THEN src_port ELSE dst_port END AS INTEGER)
-       END AS port,
-       CAST(sum(CAST(bytes_est AS HUGEINT)) AS DOUBLE) AS bytes
-FROM read_parquet($flows_glob, hive_partitioning = true)
-WHERE date BETWEEN CAST($date_lo AS DATE) AND CAST($date_hi AS DATE)
-  AND service = $service
-  AND flow_start_ms >= $week_start_ms AND flow_start_ms < $week_end_ms
-GROUP BY ALL
-ORDER BY protocol_number, port
+-- Tables 3, 4 (spec §2.6): the port-share rows of $service (broadband|mobile), from the flows of
+-- exporters of service $exporter_service in the week [$week_start_ms, $week_end_ms) (IN + OUT, every
+-- class, attributed or not). The port of a TCP/UDP flow is the smaller of its two ports.
+-- share_pct = estimated bytes / all bytes * 100, unrounded, so (< 1024) + (>= 1024) = TCP up to float
+-- error. Rows, in sort_key order, protocol by protocol (TCP, UDP, ESP, GRE, IP-ENCAP, ICMP with
+-- ICMPv6, other; IP-ENCAP and other only if non-zero):
+--   protocol_total  the protocol's share (TCP with $tcp_subtotals: exactly the two subtotals' sum)
+--   subtotal        TCP (< 1024) and (>= 1024), each followed by its ports (only with $tcp_subtotals)
+--   port            TCP/UDP ports carried from the previous edition ($carried_rows, 'tcp/443', …;
+--                   0 if absent) and the year's top $top_ports_per_protocol ports per protocol with
+--                   share_pct >= $min_share_pct_for_new_row, largest share first, then port number.
+-- Returns service, row_id, protocol, port_label, row_kind, parent, share_pct (%), sort_key (0, 1, …).
+-- Byte sums are exact (bytes_est as HUGEINT, then DOUBLE) and shares are summed with exact_sum
+-- (math.fsum, see run.py), so results do not depend on thread or row order.
+WITH port_bytes AS (
+    SELECT CAST(protocol AS INTEGER) AS protocol_number,
+           CASE WHEN protocol IN (6, 17)
+                THEN CAST(CASE WHEN src_port < dst_port THEN src_port ELSE dst_port END AS INTEGER)
+           END AS port,
+           CAST(sum(CAST(bytes_est AS HUGEINT)) AS DOUBLE) AS bytes
+    FROM read_parquet($flows_glob, hive_partitioning = true)
+    WHERE date BETWEEN CAST($date_lo AS DATE) AND CAST($date_hi AS DATE)
+      AND service = $exporter_service
+      AND flow_start_ms >= $week_start_ms AND flow_start_ms < $week_end_ms
+    GROUP BY ALL
+),
+protocols(proto, label, proto_order, always_shown) AS (
+    VALUES ('tcp', 'TCP', 1, true), ('udp', 'UDP', 2, true), ('esp', 'ESP', 3, true),
+           ('gre', 'GRE', 4, true), ('ipencap', 'IP-ENCAP', 5, false), ('icmp', 'ICMP', 6, true),
+           ('other', 'other', 7, false)
+),
+protocol_numbers(protocol_number, proto) AS (
+    VALUES (6, 'tcp'), (17, 'udp'), (50, 'esp'), (47, 'gre'), (4, 'ipencap'), (1, 'icmp'), (58, 'icmp')
+),
+port_names(port, name) AS (
+    VALUES (22, 'ssh'), (53, 'dns'), (80, 'http'), (443, 'https'), (993, 'imaps'), (1935, 'rtmp'),
+           (4500, 'nat-t')
+),
+total AS (
+    SELECT CASE WHEN bytes > 0 THEN bytes
+                ELSE error('usage_by_port: no ' || $service || ' traffic in the analysis week')
+           END AS bytes
+    FROM (SELECT exact_sum(list(bytes)) AS bytes FROM port_bytes)
+),
+shares AS (  -- one row per protocol number and port
+    -- times the reciprocal of the total, not divided by it: the rounding earlier editions had
+    SELECT coalesce(n.proto, 'other') AS proto, b.port, b.bytes, b.bytes * (1 / t.bytes) * 100 AS share_pct
+    FROM port_bytes AS b
+    LEFT JOIN protocol_numbers AS n USING (protocol_number)
+    CROSS JOIN total AS t
+),
+protocol_shares AS (
+    SELECT p.proto, p.label, p.proto_order, p.always_shown,
+           coalesce(exact_sum(list(s.bytes)), 0.0) / t.bytes * 100 AS share_pct
+    FROM protocols AS p
+    LEFT JOIN shares AS s USING (proto)
+    CROSS JOIN total AS t
+    GROUP BY p.proto, p.label, p.proto_order, p.always_shown, t.bytes
+),
+tcp_subtotals AS (
+    SELECT coalesce(exact_sum(list(share_pct) FILTER (WHERE port < 1024)), 0.0) AS lt1024,
+           coalesce(exact_sum(list(share_pct) FILTER (WHERE port >= 1024)), 0.0) AS ge1024
+    FROM shares
+    WHERE proto = 'tcp'
+),
+carried AS (
+    SELECT split_part(item, '/', 1) AS proto, CAST(split_part(item, '/', 2) AS INTEGER) AS port
+    FROM unnest(CAST($carried_rows AS VARCHAR[])) AS c(item)
+),
+top_ports AS (
+    SELECT proto, port
+    FROM (SELECT proto, port, share_pct,
+                 row_number() OVER (PARTITION BY proto ORDER BY share_pct DESC, port) AS share_rank
+          FROM shares
+          WHERE proto IN ('tcp', 'udp'))
+    WHERE share_rank <= $top_ports_per_protocol AND share_pct >= $min_share_pct_for_new_row
+),
+ports AS (
+    SELECT c.proto, c.port, coalesce(s.share_pct, 0.0) AS share_pct,
+           c.proto = 'tcp' AND $tcp_subtotals AS under_subtotal
+    FROM (SELECT proto, port FROM carried UNION SELECT proto, port FROM top_ports) AS c
+    LEFT JOIN shares AS s USING (proto, port)
+    WHERE c.proto IN ('tcp', 'udp')
+),
+table_rows AS (  -- block orders the rows of a protocol: total, (< 1024), its ports, (>= 1024), its ports
+    SELECT p.proto_order, 0 AS block, 0 AS port, 0.0 AS port_share_pct,
+           CASE WHEN p.proto IN ('tcp', 'udp') THEN p.proto || '_total' ELSE p.proto END AS row_id,
+           p.label AS protocol, p.label AS port_label, 'protocol_total' AS row_kind,
+           NULL AS parent,
+           CASE WHEN p.proto = 'tcp' AND $tcp_subtotals THEN h.lt1024 + h.ge1024
+                ELSE p.share_pct
+           END AS share_pct
+    FROM protocol_shares AS p
+    CROSS JOIN tcp_subtotals AS h
+    WHERE p.always_shown OR p.share_pct <> 0
+    UNION ALL
+    SELECT 1, 1, 0, 0.0, 'tcp_lt1024', 'TCP', '(< 1024)', 'subtotal', 'tcp_total', lt1024
+    FROM tcp_subtotals
+    WHERE $tcp_subtotals
+    UNION ALL
+    SELECT 1, 3, 0, 0.0, 'tcp_ge1024', 'TCP', '(>= 1024)', 'subtotal', 'tcp_total', ge1024
+    FROM tcp_subtotals
+    WHERE $tcp_subtotals
+    UNION ALL
+    SELECT p.proto_order,
+           CASE WHEN r.under_subtotal AND r.port >= 1024 THEN 4 ELSE 2 END,
+           r.port, r.share_pct,
+           r.proto || '_' || r.port,
+           p.label,
+           CASE WHEN n.name IS NULL THEN CAST(r.port AS VARCHAR) ELSE r.port || ' (' || n.name || ')' END,
+           'port',
+           CASE WHEN NOT r.under_subtotal THEN r.proto || '_total'
+                WHEN r.port < 1024 THEN 'tcp_lt1024'
+                ELSE 'tcp_ge1024'
+           END,
+           r.share_pct
+    FROM ports AS r
+    JOIN protocols AS p USING (proto)
+    LEFT JOIN port_names AS n USING (port)
+)
+SELECT $service AS service, row_id, protocol, port_label, row_kind, parent, share_pct,
+       row_number() OVER (ORDER BY proto_order, block, port_share_pct DESC, port) - 1 AS sort_key
+FROM table_rows
+ORDER BY sort_key

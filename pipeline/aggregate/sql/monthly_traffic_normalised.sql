@@ -1,4 +1,5 @@
--- Monthly traffic rates (Fig 1, spec §2.1; input of growth_statistics, §2.2), every month counted.
+-- Fig 1 (spec §2.1; also the input of growth_statistics, §2.2): monthly traffic rates of the months
+-- $first_month..$last_month (YYYY-MM, both included), from the monthly interface counters.
 -- Returns month (YYYY-MM), series (broadband = broadband_pppoe + broadband_ipoe, broadband_pppoe,
 -- broadband_ipoe, mobile), direction (IN|OUT), bytes (total in the month, DOUBLE), rate_bps (mean
 -- bit/s over the month = bytes * 8 / seconds in the month) and normalised (rate_bps divided by the
@@ -32,4 +33,5 @@ norm AS (
 SELECT r.month, r.series, r.direction, r.bytes, r.rate_bps, r.rate_bps / n.norm_rate_bps AS normalised
 FROM rated AS r
 LEFT JOIN norm AS n USING (norm_group)
+WHERE r.month BETWEEN $first_month AND $last_month
 ORDER BY r.month, r.series, r.direction
