@@ -9,8 +9,10 @@ import pytest
 from fixtures_tables import make_tables
 
 from pipeline.charts import axes
-from pipeline.charts.figures import FIGURES, fig02_data, fig05_data, fig09_data, fig10_data
+from pipeline.charts.figures import FIGURES
+from pipeline.charts.profiles import fig02_data, fig09_data, fig10_data
 from pipeline.charts.render import build_charts, chart_to_svg, compact_svg, write_svg
+from pipeline.charts.scatters import fig05_data
 
 YEAR = 2024
 
@@ -130,7 +132,7 @@ def test_weekday_axis_labels(svgs):
 
 
 def test_fig02_weeks_have_distinct_hues_and_named_legend(svgs):
-    from pipeline.charts.figures import WEEK_COLOURS
+    from pipeline.charts.style import WEEK_COLOURS
 
     text = svgs["fig02"]
     assert "week of 2023-05-29 (2023 analysis week)" in text
@@ -142,7 +144,7 @@ def test_fig02_weeks_have_distinct_hues_and_named_legend(svgs):
 
 
 def test_fig11_year_colours_darken_with_time(svgs):
-    from pipeline.charts.figures import year_colours
+    from pipeline.charts.style import year_colours
 
     colours = year_colours(6)
     # relative luminance falls from the oldest year to the newest (sequential palette)

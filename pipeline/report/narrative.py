@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipeline.charts.figures import fig02_data
+from pipeline.charts.profiles import fig02_data
 from pipeline.config import load_params
 from pipeline.report.tables import port_share_table
 
