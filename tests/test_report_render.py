@@ -13,7 +13,7 @@ from fixtures_tables import make_context, make_tables
 
 from pipeline.charts.render import build_charts
 from pipeline.report import tables as report_tables
-from pipeline.report.narrative import report_facts
+from pipeline.report.facts import report_facts
 from pipeline.report.render import build_report, flatten_params
 
 YEAR = 2024
@@ -129,7 +129,7 @@ def test_data_quality_exporter_table(pdf_text, tables):
 
 
 def test_narrative_phrases_in_words():
-    from pipeline.report.narrative import growth_phrase, points_phrase, ratio_phrase
+    from pipeline.report.formats import growth_phrase, points_phrase, ratio_phrase
 
     assert growth_phrase(11.6) == "grew by 12%"
     assert growth_phrase(-3.4) == "fell by 3%"
