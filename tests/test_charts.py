@@ -97,20 +97,19 @@ def test_scatter_drops_zero_and_uses_log10(tables):
     assert (hundredths - hundredths.round(0)).abs().max() < 1e-6
 
 
+def _week_starts(data: pl.DataFrame) -> list[str]:
+    return sorted(data["week_start"].cast(pl.String).unique().to_list())
+
+
 def test_profiles_are_normalised_to_latest_week_peak_out(tables):
     fig2 = fig02_data(tables, YEAR)
-    assert sorted(fig2["week_start"].cast(pl.String).unique().to_list()) == [
-        "2023-05-29",
-        "2023-10-02",
-        "2024-02-05",
-        "2024-06-03",
-    ]
+    assert _week_starts(fig2) == ["2023-05-29", "2023-10-02", "2024-02-05", "2024-06-03"]
     latest_out = fig2.filter(
         (pl.col("week_start").cast(pl.String) == "2024-06-03") & (pl.col("direction") == "OUT")
     )
     assert latest_out["relative_traffic"].max() == 1.0
     fig9 = fig09_data(tables, YEAR)
-    assert sorted(fig9["week_start"].cast(pl.String).unique().to_list()) == [
+    assert _week_starts(fig9) == [
         "2020-02-17",
         "2020-06-01",
         "2021-05-31",
