@@ -9,12 +9,13 @@ from typing import Any
 
 import jinja2
 import polars as pl
-from markupsafe import Markup
 from weasyprint import HTML
 
 from pipeline.charts.render import write_bytes_atomic
 from pipeline.config import REPO_ROOT
-from pipeline.report.narrative import key_figures, month_name, narrative
+from pipeline.report import formats
+from pipeline.report.facts import report_facts
+from pipeline.report.formats import fmt_number, month_name
 from pipeline.report.tables import printed_tables, write_data_csvs
 
 ASSETS_DIR = REPO_ROOT / "assets"
@@ -48,13 +49,6 @@ def table_titles(year: int) -> dict[int, str]:
         3: f"Broadband Traffic Share by Protocol and Port, {year - 4}–{year} (%)",
         4: f"Mobile Traffic Share by Protocol and Port, {year - 4}–{year} (%)",
     }
-
-
-def fmt_number(value: Any, decimals: int = 0) -> str:
-    """A table cell: thousands separators, fixed decimals, '–' when the value is missing."""
-    if value is None:
-        return "–"
-    return f"{float(value):,.{decimals}f}"
 
 
 def flatten_params(params: Any, prefix: str = "") -> list[tuple[str, str]]:
@@ -220,7 +214,10 @@ def _first_measured_year(tables: dict[str, pl.DataFrame]) -> int | None:
 def render_html(
     year: int, tables: dict[str, pl.DataFrame], figure_srcs: dict[str, str], context: dict
 ) -> str:
-    """The report as one HTML document (figures referenced relative to the output folder)."""
+    """The report as one HTML document (figures referenced relative to the output folder).
+
+    The prose partials (assets/templates/partials/) quote `facts` (pipeline.report.facts) through
+    the filters and globals of pipeline.report.formats."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
@@ -228,8 +225,7 @@ def render_html(
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["num"] = fmt_number
-    text = {k: [Markup.escape(p) for p in v] for k, v in narrative(tables, year).items()}
+    formats.register(env)
     provenance = context.get("provenance", {})
     params = context.get("params", {})
     epoch = int(provenance.get("source_date_epoch", 0))
@@ -242,7 +238,7 @@ def render_html(
         simulated=bool(context.get("simulated", True)),
         css=CSS_FILE.read_text(),
         created=_pdf_date(epoch),
-        text=text,
+        facts=report_facts(tables, year),
         fig=figure_srcs,
         fig_titles=figure_titles(year, params.get("report", {}).get("normalise_month", "2020-01")),
         days_per_week=params.get("daily_usage", {}).get("days_per_week", 7),
@@ -262,7 +258,6 @@ def render_html(
         quarantine_rows=quarantine_reason_rows(context.get("exporters", [])),
         sampling_intervals=sampling_intervals_seen(context.get("exporters", [])),
         export_versions=export_versions_seen(context.get("exporters", [])),
-        key_figures=key_figures(tables, year),
         first_measured_year=_first_measured_year(tables),
         unattributed=dict(sorted(context.get("unattributed_share_pct", {}).items())),
     )

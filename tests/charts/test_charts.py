@@ -8,8 +8,10 @@ import polars as pl
 import pytest
 
 from pipeline.charts import axes
-from pipeline.charts.figures import FIGURES, fig02_data, fig05_data, fig09_data, fig10_data
+from pipeline.charts.figures import FIGURES
+from pipeline.charts.profiles import fig02_data, fig09_data, fig10_data
 from pipeline.charts.render import build_charts, chart_to_svg, compact_svg, write_svg
+from pipeline.charts.scatters import fig05_data
 from tests.support.tables import make_tables
 
 YEAR = 2024
@@ -96,20 +98,19 @@ def test_scatter_drops_zero_and_uses_log10(tables):
     assert (hundredths - hundredths.round(0)).abs().max() < 1e-6
 
 
+def _week_starts(data: pl.DataFrame) -> list[str]:
+    return sorted(data["week_start"].cast(pl.String).unique().to_list())
+
+
 def test_profiles_are_normalised_to_latest_week_peak_out(tables):
     fig2 = fig02_data(tables, YEAR)
-    assert sorted(fig2["week_start"].cast(pl.String).unique().to_list()) == [
-        "2023-05-29",
-        "2023-10-02",
-        "2024-02-05",
-        "2024-06-03",
-    ]
+    assert _week_starts(fig2) == ["2023-05-29", "2023-10-02", "2024-02-05", "2024-06-03"]
     latest_out = fig2.filter(
         (pl.col("week_start").cast(pl.String) == "2024-06-03") & (pl.col("direction") == "OUT")
     )
     assert latest_out["relative_traffic"].max() == 1.0
     fig9 = fig09_data(tables, YEAR)
-    assert sorted(fig9["week_start"].cast(pl.String).unique().to_list()) == [
+    assert _week_starts(fig9) == [
         "2020-02-17",
         "2020-06-01",
         "2021-05-31",
@@ -131,7 +132,7 @@ def test_weekday_axis_labels(svgs):
 
 
 def test_fig02_weeks_have_distinct_hues_and_named_legend(svgs):
-    from pipeline.charts.figures import WEEK_COLOURS
+    from pipeline.charts.style import WEEK_COLOURS
 
     text = svgs["fig02"]
     assert "week of 2023-05-29 (2023 analysis week)" in text
@@ -143,7 +144,7 @@ def test_fig02_weeks_have_distinct_hues_and_named_legend(svgs):
 
 
 def test_fig11_year_colours_darken_with_time(svgs):
-    from pipeline.charts.figures import year_colours
+    from pipeline.charts.style import year_colours
 
     colours = year_colours(6)
     # relative luminance falls from the oldest year to the newest (sequential palette)

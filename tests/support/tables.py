@@ -11,7 +11,7 @@ import math
 import numpy as np
 import polars as pl
 
-from pipeline.aggregate.history import SCHEMAS
+from pipeline.aggregate import history
 
 SEED = 20240603
 DIRECTIONS = ("IN", "OUT")
@@ -255,6 +255,16 @@ def daily_usage_density(year: int) -> pl.DataFrame:
     return pl.concat(frames)
 
 
+# Published rows of Tables 1–2: (service, direction) -> first year, then (value in the first year,
+# step per year) of mean, median and mode MB/day; the last published year is 2018.
+PUBLISHED_SUMMARY = {
+    ("broadband", "IN"): (2007, (436.0, 10), (5.0, 4), (5.0, 4.5)),
+    ("broadband", "OUT"): (2007, (718.0, 150), (59.0, 80), (56.0, 120)),
+    ("mobile", "IN"): (2015, (6.2, 1.4), (3.2, 0.7), (4.5, 1.5)),
+    ("mobile", "OUT"): (2015, (49.2, 12), (23.5, 7), (44.7, 12)),
+}
+
+
 def daily_usage_summary(year: int) -> pl.DataFrame:
     """Measured rows 2019..Y plus published rows (broadband 2007–2018, mobile 2015–2018)."""
     rows = []
@@ -266,90 +276,11 @@ def daily_usage_summary(year: int) -> pl.DataFrame:
                 rows.append(
                     (y, svc, d, 20000, mean, median, mode, math.log10(mode) + 6, "measured")
                 )
-    for y in range(2007, 2019):
-        k = y - 2007
-        rows.append(
-            (
-                y,
-                "broadband",
-                "IN",
-                None,
-                436.0 + 10 * k,
-                5.0 + 4 * k,
-                5.0 + 4.5 * k,
-                None,
-                "published",
-            )
-        )
-        rows.append(
-            (
-                y,
-                "broadband",
-                "OUT",
-                None,
-                718.0 + 150 * k,
-                59.0 + 80 * k,
-                56.0 + 120 * k,
-                None,
-                "published",
-            )
-        )
-    for y in range(2015, 2019):
-        k = y - 2015
-        rows.append(
-            (
-                y,
-                "mobile",
-                "IN",
-                None,
-                6.2 + 1.4 * k,
-                3.2 + 0.7 * k,
-                4.5 + 1.5 * k,
-                None,
-                "published",
-            )
-        )
-        rows.append(
-            (
-                y,
-                "mobile",
-                "OUT",
-                None,
-                49.2 + 12 * k,
-                23.5 + 7 * k,
-                44.7 + 12 * k,
-                None,
-                "published",
-            )
-        )
-    cols = [
-        "year",
-        "service",
-        "direction",
-        "users",
-        "mean_mb",
-        "median_mb",
-        "mode_mb",
-        "mode_log10",
-        "source",
-    ]
-    schema = dict(
-        zip(
-            cols,
-            [
-                pl.Int64,
-                pl.String,
-                pl.String,
-                pl.Int64,
-                pl.Float64,
-                pl.Float64,
-                pl.Float64,
-                pl.Float64,
-                pl.String,
-            ],
-            strict=True,
-        )
-    )
+    for (svc, d), (first, *stats) in PUBLISHED_SUMMARY.items():
+        for y in range(first, 2019):
+            mean, median, mode = (start + step * (y - first) for start, step in stats)
+            rows.append((y, svc, d, None, mean, median, mode, None, "published"))
+    schema = history.table_schema("daily_usage_summary")
     return pl.DataFrame(rows, schema=schema, orient="row").sort("year", "service", "direction")
 
 
@@ -393,8 +324,8 @@ def usage_by_port(year: int) -> pl.DataFrame:
                     continue
                 value = round(share - k * PORT_STEP.get(row_id, 0.0), 1)
                 rows.append((y, svc, row_id, proto, label, kind, parent, value, sort_key))
-    cols = ["year", *SCHEMAS["usage_by_port"]]
-    return pl.DataFrame(rows, schema=cols, orient="row")
+    schema = {c: t for c, t in history.table_schema("usage_by_port").items() if c != "source"}
+    return pl.DataFrame(rows, schema=schema, orient="row")
 
 
 def port_class_week_series(year: int) -> pl.DataFrame:

@@ -1,0 +1,93 @@
+"""Figures 7 and 8: traffic by port class hour by hour over the week, one panel per year."""
+
+from __future__ import annotations
+
+import altair as alt
+import polars as pl
+
+from pipeline.charts import axes
+from pipeline.charts.style import DIGITS, WIDTH, Tables, finish
+
+PORT_CLASS_LABELS = {
+    "total": "Total",
+    "tcp443": "TCP 443",
+    "tcp80": "TCP 80",
+    "tcp_dynamic": "TCP dynamic (>= 1024)",
+    "udp443": "UDP 443",
+}
+PORT_CLASS_COLOURS = {
+    "Total": "#222222",
+    "TCP 443": "#1f77b4",
+    "TCP 80": "#ff7f0e",
+    "TCP dynamic (>= 1024)": "#2ca02c",
+    "UDP 443": "#d62728",
+}
+
+
+def _port_week_data(tables: Tables, service: str, year: int) -> pl.DataFrame:
+    classes = (
+        list(PORT_CLASS_LABELS)
+        if service == "broadband"
+        else [c for c in PORT_CLASS_LABELS if c != "tcp_dynamic"]
+    )
+    df = tables["port_class_week_series"].filter(
+        (pl.col("service") == service)
+        & pl.col("year").is_in([year - 1, year])
+        & pl.col("port_class").is_in(classes)
+    )
+    if df.is_empty():
+        raise ValueError(f"port_class_week_series has no {service} rows for {year - 1}..{year}")
+    return df.select(
+        "year",
+        "hour_of_week",
+        "port_class",
+        pl.col("port_class").replace_strict(PORT_CLASS_LABELS).alias("series"),
+        pl.col("normalised").round(DIGITS),
+    ).sort("year", "port_class", "hour_of_week")
+
+
+def _port_week_chart(data: pl.DataFrame) -> alt.TopLevelMixin:
+    series = [s for s in PORT_CLASS_LABELS.values() if s in set(data["series"].to_list())]
+    panels = []
+    for y in sorted(data["year"].unique().to_list()):
+        panel = (
+            alt.Chart(data.filter(pl.col("year") == y), title=str(y))
+            .mark_line(strokeWidth=1.3)
+            .encode(
+                x=alt.X(
+                    "hour_of_week:Q",
+                    scale=alt.Scale(domain=[0, 168], nice=False),
+                    axis=axes.weekday_axis(""),
+                ),
+                y=alt.Y(
+                    "normalised:Q",
+                    title="relative to the panel's peak total",
+                    scale=alt.Scale(domain=[0, 1.05], nice=False),
+                ),
+                color=alt.Color(
+                    "series:N",
+                    title=None,
+                    sort=series,
+                    scale=alt.Scale(domain=series, range=[PORT_CLASS_COLOURS[s] for s in series]),
+                ),
+            )
+            .properties(width=WIDTH, height=150)
+        )
+        panels.append(panel)
+    return finish(alt.vconcat(*panels, spacing=14).resolve_scale(color="shared"))
+
+
+def fig07_data(tables: Tables, year: int) -> pl.DataFrame:
+    return _port_week_data(tables, "broadband", year)
+
+
+def fig07_broadband_port_week(tables: Tables, year: int) -> alt.TopLevelMixin:
+    return _port_week_chart(fig07_data(tables, year))
+
+
+def fig08_data(tables: Tables, year: int) -> pl.DataFrame:
+    return _port_week_data(tables, "mobile", year)
+
+
+def fig08_mobile_port_week(tables: Tables, year: int) -> alt.TopLevelMixin:
+    return _port_week_chart(fig08_data(tables, year))

@@ -1,0 +1,274 @@
+"""The numbers the report's sentences quote, extracted from the aggregate tables.
+
+`report_facts` returns every fact under a fixed name, None where the tables lack it; the prose
+partials (assets/templates/partials/) skip a sentence whose facts are None.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from pipeline.charts.profiles import fig02_data
+from pipeline.config import load_params
+from pipeline.report.formats import month_name, present
+from pipeline.report.tables import port_share_table
+
+Tables = dict[str, pl.DataFrame]
+Facts = dict[str, Any]
+SERVICES = (("broadband", "bb"), ("mobile", "mob"))  # (service, short name in fact keys)
+PORT_ROWS = (  # fact key, protocol, port (None: the protocol's total) of Tables 3 and 4
+    ("tcp", "TCP", None),
+    ("udp", "UDP", None),
+    ("tcp443", "TCP", "443"),
+    ("tcp80", "TCP", "80"),
+    ("udp443", "UDP", "443"),
+)
+# Facts that only some tables yield: None when they do not, so that every name is defined.
+OPTIONAL_FACTS = (
+    "out_peak_hour", "in_peak_hour", "in_noon_dip_pct", "out_hours_up", "out_week_growth_pct",
+    "pre_covid_week", "in_daytime_share_pre_pct", "in_daytime_share_pct", "in_growth_since_pre",
+    "out_growth_since_pre", "bb_sample_out_gt_in_pct", "mob_sample_out_gt_in_pct",
+    *(
+        f"{svc}_{name}"
+        for svc, _ in SERVICES
+        for name in (
+            "busy_from", "busy_to", "weekday_peaks", "udp443_week_share_y",
+            "udp443_week_share_prev", "tcp_dynamic_share", "top_dynamic_port",
+            "top_dynamic_share",
+            *(f"{key}_{kind}" for key, _, _ in PORT_ROWS for kind in ("share", "change")),
+        )
+    ),
+)  # fmt: skip
+
+
+def growth_value(
+    tables: Tables, metric: str, service: str, direction: str, year: int
+) -> float | None:
+    """One growth_statistics value; a measured row wins over a published one."""
+    df = tables["growth_statistics"].filter(
+        (pl.col("metric") == metric)
+        & (pl.col("service") == service)
+        & (pl.col("direction") == direction)
+        & (pl.col("year") == year)
+    )
+    if df.is_empty():
+        return None
+    df = df.sort(pl.col("source") != "measured")
+    return float(df["value"][0])
+
+
+def _summary(tables: Tables, service: str, year: int) -> dict[str, float] | None:
+    df = tables["daily_usage_summary"].filter(
+        (pl.col("service") == service) & (pl.col("year") == year)
+    )
+    if df.is_empty():
+        return None
+    df = df.sort(pl.col("source") != "measured")
+    out: dict[str, float] = {}
+    for d in ("IN", "OUT"):
+        row = df.filter(pl.col("direction") == d)
+        if row.is_empty():
+            return None
+        for stat in ("mean", "median", "mode"):
+            out[f"{d.lower()}_{stat}"] = float(row[f"{stat}_mb"][0])
+    return out
+
+
+def _top_share(tables: Tables, service: str, direction: str, top_pct: float, year: int):
+    df = tables["top_user_share"].filter(
+        (pl.col("service") == service)
+        & (pl.col("direction") == direction)
+        & (pl.col("top_pct") == top_pct)
+        & (pl.col("year") == year)
+    )
+    return None if df.is_empty() else float(df["share_pct"][0])
+
+
+def _profile(tables: Tables, year: int, role: str, direction: str) -> np.ndarray | None:
+    """24 hourly mean rates of the (first) week with this report year and role."""
+    df = tables["weekday_hourly_profile"].filter(
+        (pl.col("year") == year) & (pl.col("role") == role) & (pl.col("direction") == direction)
+    )
+    if df.is_empty():
+        return None
+    first = df["week_start"].min()
+    df = df.filter(pl.col("week_start") == first).sort("hour")
+    return df["mean_bps"].to_numpy().astype(float) if df.height == 24 else None
+
+
+def _profile_facts(tables: Tables, year: int) -> Facts:
+    f: Facts = {}
+    out_y = _profile(tables, year, "analysis", "OUT")
+    in_y = _profile(tables, year, "analysis", "IN")
+    out_prev = _profile(tables, year - 1, "analysis", "OUT")
+    if out_y is not None:
+        f["out_peak_hour"] = int(np.argmax(out_y))
+    if in_y is not None:
+        f["in_peak_hour"] = int(np.argmax(in_y))
+        day = in_y[12]
+        around = (in_y[11] + in_y[13]) / 2
+        if day < around:
+            f["in_noon_dip_pct"] = 100 * (1 - day / around)
+    if out_y is not None and out_prev is not None:
+        f["out_hours_up"] = int(np.sum(out_y > out_prev))
+        f["out_week_growth_pct"] = 100 * (out_y.mean() / out_prev.mean() - 1)
+    pre_rows = tables["weekday_hourly_profile"].filter(pl.col("role") == "pre_covid")
+    if not pre_rows.is_empty() and in_y is not None:
+        pre_year = int(pre_rows["year"].min())
+        in_pre = _profile(tables, pre_year, "pre_covid", "IN")
+        out_pre = _profile(tables, pre_year, "pre_covid", "OUT")
+        if in_pre is not None:
+            f["pre_covid_week"] = str(pre_rows["week_start"].min())
+            f["in_daytime_share_pre_pct"] = 100 * in_pre[9:18].sum() / in_pre.sum()
+            f["in_daytime_share_pct"] = 100 * in_y[9:18].sum() / in_y.sum()
+            f["in_growth_since_pre"] = in_y.mean() / in_pre.mean()
+        if out_pre is not None and out_y is not None:
+            f["out_growth_since_pre"] = out_y.mean() / out_pre.mean()
+    return f
+
+
+def _week_series_facts(tables: Tables, year: int) -> Facts:
+    f: Facts = {}
+    df = tables["port_class_week_series"]
+    for svc in ("broadband", "mobile"):
+        total = df.filter(
+            (pl.col("service") == svc)
+            & (pl.col("year") == year)
+            & (pl.col("port_class") == "total")
+        ).sort("hour_of_week")
+        if total.is_empty():
+            continue
+        weekday = total.filter(pl.col("hour_of_week") < 120)
+        by_hour = (
+            weekday.group_by((pl.col("hour_of_week") % 24).alias("h"))
+            .agg(pl.col("normalised").mean())
+            .sort("h")
+        )
+        values = by_hour["normalised"].to_numpy()
+        hours = by_hour["h"].to_numpy()
+        top = values.max()
+        busy = hours[values >= 0.9 * top]
+        f[f"{svc}_busy_from"], f[f"{svc}_busy_to"] = int(busy.min()), int(busy.max()) + 1
+        peaks = [
+            int(hours[i])
+            for i in range(len(values))
+            if values[i] >= values[i - 1]
+            and values[i] > values[(i + 1) % len(values)]
+            and values[i] >= 0.5 * top
+        ]
+        f[f"{svc}_weekday_peaks"] = peaks
+        for y in (year - 1, year):
+            part = df.filter((pl.col("service") == svc) & (pl.col("year") == y))
+            tot = part.filter(pl.col("port_class") == "total")["bytes"].sum()
+            udp = part.filter(pl.col("port_class") == "udp443")["bytes"].sum()
+            if tot > 0:
+                f[f"{svc}_udp443_week_share_{'y' if y == year else 'prev'}"] = 100 * udp / tot
+    return f
+
+
+def _port_row(table: pl.DataFrame, protocol: str, port: str | None, year: int) -> float | None:
+    """Share of a protocol total (port None) or of a listed port in a Table 3/4 shaped frame."""
+    col = f"pct_{year}"
+    if col not in table.columns:
+        return None
+    if port is None:
+        rows = table.filter(
+            (pl.col("row_kind") == "protocol_total")
+            & (pl.col("protocol").str.to_uppercase() == protocol)
+        )
+    else:
+        rows = table.filter(
+            (pl.col("row_kind") == "port")
+            & (pl.col("protocol").str.to_uppercase() == protocol)
+            & (pl.col("label").str.split(" ").list.first() == port)
+        )
+    if rows.is_empty() or rows[col][0] is None:
+        return None
+    return float(rows[col][0])
+
+
+def _port_facts(tables: Tables, year: int) -> Facts:
+    f: Facts = {}
+    for svc in ("broadband", "mobile"):
+        try:
+            table = port_share_table(tables, svc, year)
+        except ValueError:
+            continue
+        for key, proto, port in PORT_ROWS:
+            now, prev = _port_row(table, proto, port, year), _port_row(table, proto, port, year - 1)
+            f[f"{svc}_{key}_share"] = now
+            f[f"{svc}_{key}_change"] = None if not present(now, prev) else now - prev
+        ge = table.filter(pl.col("row_kind") == "subtotal")
+        ge = ge.filter(pl.col("label").str.contains(">="))
+        if not ge.is_empty() and ge[f"pct_{year}"][0] is not None:
+            f[f"{svc}_tcp_dynamic_share"] = float(ge[f"pct_{year}"][0])
+            children = table.filter(
+                (pl.col("parent") == ge["row_id"][0]) & pl.col(f"pct_{year}").is_not_null()
+            ).sort(f"pct_{year}", descending=True)
+            if not children.is_empty():
+                f[f"{svc}_top_dynamic_port"] = children["label"][0]
+                f[f"{svc}_top_dynamic_share"] = float(children[f"pct_{year}"][0])
+    return f
+
+
+def _sample_facts(tables: Tables, year: int) -> Facts:
+    df = tables["scatter_sample"].filter(pl.col("year") == year)
+    f: Facts = {}
+    for svc, short in SERVICES:
+        part = df.filter(pl.col("service") == svc)
+        if part.height:
+            n_out = part.filter(pl.col("daily_out_bytes") > pl.col("daily_in_bytes")).height
+            f[f"{short}_sample_out_gt_in_pct"] = 100 * n_out / part.height
+    return f
+
+
+def _monthly_yoy(tables: Tables, series: str, direction: str, year: int) -> float | None:
+    """Growth in % of one Fig 1 series between the report months of year−1 and year."""
+    month = int(load_params()["report"]["report_month"])
+    df = tables["monthly_traffic_normalised"].filter(
+        (pl.col("year") == year) & (pl.col("series") == series) & (pl.col("direction") == direction)
+    )
+    now = df.filter(pl.col("month") == f"{year}-{month:02d}")["bytes"]
+    prev = df.filter(pl.col("month") == f"{year - 1}-{month:02d}")["bytes"]
+    if now.is_empty() or prev.is_empty() or not prev[0]:
+        return None
+    return 100 * (float(now[0]) / float(prev[0]) - 1)
+
+
+def report_facts(tables: Tables, year: int) -> Facts:
+    """Every number the report's sentences quote, keyed by name; None where the tables lack it."""
+    f: Facts = dict.fromkeys(OPTIONAL_FACTS)
+    f |= {"year": year, "prev_year": year - 1, "five_years_ago": year - 5}
+    months = tables["monthly_traffic_normalised"].filter(pl.col("year") == year)["month"]
+    f["first_month"] = month_name(months.min()) if len(months) else None
+    f["norm_month"] = month_name(load_params()["report"]["normalise_month"])
+    f["fig2_weeks"] = fig02_data(tables, year)["week_start"].n_unique()
+    for svc, short in SERVICES:
+        for d in ("IN", "OUT"):
+            dl = d.lower()
+            f[f"{short}_{dl}_yoy"] = growth_value(tables, "yoy_pct", svc, d, year)
+            f[f"{short}_{dl}_yoy_prev"] = growth_value(tables, "yoy_pct", svc, d, year - 1)
+    for d in ("IN", "OUT"):
+        dl = d.lower()
+        f[f"ipoe_{dl}_share"] = growth_value(tables, "ipoe_share_pct", "broadband", d, year)
+        f[f"ipoe_{dl}_change"] = growth_value(tables, "ipoe_share_change_pts", "broadband", d, year)
+        f[f"bb_{dl}_factor_5y"] = growth_value(tables, "factor_5y", "broadband", d, year)
+        f[f"bb_{dl}_annualised_5y"] = growth_value(tables, "annualised_5y", "broadband", d, year)
+    f["mob_out_rel_norm"] = growth_value(tables, "relative_to_norm_month", "mobile", "OUT", year)
+    for svc, short in SERVICES:
+        f[f"{short}_usage"] = _summary(tables, svc, year)
+        f[f"{short}_usage_prev"] = _summary(tables, svc, year - 1)
+        f[f"{short}_usage_5y"] = _summary(tables, svc, year - 5)
+        for d in ("IN", "OUT"):
+            for p in (10, 1):
+                f[f"{short}_top{p}_{d.lower()}"] = _top_share(tables, svc, d, p, year)
+                f[f"{short}_top{p}_{d.lower()}_prev"] = _top_share(tables, svc, d, p, year - 1)
+    f.update(_profile_facts(tables, year))
+    f.update(_sample_facts(tables, year))
+    f["pppoe_out_yoy"] = _monthly_yoy(tables, "broadband_pppoe", "OUT", year)
+    f.update(_week_series_facts(tables, year))
+    f.update(_port_facts(tables, year))
+    return f
