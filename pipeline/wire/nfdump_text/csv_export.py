@@ -1,4 +1,7 @@
-"""Reader of `nfdump -r F -o csv` exports (nfdump 1.7.1, with or without -q)."""
+"""Reader of `nfdump -r F -o csv` exports (nfdump 1.7.1, with or without -q).
+
+Times, protocol names, ICMP ports and quarantine runs: see `pipeline.wire.nfdump_text`.
+"""
 
 from __future__ import annotations
 
@@ -45,15 +48,13 @@ _PROTO_NAMES_0_137 = (
 ).split()
 PROTO_NUMBER = {name: i for i, name in reversed(list(enumerate(_PROTO_NAMES_0_137)))}
 PROTO_NUMBER.update({str(i): i for i in range(256)})
-
-
 _MAX_TD_MS = 10 * 365 * 86_400_000  # larger td values are nfdump's print of a negative duration
 
 
 def read_nfdump_csv(
     path: Path, source: str | None = None, *, fast: bool = True
 ) -> list[NfdumpExporterFlows]:
-    """Flows of an `nfdump -o csv` file per router address (see module docstring)."""
+    """Flows of an `nfdump -o csv` file per router address (see `pipeline.wire.nfdump_text`)."""
     return decode_nfdump_csv(Path(path).read_bytes(), source or str(path), fast=fast)
 
 

@@ -1,4 +1,7 @@
-"""Reader of `nfdump -r F -o json` exports (nfdump 1.7.1, with or without -q)."""
+"""Reader of `nfdump -r F -o json` exports (nfdump 1.7.1, with or without -q).
+
+Object resynchronisation, scaled records and quarantine runs: see `pipeline.wire.nfdump_text`.
+"""
 
 from __future__ import annotations
 
@@ -55,7 +58,7 @@ _JSON_KEYS = (
 def read_nfdump_json(
     path: Path, source: str | None = None, *, fast: bool = True
 ) -> list[NfdumpExporterFlows]:
-    """Flows of an `nfdump -o json` file per router address (see module docstring)."""
+    """Flows of an `nfdump -o json` file per router address (see `pipeline.wire.nfdump_text`)."""
     return decode_nfdump_json(Path(path).read_bytes(), source or str(path), fast=fast)
 
 
