@@ -94,43 +94,40 @@ def var_stream(n: int) -> bytes:
     return struct.pack(">HHIII", 10, 16 + len(body), 1_717_600_000, 0, 1) + body + out.tobytes()
 
 
-def naive_fixed(buf: bytes) -> int:
-    """Baseline: loop over messages and sets, struct.iter_unpack over each data set."""
-    fmt = struct.Struct(">QQIIHHBBQQI")
-    rows = []
+def _data_sets(buf: bytes, set_id: int = 256):
+    """(body start, body end) of every data set `set_id`: a Python walk over messages and sets."""
     off = 0
     while off < len(buf):
         _, length = struct.unpack_from(">HH", buf, off)
         pos, end = off + 16, off + length
         while pos < end:
-            set_id, set_len = struct.unpack_from(">HH", buf, pos)
-            if set_id == 256:
-                body = buf[pos + 4 : pos + set_len]
-                rows.extend(fmt.iter_unpack(body[: len(body) // fmt.size * fmt.size]))
+            sid, set_len = struct.unpack_from(">HH", buf, pos)
+            if sid == set_id:
+                yield pos + 4, pos + set_len
             pos += set_len
         off = end
+
+
+def naive_fixed(buf: bytes) -> int:
+    """Baseline: loop over messages and sets, struct.iter_unpack over each data set."""
+    fmt = struct.Struct(">QQIIHHBBQQI")
+    rows = []
+    for start, end in _data_sets(buf):
+        body = buf[start:end]
+        rows.extend(fmt.iter_unpack(body[: len(body) // fmt.size * fmt.size]))
     return len(rows)
 
 
 def naive_var(buf: bytes) -> int:
     """Baseline: per-record Python parsing of the var-length template."""
     rows = []
-    off = 0
-    while off < len(buf):
-        _, length = struct.unpack_from(">HH", buf, off)
-        pos, end = off + 16, off + length
-        while pos < end:
-            set_id, set_len = struct.unpack_from(">HH", buf, pos)
-            if set_id == 256:
-                p, set_end = pos + 4, pos + set_len
-                while set_end - p >= 26:
-                    src, dst, ln = struct.unpack_from(">IIB", buf, p)
-                    p += 9 + ln
-                    octets, packets, proto = struct.unpack_from(">QQB", buf, p)
-                    p += 17
-                    rows.append((src, dst, octets, packets, proto))
-            pos += set_len
-        off = end
+    for p, set_end in _data_sets(buf):
+        while set_end - p >= 26:
+            src, dst, ln = struct.unpack_from(">IIB", buf, p)
+            p += 9 + ln
+            octets, packets, proto = struct.unpack_from(">QQB", buf, p)
+            p += 17
+            rows.append((src, dst, octets, packets, proto))
     return len(rows)
 
 

@@ -1,17 +1,31 @@
-"""Encode flow arrays as NetFlow v9 (RFC 3954) export datagrams, vectorised.
+"""NetFlow v9 (RFC 3954): the layout of its template flowsets, and a vectorised datagram writer.
 
-Used by tests and the simulator. Flows use ipfix_writer.FLOW_COLUMNS. Flow times are written as
-sysUptime-relative FIRST/LAST_SWITCHED: value = sys_uptime_ms - (export_time_s*1000 - t) mod 2^32.
+Reading: `parse_v9_templates` / `parse_v9_options_templates` turn a (options) template flowset into
+template records for the decoder (`pipeline.wire.ipfix.sets`); v9 data flowsets and the rest of the
+packet go through the IPFIX machinery. Writing (tests and the simulator): flows use
+ipfix.writer.FLOW_COLUMNS; flow times are written as sysUptime-relative FIRST/LAST_SWITCHED:
+value = sys_uptime_ms - (export_time_s*1000 - t) mod 2^32.
 """
 
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 
 import numpy as np
 
 from pipeline.wire.ipfix import constants as C
-from pipeline.wire.ipfix.writer import check_flow_columns, framed
+from pipeline.wire.ipfix.writer import (
+    ADDRESS_DTYPE_V4,
+    ADDRESS_DTYPE_V6,
+    PORTS_TO_COUNTERS_DTYPE,
+    SET_HEADER_DTYPE,
+    check_flow_columns,
+    framed,
+    header_rows,
+    ip_versions,
+    record_matrix,
+)
 from pipeline.wire.uptime import epoch_to_uptime_ms
 
 V9_TEMPLATE_ID_V4 = 256
@@ -19,25 +33,10 @@ V9_TEMPLATE_ID_V6 = 257
 V9_TEMPLATE_ID_SAMPLER = 258
 
 
-def _v9_fields(src_ie: int, dst_ie: int, address_bytes: int) -> tuple[tuple[int, int], ...]:
-    """The writer's v9 data template (field type, length) for one IP version."""
-    return (
-        (C.IE_FLOW_START_SYS_UP_TIME, 4),
-        (C.IE_FLOW_END_SYS_UP_TIME, 4),
-        (src_ie, address_bytes),
-        (dst_ie, address_bytes),
-        (C.IE_SOURCE_TRANSPORT_PORT, 2),
-        (C.IE_DESTINATION_TRANSPORT_PORT, 2),
-        (C.IE_PROTOCOL_IDENTIFIER, 1),
-        (C.IE_FLOW_DIRECTION, 1),
-        (C.IE_OCTET_DELTA_COUNT, 8),
-        (C.IE_PACKET_DELTA_COUNT, 8),
-        (C.IE_SAMPLER_ID, 2),
-    )
-
-
-V9_FIELDS_V4 = _v9_fields(C.IE_SOURCE_IPV4_ADDRESS, C.IE_DESTINATION_IPV4_ADDRESS, 4)
-V9_FIELDS_V6 = _v9_fields(C.IE_SOURCE_IPV6_ADDRESS, C.IE_DESTINATION_IPV6_ADDRESS, 16)
+_UPTIME_FIELDS = ((C.IE_FLOW_START_SYS_UP_TIME, 4), (C.IE_FLOW_END_SYS_UP_TIME, 4))
+_SAMPLER_FIELD = (C.IE_SAMPLER_ID, 2)
+V9_FIELDS_V4 = (*_UPTIME_FIELDS, *C.ADDRESS_FIELDS_V4, *C.PORTS_TO_COUNTERS, _SAMPLER_FIELD)
+V9_FIELDS_V6 = (*_UPTIME_FIELDS, *C.ADDRESS_FIELDS_V6, *C.PORTS_TO_COUNTERS, _SAMPLER_FIELD)
 V9_SAMPLER_SCOPE: tuple[tuple[int, int], ...] = ((C.V9_SCOPE_SYSTEM, 4),)
 V9_SAMPLER_FIELDS: tuple[tuple[int, int], ...] = (
     (C.IE_SAMPLER_ID, 2),
@@ -47,26 +46,9 @@ V9_SAMPLER_FIELDS: tuple[tuple[int, int], ...] = (
 SAMPLER_MODE_RANDOM = 2
 
 _TIMES = [("first", ">u4"), ("last", ">u4")]
-_TAIL = [
-    ("src_port", ">u2"),
-    ("dst_port", ">u2"),
-    ("protocol", "u1"),
-    ("flow_direction", "u1"),
-    ("octets", ">u8"),
-    ("packets", ">u8"),
-    ("sampler_id", ">u2"),
-]
-V9_RECORD_DTYPE_V4 = np.dtype([*_TIMES, ("src_v4", ">u4"), ("dst_v4", ">u4"), *_TAIL])
-V9_RECORD_DTYPE_V6 = np.dtype(
-    [
-        *_TIMES,
-        ("src_v6_hi", ">u8"),
-        ("src_v6_lo", ">u8"),
-        ("dst_v6_hi", ">u8"),
-        ("dst_v6_lo", ">u8"),
-        *_TAIL,
-    ]
-)
+_SAMPLER = [("sampler_id", ">u2")]
+V9_RECORD_DTYPE_V4 = np.dtype([*_TIMES, *ADDRESS_DTYPE_V4, *PORTS_TO_COUNTERS_DTYPE, *_SAMPLER])
+V9_RECORD_DTYPE_V6 = np.dtype([*_TIMES, *ADDRESS_DTYPE_V6, *PORTS_TO_COUNTERS_DTYPE, *_SAMPLER])
 assert V9_RECORD_DTYPE_V4.itemsize == sum(n for _, n in V9_FIELDS_V4)
 assert V9_RECORD_DTYPE_V6.itemsize == sum(n for _, n in V9_FIELDS_V6)
 
@@ -78,8 +60,7 @@ V9_HEADER_DTYPE = np.dtype(
         ("secs", ">u4"),
         ("seq", ">u4"),
         ("source_id", ">u4"),
-        ("set_id", ">u2"),
-        ("set_length", ">u2"),
+        *SET_HEADER_DTYPE,
     ]
 )
 
@@ -135,9 +116,7 @@ def encode_v9_datagrams(
         raise ValueError(f"max_datagram_bytes={max_datagram_bytes} cannot hold one IPv6 record")
     if sampling_interval < 1 or template_refresh_datagrams < 1:
         raise ValueError("sampling_interval and template_refresh_datagrams must be >= 1")
-    version = np.asarray(flows["ip_version"])
-    if not np.isin(version, (4, 6)).all():
-        raise ValueError("ip_version must be 4 or 6")
+    version = ip_versions(flows)
     first = epoch_to_uptime_ms(flows["flow_start_ms"], export_time_s, sys_uptime_ms)
     last = epoch_to_uptime_ms(flows["flow_end_ms"], export_time_s, sys_uptime_ms)
     per_version = []  # (template id, record matrix, records per datagram), v4 first
@@ -147,17 +126,7 @@ def encode_v9_datagrams(
     )
     for v, dtype, tid in layouts:
         rows = np.flatnonzero(version == v)
-        rec = np.empty(len(rows), dtype=dtype)
-        for name in dtype.names:
-            if name == "first":
-                rec[name] = first[rows]
-            elif name == "last":
-                rec[name] = last[rows]
-            elif name == "sampler_id":
-                rec[name] = sampler_id
-            else:
-                rec[name] = np.asarray(flows[name])[rows]
-        matrix = rec.view(np.uint8).reshape(len(rows), dtype.itemsize)
+        matrix = record_matrix(flows, rows, dtype, first=first, last=last, sampler_id=sampler_id)
         per_version.append((tid, matrix, (max_datagram_bytes - data_header) // dtype.itemsize))
     counts = [-(-len(m) // k) for _, m, k in per_version]
     total = sum(counts)
@@ -184,15 +153,80 @@ def encode_v9_datagrams(
             k = hi - lo
             sizes = np.full(k, per, dtype=np.int64)
             sizes[-1] = len(recs) - per * (k - 1)
-            headers = np.empty(k, dtype=V9_HEADER_DTYPE)
-            headers["version"] = C.NETFLOW_V9_VERSION
-            headers["count"] = sizes
-            headers["uptime"] = common["uptime"]
-            headers["secs"] = export_time_s
-            headers["seq"] = (seq + np.arange(k)) % 2**32
-            headers["source_id"] = source_id
-            headers["set_id"] = tid
-            headers["set_length"] = C.SET_HEADER_BYTES + sizes * matrix.shape[1]
+            headers = header_rows(
+                V9_HEADER_DTYPE,
+                k,
+                version=C.NETFLOW_V9_VERSION,
+                count=sizes,
+                uptime=common["uptime"],
+                secs=export_time_s,
+                seq=(seq + np.arange(k)) % 2**32,
+                source_id=source_id,
+                set_id=tid,
+                set_length=C.SET_HEADER_BYTES + sizes * matrix.shape[1],
+            )
             out += framed(headers, recs, per)
             seq += k
     return out, seq % 2**32
+
+
+# ------------------------------------------------------------------------------ template layout
+@dataclass(frozen=True)
+class V9TemplateRecord:
+    """One (options) template record of a v9 template flowset, as the decoder defines it."""
+
+    template_id: int
+    fields: list[tuple[int, int]]  # (field type or -1 for vendor-specific / scope, length)
+    scope_count: int  # > 0 for options templates (scope fields come first)
+    start: int  # byte offsets of the record in the buffer
+    end: int
+
+
+def _field_pairs(buf: bytes, pos: int, count: int) -> list[tuple[int, int]]:
+    """`count` (type, length) pairs at `pos`; vendor-specific types (≥ 32768) become -1."""
+    pairs = np.frombuffer(buf, dtype=">u2", count=2 * count, offset=pos).reshape(-1, 2)
+    return [(-1 if t & C.V9_VENDOR_BIT else t, n) for t, n in pairs.tolist()]
+
+
+def parse_v9_templates(buf: bytes, pos: int, end: int) -> tuple[list[V9TemplateRecord], int | None]:
+    """Template records of the flowset body buf[pos:end]: template id, field count, (type,
+    length) pairs; v9 has no withdrawals. Returns the records and the offset of a broken record
+    (the rest of the flowset is then a bad template), or None; an all-zero rest is padding."""
+    records: list[V9TemplateRecord] = []
+    while end - pos >= 4 and any(buf[pos:end]):
+        tid, count = C.SET_HEADER.unpack_from(buf, pos)
+        fields_at = pos + 4
+        if count == 0 or end - fields_at < 4 * count:
+            return records, pos
+        next_pos = fields_at + 4 * count
+        fields = _field_pairs(buf, fields_at, count)
+        records.append(V9TemplateRecord(tid, fields, 0, pos, next_pos))
+        pos = next_pos
+    return records, None
+
+
+def parse_v9_options_templates(
+    buf: bytes, pos: int, end: int
+) -> tuple[list[V9TemplateRecord], int | None]:
+    """Options template records of the flowset body buf[pos:end]: id, scope length and option
+    length in BYTES, then the fields; scope fields (system, interface, line card, cache,
+    template) become -1, skipped by length. Returns as parse_v9_templates."""
+    header = C.V9_OPTIONS_TEMPLATE_HEADER
+    records: list[V9TemplateRecord] = []
+    while end - pos >= header.size and any(buf[pos:end]):
+        tid, scope_len, option_len = header.unpack_from(buf, pos)
+        fields_at = pos + header.size
+        if (
+            scope_len == 0
+            or scope_len % 4
+            or option_len % 4
+            or end - fields_at < scope_len + option_len
+        ):
+            return records, pos
+        n_scope = scope_len // 4
+        fields = [(-1, n) for _, n in _field_pairs(buf, fields_at, n_scope)]
+        fields += _field_pairs(buf, fields_at + scope_len, option_len // 4)
+        next_pos = fields_at + scope_len + option_len
+        records.append(V9TemplateRecord(tid, fields, n_scope, pos, next_pos))
+        pos = next_pos
+    return records, None

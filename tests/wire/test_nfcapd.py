@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 
 from pipeline.wire.ipfix.writer import encode_ipfix_stream
 from pipeline.wire.nfcapd import format as F
-from pipeline.wire.nfcapd.reader import decode_nfcapd, read_nfcapd, record_chain
+from pipeline.wire.nfcapd.block_records import record_chain
+from pipeline.wire.nfcapd.reader import decode_nfcapd, read_nfcapd
 from pipeline.wire.nfcapd.writer import NfcapdExporterInput, encode_nfcapd, write_nfcapd
 from tests.support.shared import require_shared
 

@@ -16,13 +16,13 @@ from hypothesis import strategies as st
 from pipeline.wire.nfcapd.reader import read_nfcapd
 from pipeline.wire.nfcapd.writer import NfcapdExporterInput, write_nfcapd
 from pipeline.wire.nfdump_text import (
-    _csv_fast,
-    _json_fast,
     decode_nfdump_csv,
     decode_nfdump_json,
     read_nfdump_csv,
     read_nfdump_json,
 )
+from pipeline.wire.nfdump_text.csv_export import csv_fast_columns
+from pipeline.wire.nfdump_text.json_export import json_fast_columns
 from tests.support.shared import require_shared
 
 SHARED_CSV = "nfcapd/softflowd-ipfix-tcpreplay-test.nfdump.csv"
@@ -366,12 +366,12 @@ def test_fast_and_careful_paths_agree_on_a_valid_export(written, tmp_path, fmt, 
     path, _ = written
     out = _nfdump(path, tmp_path / f"f.{fmt}", "-o", fmt, *(["-q"] if quiet else []))
     buf = out.read_bytes()
-    fast = _csv_fast(buf) if fmt == "csv" else _json_fast(buf)
+    fast = csv_fast_columns(buf) if fmt == "csv" else json_fast_columns(buf)
     assert fast is not None  # the fast path accepts nfdump's own output
     decode = decode_nfdump_csv if fmt == "csv" else decode_nfdump_json
     _same(decode(buf, "f", fast=True), decode(buf, "f", fast=False))
     bad = buf.replace(b"192.0.2.1", b"192.0.2.\xff", 1)  # one non-ASCII byte: careful path
-    assert (_csv_fast(bad) if fmt == "csv" else _json_fast(bad)) is None
+    assert (csv_fast_columns(bad) if fmt == "csv" else json_fast_columns(bad)) is None
     _same(decode(bad, "f", fast=True), decode(bad, "f", fast=False))
 
 

@@ -61,30 +61,37 @@ NTP_UNIX_OFFSET_S = 2_208_988_800  # seconds from 1900-01-01 (NTP era 0) to 1970
 TEMPLATE_ID_V4 = 256
 TEMPLATE_ID_V6 = 257
 TEMPLATE_ID_SAMPLING_OPTIONS = 258
-FIELDS_V4: tuple[tuple[int, int], ...] = (
+MS_TIME_FIELDS: tuple[tuple[int, int], ...] = (
     (IE_FLOW_START_MILLISECONDS, 8),
     (IE_FLOW_END_MILLISECONDS, 8),
+)
+ADDRESS_FIELDS_V4: tuple[tuple[int, int], ...] = (
     (IE_SOURCE_IPV4_ADDRESS, 4),
     (IE_DESTINATION_IPV4_ADDRESS, 4),
+)
+ADDRESS_FIELDS_V6: tuple[tuple[int, int], ...] = (
+    (IE_SOURCE_IPV6_ADDRESS, 16),
+    (IE_DESTINATION_IPV6_ADDRESS, 16),
+)
+# ports to packet count: the part of a record the IPFIX and NetFlow v9 simulator templates share
+PORTS_TO_COUNTERS: tuple[tuple[int, int], ...] = (
     (IE_SOURCE_TRANSPORT_PORT, 2),
     (IE_DESTINATION_TRANSPORT_PORT, 2),
     (IE_PROTOCOL_IDENTIFIER, 1),
     (IE_FLOW_DIRECTION, 1),
     (IE_OCTET_DELTA_COUNT, 8),
     (IE_PACKET_DELTA_COUNT, 8),
+)
+FIELDS_V4: tuple[tuple[int, int], ...] = (
+    *MS_TIME_FIELDS,
+    *ADDRESS_FIELDS_V4,
+    *PORTS_TO_COUNTERS,
     (IE_SELECTOR_ID, 4),
 )
 FIELDS_V6: tuple[tuple[int, int], ...] = (
-    (IE_FLOW_START_MILLISECONDS, 8),
-    (IE_FLOW_END_MILLISECONDS, 8),
-    (IE_SOURCE_IPV6_ADDRESS, 16),
-    (IE_DESTINATION_IPV6_ADDRESS, 16),
-    (IE_SOURCE_TRANSPORT_PORT, 2),
-    (IE_DESTINATION_TRANSPORT_PORT, 2),
-    (IE_PROTOCOL_IDENTIFIER, 1),
-    (IE_FLOW_DIRECTION, 1),
-    (IE_OCTET_DELTA_COUNT, 8),
-    (IE_PACKET_DELTA_COUNT, 8),
+    *MS_TIME_FIELDS,
+    *ADDRESS_FIELDS_V6,
+    *PORTS_TO_COUNTERS,
     (IE_SELECTOR_ID, 4),
 )
 SAMPLING_OPTIONS_SCOPE: tuple[tuple[int, int], ...] = ((IE_SELECTOR_ID, 4),)
@@ -130,7 +137,7 @@ V5_RECORDS_PER_DATAGRAM = 30
 V5_SAMPLING_INTERVAL_MASK = 0x3FFF  # low 14 bits; top 2 bits = sampling mode
 V5_SAMPLING_MODE_SHIFT = 14
 
-# Exporter restart detection (see ipfix_decoder.FlowDecoder).
+# Exporter restart detection (see pipeline.wire.streams).
 RESTART_UPTIME_TOLERANCE_MS = 5_000  # sysUptime may step back this much (reordered datagrams)
 UPTIME_WRAP_TOLERANCE_MS = 60_000  # boot time moving by 2^32 ms ± this = 32-bit uptime wrap
 RESTART_SEQUENCE_TOLERANCE = 1_000  # IPFIX: records a sequence number may step back

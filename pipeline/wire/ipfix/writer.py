@@ -44,37 +44,40 @@ FLOW_COLUMNS = (
     "packets",
 )
 
-# Record layouts of FIELDS_V4 / FIELDS_V6 as packed big-endian structured dtypes.
+# Record layouts of FIELDS_V4 / FIELDS_V6 as packed big-endian structured dtypes; the address and
+# PORTS_TO_COUNTERS parts are shared with the NetFlow v9 writer.
+ADDRESS_DTYPE_V4 = [("src_v4", ">u4"), ("dst_v4", ">u4")]
+ADDRESS_DTYPE_V6 = [
+    ("src_v6_hi", ">u8"),
+    ("src_v6_lo", ">u8"),
+    ("dst_v6_hi", ">u8"),
+    ("dst_v6_lo", ">u8"),
+]
+PORTS_TO_COUNTERS_DTYPE = [
+    ("src_port", ">u2"),
+    ("dst_port", ">u2"),
+    ("protocol", "u1"),
+    ("flow_direction", "u1"),
+    ("octets", ">u8"),
+    ("packets", ">u8"),
+]
+_MS_TIMES_DTYPE = [("flow_start_ms", ">u8"), ("flow_end_ms", ">u8")]
+_SELECTOR_DTYPE = [("selector_id", ">u4")]
 RECORD_DTYPE_V4 = np.dtype(
-    [
-        ("flow_start_ms", ">u8"),
-        ("flow_end_ms", ">u8"),
-        ("src_v4", ">u4"),
-        ("dst_v4", ">u4"),
-        ("src_port", ">u2"),
-        ("dst_port", ">u2"),
-        ("protocol", "u1"),
-        ("flow_direction", "u1"),
-        ("octets", ">u8"),
-        ("packets", ">u8"),
-        ("selector_id", ">u4"),
-    ]
+    [*_MS_TIMES_DTYPE, *ADDRESS_DTYPE_V4, *PORTS_TO_COUNTERS_DTYPE, *_SELECTOR_DTYPE]
 )
 RECORD_DTYPE_V6 = np.dtype(
+    [*_MS_TIMES_DTYPE, *ADDRESS_DTYPE_V6, *PORTS_TO_COUNTERS_DTYPE, *_SELECTOR_DTYPE]
+)
+SET_HEADER_DTYPE = [("set_id", ">u2"), ("set_length", ">u2")]
+_DATA_MESSAGE_HEADER_DTYPE = np.dtype(
     [
-        ("flow_start_ms", ">u8"),
-        ("flow_end_ms", ">u8"),
-        ("src_v6_hi", ">u8"),
-        ("src_v6_lo", ">u8"),
-        ("dst_v6_hi", ">u8"),
-        ("dst_v6_lo", ">u8"),
-        ("src_port", ">u2"),
-        ("dst_port", ">u2"),
-        ("protocol", "u1"),
-        ("flow_direction", "u1"),
-        ("octets", ">u8"),
-        ("packets", ">u8"),
-        ("selector_id", ">u4"),
+        ("version", ">u2"),
+        ("length", ">u2"),
+        ("export", ">u4"),
+        ("seq", ">u4"),
+        ("domain", ">u4"),
+        *SET_HEADER_DTYPE,
     ]
 )
 assert RECORD_DTYPE_V4.itemsize == sum(n for _, n in FIELDS_V4)
@@ -87,6 +90,38 @@ def check_flow_columns(flows: dict[str, np.ndarray]) -> int:
     if any(len(flows[c]) != n for c in FLOW_COLUMNS):
         raise ValueError("flow arrays differ in length")
     return n
+
+
+def ip_versions(flows: dict[str, np.ndarray]) -> np.ndarray:
+    """The ip_version column, after check_flow_columns; raises unless every flow is 4 or 6."""
+    check_flow_columns(flows)
+    version = np.asarray(flows["ip_version"])
+    if not np.isin(version, (4, 6)).all():
+        raise ValueError("ip_version must be 4 or 6")
+    return version
+
+
+def record_matrix(
+    flows: dict[str, np.ndarray], rows: np.ndarray, dtype: np.dtype, **columns
+) -> np.ndarray:
+    """Flows `rows` as an (n, record length) uint8 matrix of big-endian `dtype` records.
+
+    Each field comes from `columns` when named there (an array over all flows, or one value for
+    every record), else from the flow column of that name.
+    """
+    out = np.empty(len(rows), dtype=dtype)
+    for name in dtype.names:
+        value = columns[name] if name in columns else flows[name]
+        out[name] = value if np.isscalar(value) else np.asarray(value)[rows]
+    return out.view(np.uint8).reshape(len(rows), dtype.itemsize)
+
+
+def header_rows(dtype: np.dtype, n: int, **values) -> np.ndarray:
+    """`n` header rows of a structured dtype, each field set from `values` (scalar or array)."""
+    rows = np.empty(n, dtype=dtype)
+    for name in dtype.names:
+        rows[name] = values[name]
+    return rows
 
 
 _DATA_HEADER_BYTES = MESSAGE_HEADER_BYTES + SET_HEADER_BYTES
@@ -138,14 +173,6 @@ def template_message(
     return header + body
 
 
-def _records(flows: dict[str, np.ndarray], rows: np.ndarray, dtype: np.dtype, selector_id: int):
-    """The chosen rows as an (n, record length) uint8 matrix of big-endian records."""
-    out = np.empty(len(rows), dtype=dtype)
-    for name in dtype.names:
-        out[name] = selector_id if name == "selector_id" else flows[name][rows]
-    return out.view(np.uint8).reshape(len(rows), dtype.itemsize)
-
-
 def _data_messages(
     records: np.ndarray, *, set_id: int, per_message: int, sequence: int, domain: int, export_s: int
 ) -> bytes:
@@ -157,25 +184,17 @@ def _data_messages(
     counts = np.full(n_msgs, per_message, dtype=np.int64)
     counts[-1] = n - per_message * (n_msgs - 1)
     seqs = (sequence + np.concatenate(([0], np.cumsum(counts)[:-1]))) % 2**32
-    header_dtype = np.dtype(
-        [
-            ("version", ">u2"),
-            ("length", ">u2"),
-            ("export", ">u4"),
-            ("seq", ">u4"),
-            ("domain", ">u4"),
-            ("set_id", ">u2"),
-            ("set_length", ">u2"),
-        ]
+    headers = header_rows(
+        _DATA_MESSAGE_HEADER_DTYPE,
+        n_msgs,
+        version=IPFIX_VERSION,
+        length=_DATA_HEADER_BYTES + counts * record_bytes,
+        export=export_s,
+        seq=seqs,
+        domain=domain,
+        set_id=set_id,
+        set_length=SET_HEADER_BYTES + counts * record_bytes,
     )
-    headers = np.empty(n_msgs, dtype=header_dtype)
-    headers["version"] = IPFIX_VERSION
-    headers["length"] = _DATA_HEADER_BYTES + counts * record_bytes
-    headers["export"] = export_s
-    headers["seq"] = seqs
-    headers["domain"] = domain
-    headers["set_id"] = set_id
-    headers["set_length"] = SET_HEADER_BYTES + counts * record_bytes
     return b"".join(framed(headers, records, per_message))
 
 
@@ -211,12 +230,7 @@ def encode_ipfix_stream(
         raise ValueError(f"max_message_bytes={max_message_bytes} cannot hold one IPv6 record")
     if sampling_interval < 1 or template_refresh_messages < 1:
         raise ValueError("sampling_interval and template_refresh_messages must be >= 1")
-    n = len(flows["ip_version"])
-    if any(len(flows[c]) != n for c in FLOW_COLUMNS):
-        raise ValueError("flow arrays differ in length")
-    version = np.asarray(flows["ip_version"])
-    if not np.isin(version, (4, 6)).all():
-        raise ValueError("ip_version must be 4 or 6")
+    version = ip_versions(flows)
 
     per_version = []  # (set id, record matrix, records per message), v4 first
     for v, dtype, tid in (
@@ -225,7 +239,8 @@ def encode_ipfix_stream(
     ):
         rows = np.flatnonzero(version == v)
         per_message = (max_message_bytes - _DATA_HEADER_BYTES) // dtype.itemsize
-        per_version.append((tid, _records(flows, rows, dtype, selector_id), per_message))
+        recs = record_matrix(flows, rows, dtype, selector_id=selector_id)
+        per_version.append((tid, recs, per_message))
     # Message i of the data stream: v4 messages, then v6 messages.
     msg_counts = [-(-len(recs) // k) for _, recs, k in per_version]
     total_msgs = sum(msg_counts)

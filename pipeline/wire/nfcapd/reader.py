@@ -1,11 +1,9 @@
 """Native, vectorised reader of nfcapd files (nfdump 1.7.x, LAYOUT_VERSION_2, V3 flow records).
 
 A Python loop walks the file's data blocks (and the few exporter/sampler records); flow records are
-never looped over. Records are variable-size, so their starts are found per block by pointer
-jumping: every 4-byte-aligned offset whose {type, size} looks like a record is a candidate, its
-successor is offset + size, and repeated squaring of that successor map lists the chain from
-offset 0 in O(n log n) numpy work. V3 elements are then walked in lockstep (loop over the element
-index, vectorised across records) and fields gathered with numpy.
+never looped over. Record starts come from the pointer-jumping record chain of each block
+(`block_records`); V3 elements are then walked in lockstep (loop over the element index,
+vectorised across records) and fields gathered with numpy.
 
 Counters: nfcapd 1.7.1 stores counters as exported (unscaled) unless it was started with `-s N`
 (default sampler, id -2) or `-s -N` (overwrite, id -3); it then multiplies them by N and sets the
@@ -30,6 +28,7 @@ import pyarrow as pa
 
 from pipeline.wire.ipfix import constants as C
 from pipeline.wire.nfcapd import format as F
+from pipeline.wire.nfcapd.block_records import Words, record_chain
 from pipeline.wire.nfcapd.compression import (
     CorruptBlock,
     UnsupportedCompression,
@@ -82,73 +81,6 @@ def read_nfcapd(path: Path, source: str | None = None) -> list[NfcapdExporterFlo
 def decode_nfcapd(buf: bytes, source: str) -> list[NfcapdExporterFlows]:
     """Same as read_nfcapd, from the file's bytes; never raises on bad input."""
     return _FileDecode(bytes(buf), source).run()
-
-
-# ------------------------------------------------------------------------------ record chain
-def record_chain(u8: np.ndarray) -> tuple[np.ndarray, int]:
-    """Start offsets of the records chained from offset 0 of a block (next = offset + size), and
-    the offset where the chain stops (len(u8) when it ends exactly at the block end)."""
-    n_bytes = len(u8)
-    n = n_bytes // 4
-    if n == 0:
-        return np.zeros(0, np.int64), 0
-    words = u8[: n * 4].view("<u4")  # type | size << 16
-    low = F.MIN_BLOCK_RECORD_TYPE
-    cand = np.flatnonzero(((words & 0xFFFF) - low) <= F.MAX_BLOCK_RECORD_TYPE - low)
-    size_c = (words[cand] >> 16).astype(np.int64)
-    keep = (size_c >= 4) & ((size_c & 3) == 0) & (cand * 4 + size_c <= n_bytes)
-    cand, size_c = cand[keep], size_c[keep]
-    m = len(cand)
-    end, broken = m, m + 1
-    lut = np.full(n + 1, broken, np.int64)
-    lut[cand] = np.arange(m)
-    if n_bytes % 4 == 0:
-        lut[n] = end
-    jump = np.empty(m + 2, np.int64)
-    jump[:m] = lut[cand + size_c // 4]
-    jump[m], jump[m + 1] = end, broken
-    steps = lut[:1].copy()  # candidate index at steps 0..len-1 from offset 0
-    while steps[-1] < m:  # doubling: steps 0..2k-1 = steps 0..k-1 then k further along
-        steps = np.concatenate([steps, jump[steps]])
-        jump = jump[jump]
-    stop_at = int(np.argmax(steps >= m))
-    nodes = cand[steps[:stop_at]]
-    offsets = nodes * 4
-    if steps[stop_at] == end:
-        stop = n_bytes
-    elif len(nodes):
-        stop = int(offsets[-1] + size_c[steps[stop_at - 1]])
-    else:
-        stop = 0
-    return offsets, stop
-
-
-# ------------------------------------------------------------------------------ gathers
-class _Words:
-    """Little-endian gathers at byte offsets from one buffer (length a multiple of 8)."""
-
-    def __init__(self, data: bytes) -> None:
-        self.u8 = np.frombuffer(data, np.uint8)
-        self.w16, self.w32, self.w64 = (self.u8.view(t) for t in ("<u2", "<u4", "<u8"))
-
-    def _bytes(self, o: np.ndarray, width: int) -> np.ndarray:
-        rows = np.ascontiguousarray(self.u8[o[:, None] + np.arange(width)])
-        return rows.view(f"<u{width}").ravel()
-
-    def u16(self, o: np.ndarray) -> np.ndarray:
-        return self.w16[o >> 1] if not (o & 1).any() else self._bytes(o, 2)
-
-    def u32(self, o: np.ndarray) -> np.ndarray:
-        return self.w32[o >> 2] if not (o & 3).any() else self._bytes(o, 4)
-
-    def u64(self, o: np.ndarray) -> np.ndarray:
-        aligned = (o & 7) == 0
-        if aligned.all():
-            return self.w64[o >> 3]
-        if (o & 3).any():
-            return self._bytes(o, 8)
-        q = o >> 2  # all 4-aligned: two 32-bit gathers
-        return self.w32[q].astype(np.uint64) | (self.w32[q + 1].astype(np.uint64) << np.uint64(32))
 
 
 # ------------------------------------------------------------------------------ decoding
@@ -245,7 +177,7 @@ class _FileDecode:
             parts.append(block.data + b"\0" * pad)
             base += len(block.data) + pad
         data = b"".join(parts) + b"\0" * 8
-        self.words = _Words(data)
+        self.words = Words(data)
         self.u8 = self.words.u8
         self.block_base = np.array(bases, np.int64)
         off = np.concatenate(offs) if offs else np.zeros(0, np.int64)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import numpy as np
 
@@ -237,9 +238,20 @@ def encode_capture_records(
     return b"".join(parts)
 
 
+class CaptureEndpoints(TypedDict):
+    """Where the written datagrams seem to come from and go to, and when they were received."""
+
+    src_address: str
+    dst_address: str
+    src_port: int
+    dst_port: int
+    time_ms: np.ndarray | int
+
+
 def _write(
     path: Path,
     datagrams: Sequence[bytes],
+    *,
     pcapng: bool,
     src_address: str,
     dst_address: str,
@@ -263,28 +275,14 @@ def _write(
 
 
 def write_export_pcap(
-    path: Path,
-    datagrams: list[bytes],
-    *,
-    src_address: str,
-    dst_address: str,
-    src_port: int,
-    dst_port: int,
-    time_ms: np.ndarray | int,
+    path: Path, datagrams: list[bytes], **endpoints: Unpack[CaptureEndpoints]
 ) -> int:
     """Write datagrams as a classic pcap (atomic); returns the file size in bytes."""
-    return _write(path, datagrams, False, src_address, dst_address, src_port, dst_port, time_ms)
+    return _write(path, datagrams, pcapng=False, **endpoints)
 
 
 def write_export_pcapng(
-    path: Path,
-    datagrams: list[bytes],
-    *,
-    src_address: str,
-    dst_address: str,
-    src_port: int,
-    dst_port: int,
-    time_ms: np.ndarray | int,
+    path: Path, datagrams: list[bytes], **endpoints: Unpack[CaptureEndpoints]
 ) -> int:
     """Write datagrams as a pcapng file (atomic); returns the file size in bytes."""
-    return _write(path, datagrams, True, src_address, dst_address, src_port, dst_port, time_ms)
+    return _write(path, datagrams, pcapng=True, **endpoints)

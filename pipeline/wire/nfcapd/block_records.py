@@ -1,0 +1,79 @@
+"""Records inside decompressed nfcapd data blocks: the record chain and little-endian gathers.
+
+Records are variable-size, so their starts are found per block by pointer jumping: every
+4-byte-aligned offset whose {type, size} looks like a record is a candidate, its successor is
+offset + size, and repeated squaring of that successor map lists the chain from offset 0 in
+O(n log n) numpy work. `Words` then gathers fields at many record offsets at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.wire.nfcapd import format as F
+
+
+def record_chain(u8: np.ndarray) -> tuple[np.ndarray, int]:
+    """Start offsets of the records chained from offset 0 of a block (next = offset + size), and
+    the offset where the chain stops (len(u8) when it ends exactly at the block end)."""
+    n_bytes = len(u8)
+    n = n_bytes // 4
+    if n == 0:
+        return np.zeros(0, np.int64), 0
+    words = u8[: n * 4].view("<u4")  # type | size << 16
+    low = F.MIN_BLOCK_RECORD_TYPE
+    cand = np.flatnonzero(((words & 0xFFFF) - low) <= F.MAX_BLOCK_RECORD_TYPE - low)
+    size_c = (words[cand] >> 16).astype(np.int64)
+    keep = (size_c >= 4) & ((size_c & 3) == 0) & (cand * 4 + size_c <= n_bytes)
+    cand, size_c = cand[keep], size_c[keep]
+    m = len(cand)
+    end, broken = m, m + 1
+    lut = np.full(n + 1, broken, np.int64)
+    lut[cand] = np.arange(m)
+    if n_bytes % 4 == 0:
+        lut[n] = end
+    jump = np.empty(m + 2, np.int64)
+    jump[:m] = lut[cand + size_c // 4]
+    jump[m], jump[m + 1] = end, broken
+    steps = lut[:1].copy()  # candidate index at steps 0..len-1 from offset 0
+    while steps[-1] < m:  # doubling: steps 0..2k-1 = steps 0..k-1 then k further along
+        steps = np.concatenate([steps, jump[steps]])
+        jump = jump[jump]
+    stop_at = int(np.argmax(steps >= m))
+    nodes = cand[steps[:stop_at]]
+    offsets = nodes * 4
+    if steps[stop_at] == end:
+        stop = n_bytes
+    elif len(nodes):
+        stop = int(offsets[-1] + size_c[steps[stop_at - 1]])
+    else:
+        stop = 0
+    return offsets, stop
+
+
+# ------------------------------------------------------------------------------ gathers
+class Words:
+    """Little-endian gathers at byte offsets from one buffer (length a multiple of 8)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.u8 = np.frombuffer(data, np.uint8)
+        self.w16, self.w32, self.w64 = (self.u8.view(t) for t in ("<u2", "<u4", "<u8"))
+
+    def _bytes(self, o: np.ndarray, width: int) -> np.ndarray:
+        rows = np.ascontiguousarray(self.u8[o[:, None] + np.arange(width)])
+        return rows.view(f"<u{width}").ravel()
+
+    def u16(self, o: np.ndarray) -> np.ndarray:
+        return self.w16[o >> 1] if not (o & 1).any() else self._bytes(o, 2)
+
+    def u32(self, o: np.ndarray) -> np.ndarray:
+        return self.w32[o >> 2] if not (o & 3).any() else self._bytes(o, 4)
+
+    def u64(self, o: np.ndarray) -> np.ndarray:
+        aligned = (o & 7) == 0
+        if aligned.all():
+            return self.w64[o >> 3]
+        if (o & 3).any():
+            return self._bytes(o, 8)
+        q = o >> 2  # all 4-aligned: two 32-bit gathers
+        return self.w32[q].astype(np.uint64) | (self.w32[q + 1].astype(np.uint64) << np.uint64(32))
