@@ -1,8 +1,7 @@
 """Hostile-input helpers: valid seeds, hand-built broken exports, mutators and the decoder contract.
 
 Shared by tests/wire/test_fuzz.py (bounded CI run) and bench/fuzz.py (long coverage-guided run).
-Targets other engineers are still building are looked up lazily; `Target.missing()` says why one
-cannot run yet.
+Every target's decoder and writer must exist: a missing one fails loudly, never shrinks the run.
 """
 
 from __future__ import annotations
@@ -102,11 +101,9 @@ def _optional(module: str, name: str):
 
 
 @cache
-def v9_writer_datagrams(n: int = 30, seed: int = 2) -> tuple[bytes, ...] | None:
-    """NetFlow v9 datagrams from `netflow_v9.encode_v9_datagrams`, None while missing."""
+def v9_writer_datagrams(n: int = 30, seed: int = 2) -> tuple[bytes, ...]:
+    """NetFlow v9 datagrams from `netflow_v9.encode_v9_datagrams`."""
     encode = _optional("pipeline.wire.netflow_v9", "encode_v9_datagrams")
-    if encode is None:
-        return None
     grams, _ = encode(
         sample_flows(n, seed),
         source_id=7,
@@ -120,11 +117,9 @@ def v9_writer_datagrams(n: int = 30, seed: int = 2) -> tuple[bytes, ...] | None:
 
 
 @cache
-def v5_writer_datagrams(n: int = 40, seed: int = 3) -> tuple[bytes, ...] | None:
-    """NetFlow v5 datagrams from `netflow_v5.encode_v5_datagrams`, None while missing."""
+def v5_writer_datagrams(n: int = 40, seed: int = 3) -> tuple[bytes, ...]:
+    """NetFlow v5 datagrams from `netflow_v5.encode_v5_datagrams`."""
     encode = _optional("pipeline.wire.netflow_v5", "encode_v5_datagrams")
-    if encode is None:
-        return None
     flows = sample_flows(n, seed, ipv6_share=0.0)  # v5 carries IPv4 only, 32-bit counters
     flows["octets"] %= np.uint64(2**32)
     grams, _ = encode(
@@ -474,15 +469,8 @@ class Target:
 
     name: str
     run: Callable[..., list]  # (fuzz unit, source) → list of DecodeResult (pcap: ExportDatagrams)
-    missing: Callable[[], str | None]  # None when runnable, else why not
     seeds: Callable[[], list]  # fuzz units
     unit_is_list: bool = False  # datagram targets take a list of datagrams
-
-
-def _missing(module: str, name: str) -> str | None:
-    if _optional(module, name) is None:
-        return f"{module}.{name} does not exist yet"
-    return None
 
 
 def run_ipfix(data: bytes, source: str = "fuzz.ipfix") -> list:
@@ -559,11 +547,9 @@ def datagram_seeds(kind: str = "all") -> list[list[bytes]]:
 
 
 @cache
-def written_nfcapd(n: int = 20, seed: int = 4) -> bytes | None:
-    """nfcapd bytes from `nfcapd_writer.encode_nfcapd` (v4 + v6 exporter), None while missing."""
+def written_nfcapd(n: int = 20, seed: int = 4) -> bytes:
+    """nfcapd bytes from `nfcapd_writer.encode_nfcapd` (v4 + v6 exporter)."""
     encode = _optional("pipeline.wire.nfcapd.writer", "encode_nfcapd")
-    if encode is None:
-        return None
     from pipeline.wire.nfcapd.writer import NfcapdExporterInput
 
     exporters = [
@@ -587,14 +573,10 @@ def nfcapd_seeds() -> list[bytes]:
 @cache
 def written_captures() -> tuple[bytes, ...]:
     """pcap and pcapng files from pcap_writer around the v9/v5 writer datagrams (IPv4 and IPv6)."""
-    module = "pipeline.wire.pcap.writer"
-    if _optional(module, "write_export_pcap") is None:
-        return ()
     from pipeline.wire.pcap.writer import write_export_pcap, write_export_pcapng
 
     out = []
-    grams = [*(v9_writer_datagrams() or ()), *(v5_writer_datagrams() or ())][:12]
-    grams = grams or ipfix_stream_messages()[:6]
+    grams = [*v9_writer_datagrams(), *v5_writer_datagrams()][:12]
     for write, (src, dst) in (
         (write_export_pcap, ("192.0.2.1", "198.51.100.2")),
         (write_export_pcapng, ("2001:db8::1", "2001:db8::2")),
@@ -672,22 +654,20 @@ def nfdump_json_seeds() -> list[bytes]:
 
 
 TARGETS: dict[str, Target] = {
-    "ipfix": Target("ipfix", run_ipfix, lambda: None, ipfix_seeds),
-    "datagrams": Target("datagrams", run_datagrams, lambda: None, datagram_seeds, True),
-    "v9": Target("v9", run_datagrams, lambda: None, lambda: datagram_seeds("v9"), True),
-    "v5": Target("v5", run_datagrams, lambda: None, lambda: datagram_seeds("v5"), True),
-    "nfcapd": Target("nfcapd", run_nfcapd, lambda: None, nfcapd_seeds),
-    "pcap": Target("pcap", run_pcap, lambda: None, pcap_seeds),
+    "ipfix": Target("ipfix", run_ipfix, ipfix_seeds),
+    "datagrams": Target("datagrams", run_datagrams, datagram_seeds, True),
+    "v9": Target("v9", run_datagrams, lambda: datagram_seeds("v9"), True),
+    "v5": Target("v5", run_datagrams, lambda: datagram_seeds("v5"), True),
+    "nfcapd": Target("nfcapd", run_nfcapd, nfcapd_seeds),
+    "pcap": Target("pcap", run_pcap, pcap_seeds),
     "nfdump_csv": Target(
         "nfdump_csv",
         run_nfdump_csv,
-        lambda: _missing("pipeline.wire.nfdump_text", "decode_nfdump_csv"),
         nfdump_csv_seeds,
     ),
     "nfdump_json": Target(
         "nfdump_json",
         run_nfdump_json,
-        lambda: _missing("pipeline.wire.nfdump_text", "decode_nfdump_json"),
         nfdump_json_seeds,
     ),
 }
