@@ -176,8 +176,10 @@ def choose_active_hours(
     before = np.vstack([np.floor(-offset)[None, :], ticks[:-1]])
     chosen = np.zeros(incl_p.shape, dtype=bool)
     np.put_along_axis(chosen, order, ticks > before, axis=0)
-    none = ~chosen.any(axis=1)
-    chosen[none, np.argmax(w_avg)] = True  # every user has at least one active hour
+    # every user has at least one active hour, drawn by the hour weights: forcing them all into
+    # the heaviest hour made a one-hour spike (Sunday 21:00) in the weekly port-class profiles
+    none = np.flatnonzero(~chosen.any(axis=1))
+    chosen[none, rng.choice(HOURS_PER_WEEK, size=len(none), p=w_avg / w_avg.sum())] = True
     user, hour = np.nonzero(chosen)
     weight = w_dir[hour] / incl_p[user, hour][:, None]
     relative_size = np.maximum(user_bytes, 1.0) / max(float(np.median(user_bytes)), 1.0)
