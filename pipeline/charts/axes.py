@@ -10,12 +10,20 @@ _UNITS = ((9, "GB"), (6, "MB"), (3, "KB"), (0, "B"))
 WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
+_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+def power_of_ten(exponent: int) -> str:
+    """'10⁹': the power written with a real superscript, as in print."""
+    return "10" + str(exponent).translate(_SUPERSCRIPT)
+
+
 def bytes_tick_label(exponent: int) -> str:
-    """'10^9 (1GB)' for exponent 9: the power of ten plus a human-readable decimal unit."""
+    """'10⁹ (1 GB)' for exponent 9: the power of ten plus a human-readable decimal unit."""
     for unit_exp, unit in _UNITS:
         if exponent >= unit_exp:
-            return f"10^{exponent} ({10 ** (exponent - unit_exp)}{unit})"
-    return f"10^{exponent}"
+            return f"{power_of_ten(exponent)} ({10 ** (exponent - unit_exp)} {unit})"
+    return power_of_ten(exponent)
 
 
 def bytes_tick_values(lo: int = LOG10_MIN, hi: int = LOG10_MAX) -> list[int]:
@@ -37,7 +45,7 @@ def bytes_label_expr(lo: int = LOG10_MIN, hi: int = LOG10_MAX, two_lines: bool =
 def log_bytes_axis(
     title: str, lo: int = LOG10_MIN, hi: int = LOG10_MAX, two_lines: bool = False
 ) -> alt.Axis:
-    """Axis over log10(bytes) with one tick per decade labelled like '10^6 (1MB)'."""
+    """Axis over log10(bytes) with one tick per decade labelled like '10⁶ (1 MB)'."""
     return alt.Axis(
         title=title,
         values=bytes_tick_values(lo, hi),
@@ -45,6 +53,7 @@ def log_bytes_axis(
         labelAngle=0,
         grid=True,
         labelOverlap=False,
+        labelFlush=False,  # centred end labels: flushed ones ran into their neighbours
     )
 
 

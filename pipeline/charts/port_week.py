@@ -22,6 +22,9 @@ PORT_CLASS_COLOURS = {
     "TCP dynamic (>= 1024)": "#2ca02c",
     "UDP 443": "#d62728",
 }
+# TCP 80 runs close to the dynamic-port line in both services: dashed, it stays visible on top of
+# it (and in greyscale). Same field as the colour, so the one legend shows the dash.
+PORT_CLASS_DASH = {"TCP 80": [4, 2]}
 
 
 def _port_week_data(tables: Tables, service: str, year: int) -> pl.DataFrame:
@@ -70,11 +73,20 @@ def _port_week_chart(data: pl.DataFrame) -> alt.TopLevelMixin:
                     sort=series,
                     scale=alt.Scale(domain=series, range=[PORT_CLASS_COLOURS[s] for s in series]),
                 ),
+                strokeDash=alt.StrokeDash(
+                    "series:N",
+                    title=None,
+                    sort=series,
+                    scale=alt.Scale(
+                        domain=series, range=[PORT_CLASS_DASH.get(s, [1, 0]) for s in series]
+                    ),
+                ),
             )
             .properties(width=WIDTH, height=150)
         )
         panels.append(panel)
-    return finish(alt.vconcat(*panels, spacing=14).resolve_scale(color="shared"))
+    stacked = alt.vconcat(*panels, spacing=14)
+    return finish(stacked.resolve_scale(color="shared", strokeDash="shared"))
 
 
 def fig07_data(tables: Tables, year: int) -> pl.DataFrame:

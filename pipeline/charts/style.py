@@ -14,8 +14,9 @@ DIGITS = 4  # rounding of plotted values: keeps SVG and CSV small and byte-stabl
 
 # OUT solid, IN dotted with dots long enough to read at print size.
 DIRECTION_DASH = alt.Scale(domain=["OUT", "IN"], range=[[1, 0], [3, 2.5]])
-# Sequential (plasma-like, light orange → deep indigo): later years are darker.
-YEAR_COLOURS = ["#f9a52c", "#e8694a", "#c33d80", "#8f0da4", "#5402a3", "#13078a"]  # oldest → newest
+# Categorical and colour-blind safe (Okabe–Ito), oldest → newest: neighbouring years differ in hue
+# and in lightness (so they stay apart in greyscale); the newest year is the darkest, deep blue.
+YEAR_COLOURS = ["#e69f00", "#009e73", "#56b4e9", "#d55e00", "#cc79a7", "#0072b2"]
 # Qualitative: Fig 2's weeks are unordered comparisons, so each gets its own hue.
 WEEK_COLOURS = ["#8c8c8c", "#2ca02c", "#e07b00", "#08519c"]
 
@@ -27,7 +28,7 @@ def year_colours(n: int) -> list[str]:
     if n > len(YEAR_COLOURS):
         raise ValueError(f"at most {len(YEAR_COLOURS)} periods per chart, got {n}")
     if n <= 3:
-        return [YEAR_COLOURS[0], YEAR_COLOURS[3], YEAR_COLOURS[5]][-n:]
+        return [YEAR_COLOURS[0], YEAR_COLOURS[1], YEAR_COLOURS[5]][-n:]
     return YEAR_COLOURS[-n:]
 
 

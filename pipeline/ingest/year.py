@@ -31,7 +31,11 @@ def catalogue_raw_inputs(
         )
     files = raw_files_for_year(paths.raw, year)
     digest, per_file = sha256_of_files(files, paths.raw)
-    provenance = {"year": year, "source": source, "inputs_sha256": digest, "files": per_file}
+    files_detail = {
+        name: {"bytes": (paths.raw / name).stat().st_size, "sha256": sha}
+        for name, sha in sorted(per_file.items())
+    }
+    provenance = {"year": year, "source": source, "inputs_sha256": digest, "files": files_detail}
     if simulator is not None:
         provenance["simulator"] = simulator
     _write_json(paths.warehouse / "provenance" / f"year={year}.json", provenance)

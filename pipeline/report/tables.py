@@ -18,6 +18,11 @@ TABLE_CSV_NAMES = {
     3: "table_3_broadband_port_share.csv",
     4: "table_4_mobile_port_share.csv",
 }
+# Tables whose numbers the text quotes (not drawn in a figure or printed table): one CSV each.
+TEXT_CSV_NAMES = {
+    "top_user_share": ("text_top_user_shares.csv", ("service", "direction", "top_pct")),
+    "growth_statistics": ("text_growth_statistics.csv", ("metric", "service", "direction")),
+}
 # Words that would betray a per-subscriber or per-address column in a published CSV.
 FORBIDDEN_COLUMN_WORDS = ("user", "msisdn", "subscription", "addr", "src_v", "dst_v", "ip_")
 
@@ -108,6 +113,10 @@ def write_data_csvs(tables: Tables, year: int, out_dir: Path) -> dict[str, Path]
     frames: dict[str, pl.DataFrame] = {spec.csv_name: spec.data(tables, year) for spec in FIGURES}
     for number, df in printed_tables(tables, year).items():
         frames[TABLE_CSV_NAMES[number]] = df
+    for table, (name, keys) in TEXT_CSV_NAMES.items():
+        if table in tables:
+            quoted = tables[table].filter(pl.col("year") <= year)
+            frames[name] = quoted.sort("year", *keys).select("year", pl.exclude("year"))
     written = {}
     for name, df in sorted(frames.items()):
         check_publishable(df, name)

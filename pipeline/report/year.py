@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
+import platform
 import re
 import subprocess
 from pathlib import Path
@@ -133,6 +135,12 @@ def _exporter_rows(ingest_reports: list[dict]) -> list[dict[str, Any]]:
     return [exporters[k] for k in sorted(exporters)]
 
 
+def _warehouse_provenance(paths: Paths, year: int) -> dict[str, Any]:
+    """What ingest recorded of the year's raw inputs (hashes, simulator parameters), or {}."""
+    provenance_file = paths.warehouse / "provenance" / f"year={year}.json"
+    return json.loads(provenance_file.read_text()) if provenance_file.is_file() else {}
+
+
 def build_context(paths: Paths, year: int, source: str, tables: dict[str, pl.DataFrame]) -> dict:
     """What the report prints besides aggregate tables: weeks, data quality, provenance."""
     from pipeline.aggregate.year import ingest_reports_for_year
@@ -140,8 +148,7 @@ def build_context(paths: Paths, year: int, source: str, tables: dict[str, pl.Dat
     from pipeline.ingest.sources import UNREGISTERED
 
     params = load_params()
-    provenance_file = paths.warehouse / "provenance" / f"year={year}.json"
-    inputs = json.loads(provenance_file.read_text()) if provenance_file.is_file() else {}
+    inputs = _warehouse_provenance(paths, year)
     reports = ingest_reports_for_year(paths, year)
     services = {e["name"]: e.get("service") for e in load_exporters(paths.raw)}
     services[UNREGISTERED] = "not in registry"
@@ -160,8 +167,12 @@ def build_context(paths: Paths, year: int, source: str, tables: dict[str, pl.Dat
         for item, scope, value in dq.select("item", "scope", "value").rows()
         if item == "unattributed_bytes_pct" and scope.startswith("service:")
     }
+    report_params = params["report"]
+    edition = report_params.get("editions", {}).get(year, {})
     return {
         "year": year,
+        "subtitle": edition.get("subtitle", report_params.get("default_subtitle", "")),
+        "edition": edition.get("edition", f"{year} edition"),
         "simulated": source == "simulator",
         "analysis_weeks": {
             y: analysis_week(y).start.isoformat() for y in report_years() if y <= year
@@ -174,10 +185,25 @@ def build_context(paths: Paths, year: int, source: str, tables: dict[str, pl.Dat
             "params_sha256": hashlib.sha256(PARAMS_FILE.read_bytes()).hexdigest(),
             "source_date_epoch": source_date_epoch(),
             "simulator": inputs.get("simulator"),
-        },
+        }
+        | build_environment(),
         "data_quality": totals | {"quarantine_by_reason": dict(sorted(reasons.items()))},
         "exporters": exporters,
         "unattributed_share_pct": dict(sorted(unattributed.items())),
+    }
+
+
+LIBRARIES = ("dagster", "duckdb", "polars", "pyarrow", "numpy", "scipy", "altair",
+             "vl-convert-python", "jinja2", "weasyprint")  # fmt: skip
+
+
+def build_environment() -> dict[str, Any]:
+    """What built the report: the lockfile's hash, Python's and the key libraries' versions."""
+    lock = REPO_ROOT / "requirements.lock"
+    return {
+        "lockfile_sha256": file_sha256(lock) if lock.is_file() else "unknown",
+        "python": platform.python_version(),
+        "libraries": {name: importlib.metadata.version(name) for name in LIBRARIES},
     }
 
 
@@ -188,7 +214,12 @@ def build_annual_report(paths: Paths, year: int, source: str) -> dict[str, Any]:
     context = build_context(paths, year, source, tables)
     out_dir = paths.reports / str(year)
     written = build_report(year, tables, figures, context, out_dir)
-    provenance = context["provenance"] | {"year": year, "params": context["params"]}
+    inputs = _warehouse_provenance(paths, year)
+    provenance = context["provenance"] | {
+        "year": year,
+        "params": context["params"],
+        "input_files_detail": inputs.get("files", {}),  # raw file names, sizes, sha256
+    }
     write_text_atomic(
         out_dir / "provenance.json",
         json.dumps(provenance, indent=1, sort_keys=True, default=str) + "\n",

@@ -1,4 +1,4 @@
-"""Figures 1–11 render to SVG; log axes carry '10^9 (1GB)'-style labels; output is deterministic."""
+"""Figures 1–11 render to SVG; log axes carry '10⁹ (1 GB)'-style labels; output is deterministic."""
 
 from __future__ import annotations
 
@@ -30,10 +30,9 @@ def svgs(tables, tmp_path_factory) -> dict[str, str]:
 
 
 def test_tick_labels_worked_out():
-    assert axes.bytes_tick_label(4) == "10^4 (10KB)"
-    assert axes.bytes_tick_label(6) == "10^6 (1MB)"
-    assert axes.bytes_tick_label(9) == "10^9 (1GB)"
-    assert axes.bytes_tick_label(11) == "10^11 (100GB)"
+    assert axes.bytes_tick_label(4) == "10⁴ (10 KB)"
+    assert axes.bytes_tick_label(6) == "10⁶ (1 MB)"
+    assert axes.bytes_tick_label(11) == "10¹¹ (100 GB)"
 
 
 def test_every_figure_renders_to_svg(svgs):
@@ -48,7 +47,7 @@ def test_every_figure_renders_to_svg(svgs):
 def test_density_axis_labels(svgs, key):
     text = svgs[key]
     # two-line labels: the power and the unit are separate text runs
-    for part in ("10^4", "(10KB)", "10^6", "(1MB)", "10^9", "(1GB)", "10^11", "(100GB)"):
+    for part in ("10⁴", "(10 KB)", "10⁶", "(1 MB)", "10⁹", "(1 GB)", "10¹¹", "(100 GB)"):
         assert part in text, (key, part)
     assert "probability density" in text
 
@@ -56,8 +55,8 @@ def test_density_axis_labels(svgs, key):
 @pytest.mark.parametrize("key", ["fig05", "fig06"])
 def test_scatter_axis_labels_and_size(svgs, key):
     text = svgs[key]
-    assert "10^9 (1GB)" in text  # y axis, one line
-    assert "10^6 (1MB)" in text
+    assert "10⁹ (1 GB)" in text  # y axis, one line, a real superscript
+    assert "10⁶ (1 MB)" in text
     assert len(text) < 250_000
 
 
@@ -143,13 +142,17 @@ def test_fig02_weeks_have_distinct_hues_and_named_legend(svgs):
     assert len(set(WEEK_COLOURS)) == 4
 
 
-def test_fig11_year_colours_darken_with_time(svgs):
+def test_fig11_year_colours_apart_in_colour_and_greyscale(svgs):
     from pipeline.charts.style import year_colours
 
+    for n in (2, 3, 5, 6):
+        colours = year_colours(n)
+        assert len(set(colours)) == n
+        lum = [0.2126 * int(c[1:3], 16) + 0.7152 * int(c[3:5], 16) + 0.0722 * int(c[5:7], 16)
+               for c in colours]  # fmt: skip
+        # neighbouring years stay apart when printed in greyscale; the newest year is the darkest
+        assert all(abs(a - b) >= 25 for a, b in zip(lum[:-1], lum[1:], strict=True)), (n, lum)
+        assert lum[-1] == min(lum)
     colours = year_colours(6)
-    # relative luminance falls from the oldest year to the newest (sequential palette)
-    lum = [0.2126 * int(c[1:3], 16) + 0.7152 * int(c[3:5], 16) + 0.0722 * int(c[5:7], 16)
-           for c in colours]  # fmt: skip
-    assert lum == sorted(lum, reverse=True)
     assert all(c in svgs["fig11"] for c in colours)
     assert "download (OUT)" in svgs["fig11"] and "upload (IN)" in svgs["fig11"]
