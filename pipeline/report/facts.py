@@ -31,6 +31,7 @@ OPTIONAL_FACTS = (
     "out_peak_hour", "in_peak_hour", "in_noon_dip_pct", "out_hours_up", "out_week_growth_pct",
     "pre_covid_week", "in_daytime_share_pre_pct", "in_daytime_share_pct", "in_growth_since_pre",
     "out_growth_since_pre", "bb_sample_out_gt_in_pct", "mob_sample_out_gt_in_pct",
+    "bb_sample_users", "mob_sample_users", "bb_sample_not_drawn", "mob_sample_not_drawn",
     *(
         f"{svc}_{name}"
         for svc, _ in SERVICES
@@ -222,6 +223,10 @@ def _sample_facts(tables: Tables, year: int) -> Facts:
         if part.height:
             n_out = part.filter(pl.col("daily_out_bytes") > pl.col("daily_in_bytes")).height
             f[f"{short}_sample_out_gt_in_pct"] = 100 * n_out / part.height
+            f[f"{short}_sample_users"] = part.height
+            # a user with no bytes in one direction has no place on the log axes
+            zero = (pl.col("daily_in_bytes") <= 0) | (pl.col("daily_out_bytes") <= 0)
+            f[f"{short}_sample_not_drawn"] = part.filter(zero).height
     return f
 
 
