@@ -51,6 +51,9 @@ def table_titles(year: int) -> dict[int, str]:
     }
 
 
+EDITORIAL_PARAMS = ("report.editions", "report.default_subtitle")
+
+
 def flatten_params(params: Any, prefix: str = "") -> list[tuple[str, str]]:
     """Nested params as sorted ('a.b.c', 'value') pairs; lists are printed inline."""
     if isinstance(params, dict):
@@ -251,7 +254,8 @@ def render_html(
             str(k): str(v) for k, v in sorted(context.get("analysis_weeks", {}).items())
         },
         provenance=provenance,
-        params=flatten_params(params),
+        # editorial wording (subtitles, edition lines) is on the title page, not a computation
+        params=[(k, v) for k, v in flatten_params(params) if not k.startswith(EDITORIAL_PARAMS)],
         data_quality_rows=data_quality_rows(dq),
         dq_context=context.get("data_quality", {}),
         exporters=sorted(context.get("exporters", []), key=lambda e: str(e.get("name"))),
