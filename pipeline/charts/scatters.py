@@ -12,10 +12,14 @@ from pipeline.charts.style import Tables, finish
 SCATTER_DIGITS = 2  # 0.01 decade: finer than a pixel at this size
 
 
+# A user with no bytes in one direction has no place on the log axes (the text counts them).
+DRAWABLE = (pl.col("daily_in_bytes") > 0) & (pl.col("daily_out_bytes") > 0)
+
+
 def _scatter_data(tables: Tables, service: str, year: int) -> pl.DataFrame:
     """log10 daily OUT and IN bytes per sampled user; users with a zero direction are dropped."""
     df = tables["scatter_sample"].filter((pl.col("service") == service) & (pl.col("year") == year))
-    df = df.filter((pl.col("daily_in_bytes") > 0) & (pl.col("daily_out_bytes") > 0))
+    df = df.filter(DRAWABLE)
     out = np.round(np.log10(df["daily_out_bytes"].to_numpy()), SCATTER_DIGITS)
     inn = np.round(np.log10(df["daily_in_bytes"].to_numpy()), SCATTER_DIGITS)
     return pl.DataFrame({"log10_daily_out_bytes": out, "log10_daily_in_bytes": inn}).sort(

@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 
 from pipeline.charts.profiles import fig02_data
+from pipeline.charts.scatters import DRAWABLE
 from pipeline.config import load_params
 from pipeline.report.formats import month_name, present
 from pipeline.report.tables import port_share_table
@@ -224,9 +225,7 @@ def _sample_facts(tables: Tables, year: int) -> Facts:
             n_out = part.filter(pl.col("daily_out_bytes") > pl.col("daily_in_bytes")).height
             f[f"{short}_sample_out_gt_in_pct"] = 100 * n_out / part.height
             f[f"{short}_sample_users"] = part.height
-            # a user with no bytes in one direction has no place on the log axes
-            zero = (pl.col("daily_in_bytes") <= 0) | (pl.col("daily_out_bytes") <= 0)
-            f[f"{short}_sample_not_drawn"] = part.filter(zero).height
+            f[f"{short}_sample_not_drawn"] = part.height - part.filter(DRAWABLE).height
     return f
 
 

@@ -94,7 +94,7 @@ def ipfix_stream_messages(n: int = 40, seed: int = 1, max_message_bytes: int = 4
     return split_ipfix_messages(buf)
 
 
-def _optional(module: str, name: str):
+def _attribute(module: str, name: str):
     """`module.name`; a missing module or attribute fails loudly (a moved writer must not silently
     shrink the corpus)."""
     return getattr(importlib.import_module(module), name)
@@ -103,7 +103,7 @@ def _optional(module: str, name: str):
 @cache
 def v9_writer_datagrams(n: int = 30, seed: int = 2) -> tuple[bytes, ...]:
     """NetFlow v9 datagrams from `netflow_v9.encode_v9_datagrams`."""
-    encode = _optional("pipeline.wire.netflow_v9", "encode_v9_datagrams")
+    encode = _attribute("pipeline.wire.netflow_v9", "encode_v9_datagrams")
     grams, _ = encode(
         sample_flows(n, seed),
         source_id=7,
@@ -119,7 +119,7 @@ def v9_writer_datagrams(n: int = 30, seed: int = 2) -> tuple[bytes, ...]:
 @cache
 def v5_writer_datagrams(n: int = 40, seed: int = 3) -> tuple[bytes, ...]:
     """NetFlow v5 datagrams from `netflow_v5.encode_v5_datagrams`."""
-    encode = _optional("pipeline.wire.netflow_v5", "encode_v5_datagrams")
+    encode = _attribute("pipeline.wire.netflow_v5", "encode_v5_datagrams")
     flows = sample_flows(n, seed, ipv6_share=0.0)  # v5 carries IPv4 only, 32-bit counters
     flows["octets"] %= np.uint64(2**32)
     grams, _ = encode(
@@ -549,7 +549,7 @@ def datagram_seeds(kind: str = "all") -> list[list[bytes]]:
 @cache
 def written_nfcapd(n: int = 20, seed: int = 4) -> bytes:
     """nfcapd bytes from `nfcapd_writer.encode_nfcapd` (v4 + v6 exporter)."""
-    encode = _optional("pipeline.wire.nfcapd.writer", "encode_nfcapd")
+    encode = _attribute("pipeline.wire.nfcapd.writer", "encode_nfcapd")
     from pipeline.wire.nfcapd.writer import NfcapdExporterInput
 
     exporters = [
