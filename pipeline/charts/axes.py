@@ -30,20 +30,32 @@ def bytes_tick_values(lo: int = LOG10_MIN, hi: int = LOG10_MAX) -> list[int]:
     return list(range(lo, hi + 1))
 
 
+def shows_unit(exponent: int, lo: int = LOG10_MIN, hi: int = LOG10_MAX) -> bool:
+    """Whether a two-line label carries its unit: at 1 KB, 1 MB, 1 GB … and at both ends.
+
+    A half-width axis has about 32 px a decade, less than a '(100 MB)' needs; units three decades
+    apart never touch, and every decade keeps its power of ten on the first line."""
+    return exponent % 3 == 0 or exponent in (lo, hi)
+
+
 def bytes_label_expr(lo: int = LOG10_MIN, hi: int = LOG10_MAX, two_lines: bool = False) -> str:
     """Vega expression mapping a tick value (a log10 exponent) to its bytes_tick_label.
 
-    With two_lines the label is a two-element array (power, unit) that Vega prints on two lines."""
+    With two_lines the label is a two-element array (power, unit) that Vega prints on two lines,
+    the unit only where `shows_unit`."""
     if two_lines:
-        pairs = (bytes_tick_label(e).split(" ", 1) for e in bytes_tick_values(lo, hi))
-        labels = ", ".join(f"['{p}', '{u}']" for p, u in pairs)
+        pairs = [bytes_tick_label(e).split(" ", 1) for e in bytes_tick_values(lo, hi)]
+        labels = ", ".join(
+            f"['{p}', '{u if shows_unit(e, lo, hi) else ''}']"
+            for e, (p, u) in zip(bytes_tick_values(lo, hi), pairs, strict=True)
+        )
     else:
         labels = ", ".join(f"'{bytes_tick_label(e)}'" for e in bytes_tick_values(lo, hi))
     return f"[{labels}][round(datum.value) - {lo}]"
 
 
 def log_bytes_axis(
-    title: str, lo: int = LOG10_MIN, hi: int = LOG10_MAX, two_lines: bool = False
+    title: str | list[str], lo: int = LOG10_MIN, hi: int = LOG10_MAX, two_lines: bool = False
 ) -> alt.Axis:
     """Axis over log10(bytes) with one tick per decade labelled like '10⁶ (1 MB)'."""
     return alt.Axis(

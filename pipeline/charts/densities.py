@@ -9,8 +9,8 @@ from pipeline.charts import axes
 from pipeline.charts.style import (
     DIGITS,
     DIRECTION_DASH,
-    HEIGHT,
-    WIDTH,
+    HALF_HEIGHT,
+    HALF_WIDTH,
     Tables,
     finish,
     year_colours,
@@ -28,7 +28,7 @@ def _density_data(tables: Tables, service: str, years: list[int]) -> pl.DataFram
     )
 
 
-def _density_layer(plot: pl.DataFrame, x_title: str, height: int, dashed: bool) -> alt.Chart:
+def _density_layer(plot: pl.DataFrame, x_title: str, dashed: bool) -> alt.Chart:
     years = sorted(plot["year_label"].unique().to_list())
     return (
         alt.Chart(plot)
@@ -53,26 +53,27 @@ def _density_layer(plot: pl.DataFrame, x_title: str, height: int, dashed: bool) 
             ),
             detail="line:N",
         )
-        .properties(width=WIDTH, height=height)
+        .properties(width=HALF_WIDTH, height=HALF_HEIGHT)
     )
 
 
 def _density_chart(data: pl.DataFrame, service_word: str, split: bool = False) -> alt.TopLevelMixin:
-    """Densities per year: IN dotted over OUT solid, or (split) an OUT panel above an IN panel."""
+    """Densities per year: IN dotted over OUT solid (a half-width figure), or (split) an OUT panel
+    beside an IN panel (a full-width figure)."""
     plot = data.with_columns(
         pl.format("{} {}", pl.col("year"), pl.col("direction")).alias("line"),
         pl.col("year").cast(pl.String).alias("year_label"),
     )
     x_title = f"{service_word} user's daily traffic volume (bytes)"
     if not split:
-        return finish(_density_layer(plot, x_title, HEIGHT, dashed=True))
+        return finish(_density_layer(plot, x_title, dashed=True))
     panels = [
-        _density_layer(
-            plot.filter(pl.col("direction") == d), f"{x_title}, {word}", 150, dashed=False
-        ).properties(title=word)
+        _density_layer(plot.filter(pl.col("direction") == d), x_title, dashed=False).properties(
+            title=word
+        )
         for d, word in (("OUT", "download (OUT)"), ("IN", "upload (IN)"))
     ]
-    return finish(alt.vconcat(*panels, spacing=12).resolve_scale(color="shared"), 6)
+    return finish(alt.hconcat(*panels, spacing=24).resolve_scale(color="shared"), 6)
 
 
 def fig03_data(tables: Tables, year: int) -> pl.DataFrame:

@@ -46,7 +46,9 @@ def fig01_monthly_traffic(
 ) -> alt.TopLevelMixin:
     norm_month = norm_month or load_params()["report"]["normalise_month"]
     data = fig01_data(tables, year).with_columns((pl.col("month") + "-01").alias("month_start"))
-    labs = [lab for lab, _, _ in FIG1_LINES.values()]
+    # legend in three columns: the OUT lines on its first row, the IN lines under them
+    keys = sorted(FIG1_LINES, key=lambda key: key[1] != "OUT")
+    labs = [FIG1_LINES[k][0] for k in keys]
     y_m = dt.date.fromisoformat(norm_month + "-01").strftime("%b %Y")
     chart = (
         alt.Chart(data)
@@ -54,17 +56,18 @@ def fig01_monthly_traffic(
         .encode(
             x=alt.X("month_start:T", title="month", axis=alt.Axis(format="%Y", tickCount="year")),
             y=alt.Y(
-                "relative_traffic:Q", title=f"traffic relative to {y_m} OUT of the same service"
+                "relative_traffic:Q",
+                title=[f"traffic relative to {y_m}", "OUT of the same service"],
             ),
             color=alt.Color(
                 "line:N",
                 title=None,
-                scale=alt.Scale(domain=labs, range=[c for _, c, _ in FIG1_LINES.values()]),
+                scale=alt.Scale(domain=labs, range=[FIG1_LINES[k][1] for k in keys]),
             ),
             strokeWidth=alt.StrokeWidth(
                 "line:N",
                 title=None,
-                scale=alt.Scale(domain=labs, range=[w for _, _, w in FIG1_LINES.values()]),
+                scale=alt.Scale(domain=labs, range=[FIG1_LINES[k][2] for k in keys]),
             ),
             # Same field as colour and width, so the one legend shows each line's dash too.
             strokeDash=alt.StrokeDash(
@@ -72,13 +75,11 @@ def fig01_monthly_traffic(
                 title=None,
                 scale=alt.Scale(
                     domain=labs,
-                    range=[
-                        DIRECTION_DASH.range[DIRECTION_DASH.domain.index(d)] for _, d in FIG1_LINES
-                    ],
+                    range=[DIRECTION_DASH.range[DIRECTION_DASH.domain.index(d)] for _, d in keys],
                 ),
             ),
             detail="line:N",
         )
         .properties(width=WIDTH, height=HEIGHT)
     )
-    return finish(chart, legend_columns=2)
+    return finish(chart, legend_columns=3)

@@ -25,6 +25,7 @@ PORT_CLASS_COLOURS = {
 # TCP 80 runs close to the dynamic-port line in both services: dashed, it stays visible on top of
 # it (and in greyscale). Same field as the colour, so the one legend shows the dash.
 PORT_CLASS_DASH = {"TCP 80": [4, 2]}
+PANEL_HEIGHT = 105  # two panels (previous year above this year) and the legend in about 90 mm
 
 
 def _port_week_data(tables: Tables, service: str, year: int) -> pl.DataFrame:
@@ -64,7 +65,7 @@ def _port_week_chart(data: pl.DataFrame) -> alt.TopLevelMixin:
                 ),
                 y=alt.Y(
                     "normalised:Q",
-                    title="relative to the panel's peak total",
+                    title=["relative to the", "panel's peak total"],
                     scale=alt.Scale(domain=[0, 1.05], nice=False),
                 ),
                 color=alt.Color(
@@ -82,11 +83,11 @@ def _port_week_chart(data: pl.DataFrame) -> alt.TopLevelMixin:
                     ),
                 ),
             )
-            .properties(width=WIDTH, height=150)
+            .properties(width=WIDTH, height=PANEL_HEIGHT)
         )
         panels.append(panel)
-    stacked = alt.vconcat(*panels, spacing=14)
-    return finish(stacked.resolve_scale(color="shared", strokeDash="shared"))
+    stacked = alt.vconcat(*panels, spacing=10)
+    return finish(stacked.resolve_scale(color="shared", strokeDash="shared"), legend_columns=5)
 
 
 def fig07_data(tables: Tables, year: int) -> pl.DataFrame:

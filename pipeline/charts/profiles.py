@@ -8,6 +8,8 @@ import polars as pl
 from pipeline.charts.style import (
     DIGITS,
     DIRECTION_DASH,
+    HALF_HEIGHT,
+    HALF_WIDTH,
     HEIGHT,
     WEEK_COLOURS,
     WIDTH,
@@ -55,9 +57,15 @@ def _profile_rows(tables: Tables, keys: list[tuple[int, str]], year: int) -> pl.
 
 
 def _profile_chart(
-    data: pl.DataFrame, y_title: str, zero: bool = True, qualitative: bool = False
+    data: pl.DataFrame,
+    y_title: str | list[str],
+    zero: bool = True,
+    qualitative: bool = False,
+    half: bool = False,
 ) -> alt.TopLevelMixin:
-    """One line per week (and direction); qualitative hues for unordered weeks, else sequential."""
+    """One line per week (and direction); qualitative hues for unordered weeks, else sequential.
+
+    `half`: a half-width figure (Figures 9 and 10 side by side), its week legend one column."""
     weeks = data.sort("week_start")["week"].unique(maintain_order=True).to_list()
     if qualitative and len(weeks) > len(WEEK_COLOURS):
         raise ValueError(f"at most {len(WEEK_COLOURS)} weeks per chart, got {len(weeks)}")
@@ -79,6 +87,8 @@ def _profile_chart(
                 title=None,
                 sort=weeks,
                 scale=alt.Scale(domain=weeks, range=colours),
+                # half width: one column of keys, short solid strokes (no dashes to show)
+                legend=alt.Legend(symbolSize=220, rowPadding=1) if half else alt.Undefined,
             ),
             strokeDash=(
                 alt.StrokeDash("direction:N", scale=DIRECTION_DASH, title="direction")
@@ -87,9 +97,9 @@ def _profile_chart(
             ),
             detail="direction:N",
         )
-        .properties(width=WIDTH, height=HEIGHT)
+        .properties(width=HALF_WIDTH if half else WIDTH, height=HALF_HEIGHT if half else HEIGHT)
     )
-    return finish(chart, legend_columns=2)
+    return finish(chart, legend_columns=1 if half else 2)
 
 
 def fig02_data(tables: Tables, year: int) -> pl.DataFrame:
@@ -99,7 +109,9 @@ def fig02_data(tables: Tables, year: int) -> pl.DataFrame:
 
 def fig02_weekday_hourly(tables: Tables, year: int) -> alt.TopLevelMixin:
     data = fig02_data(tables, year)
-    return _profile_chart(data, "traffic relative to the latest week's peak OUT", qualitative=True)
+    return _profile_chart(
+        data, ["traffic relative to the", "latest week's peak OUT"], qualitative=True
+    )
 
 
 def _five_year_keys(tables: Tables, year: int) -> list[tuple[int, str]]:
@@ -125,7 +137,9 @@ def fig09_data(tables: Tables, year: int) -> pl.DataFrame:
 
 def fig09_five_year_out(tables: Tables, year: int) -> alt.TopLevelMixin:
     return _profile_chart(
-        fig09_data(tables, year), "download (OUT) relative to the latest week's peak"
+        fig09_data(tables, year),
+        ["download (OUT) relative to", "the latest week's peak"],
+        half=True,
     )
 
 
@@ -138,5 +152,8 @@ def fig10_data(tables: Tables, year: int) -> pl.DataFrame:
 
 def fig10_five_year_in(tables: Tables, year: int) -> alt.TopLevelMixin:
     return _profile_chart(
-        fig10_data(tables, year), "upload (IN) relative to the latest week's peak OUT", zero=False
+        fig10_data(tables, year),
+        ["upload (IN) relative to", "the latest week's peak OUT"],
+        zero=False,
+        half=True,
     )

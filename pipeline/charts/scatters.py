@@ -7,7 +7,7 @@ import numpy as np
 import polars as pl
 
 from pipeline.charts import axes
-from pipeline.charts.style import Tables, finish
+from pipeline.charts.style import HALF_WIDTH, Tables, finish
 
 SCATTER_DIGITS = 2  # 0.01 decade: finer than a pixel at this size
 
@@ -29,6 +29,18 @@ def _scatter_data(tables: Tables, service: str, year: int) -> pl.DataFrame:
 
 def _scatter_chart(data: pl.DataFrame, service_word: str) -> alt.TopLevelMixin:
     lo, hi = axes.LOG10_MIN, axes.LOG10_MAX
+    x = alt.X(
+        "log10_daily_out_bytes:Q",
+        scale=axes.log_bytes_scale(),
+        axis=axes.log_bytes_axis(
+            [f"{service_word} user's daily", "download, OUT (bytes)"], two_lines=True
+        ),
+    )
+    y = alt.Y(
+        "log10_daily_in_bytes:Q",
+        scale=axes.log_bytes_scale(),
+        axis=axes.log_bytes_axis("daily upload, IN (bytes)"),  # the x title names the service
+    )
     points = (
         alt.Chart(data)
         .mark_point(
@@ -40,27 +52,20 @@ def _scatter_chart(data: pl.DataFrame, service_word: str) -> alt.TopLevelMixin:
             color="#08519c",
             clip=True,
         )
-        .encode(
-            x=alt.X(
-                "log10_daily_out_bytes:Q",
-                scale=axes.log_bytes_scale(),
-                axis=axes.log_bytes_axis(
-                    f"{service_word} user's daily download, OUT (bytes)", two_lines=True
-                ),
-            ),
-            y=alt.Y(
-                "log10_daily_in_bytes:Q",
-                scale=axes.log_bytes_scale(),
-                axis=axes.log_bytes_axis(f"{service_word} user's daily upload, IN (bytes)"),
-            ),
-        )
+        .encode(x=x, y=y)
     )
+    # The IN = OUT line on the same fields and axes (axes that differ would be merged, and the
+    # merged axis thins out the tick labels once the chart is small).
     diagonal = (
-        alt.Chart(pl.DataFrame({"x": [lo, hi], "y": [lo, hi]}))
+        alt.Chart(
+            pl.DataFrame({"log10_daily_out_bytes": [lo, hi], "log10_daily_in_bytes": [lo, hi]})
+        )
         .mark_line(color="#888888", strokeDash=[4, 3], strokeWidth=1)
-        .encode(x="x:Q", y="y:Q")
+        .encode(x=x, y=y)
     )
-    return finish(alt.layer(points, diagonal).properties(width=420, height=360))
+    # square, so that a decade is as long on both axes; Figures 5 and 6 sit side by side
+    side = HALF_WIDTH - 30
+    return finish(alt.layer(points, diagonal).properties(width=side, height=side))
 
 
 def fig05_data(tables: Tables, year: int) -> pl.DataFrame:

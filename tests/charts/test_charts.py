@@ -156,3 +156,52 @@ def test_fig11_year_colours_apart_in_colour_and_greyscale(svgs):
     colours = year_colours(6)
     assert all(c in svgs["fig11"] for c in colours)
     assert "download (OUT)" in svgs["fig11"] and "upload (IN)" in svgs["fig11"]
+
+
+def test_figures_are_drawn_at_the_size_they_are_printed(svgs):
+    """The report prints an SVG at its own size, so its fonts are the printed ones: a full-width
+    figure fits the text block, a half-width one (Figures 3|4, 5|6, 9|10 side by side) half of it,
+    and no text is smaller than 9 px (6.75 pt)."""
+    from pipeline.charts.style import HALF_FIGURE, HALF_FIGURES, TEXT_WIDTH
+
+    for key, svg in svgs.items():
+        width, height = (
+            float(v)
+            for v in re.search(r'<svg[^>]* width="([\d.]+)" height="([\d.]+)"', svg).groups()
+        )
+        limit = HALF_FIGURE if int(key[3:]) in HALF_FIGURES else TEXT_WIDTH
+        assert width <= limit, (key, width, limit)
+        assert height <= 446, (key, height)  # 118 mm, the figures' max-height in report.css
+        sizes = {float(v) for v in re.findall(r'font-size="([\d.]+)px"', svg)}
+        assert sizes and min(sizes) >= 9, (key, sizes)
+
+
+@pytest.mark.parametrize("key", ["fig03", "fig05", "fig11"])
+def test_half_width_log_axis_units_at_kb_mb_gb_and_ends(svgs, key):
+    """About 32 px a decade: every decade keeps its power, units only three decades apart."""
+    assert [e for e in axes.bytes_tick_values() if axes.shows_unit(e)] == [4, 6, 9, 11]
+    text = svgs[key]
+    for unit in ("(10 KB)", "(1 MB)", "(1 GB)", "(100 GB)"):
+        assert unit in text, (key, unit)
+    for unit in ("(100 KB)", "(10 MB)", "(100 MB)", "(10 GB)"):
+        assert f">{unit}<" not in text, (key, unit)
+
+
+def test_multiline_labels_anchor_their_first_line(svgs):
+    """'10⁹' centred on its tick above '(1 GB)' (WeasyPrint centres an unanchored first line on
+    the whole label)."""
+    assert '<tspan x="0">10⁹</tspan>' in svgs["fig03"]
+    assert not re.search(r"<text [^>]*><tspan>", "".join(svgs.values()))
+
+
+def test_legend_titles_sit_beside_their_keys(svgs):
+    """Fig 2's 'direction' (and Fig 3's 'year', 'direction') on the line of their keys, the second
+    legend under the first, within the figure."""
+    from pipeline.charts.figures import FIGURES
+    from pipeline.charts.style import LEGEND_LAYOUT, to_spec
+
+    assert LEGEND_LAYOUT["bottom"]["direction"] == "vertical"
+    spec = to_spec(FIGURES[1].chart(make_tables(YEAR), YEAR))
+    assert spec["config"]["legend"]["titleOrient"] == "left"
+    assert spec["config"]["legend"]["layout"] == LEGEND_LAYOUT
+    assert ">direction<" in svgs["fig02"]

@@ -258,3 +258,45 @@ def test_export_versions_named_from_the_records():
     assert export_versions_seen(both) == "NetFlow v5, NetFlow v9 and IPFIX"
     assert export_versions_seen([{"records_by_version": {"9": 1, "10": 0}}]) == "NetFlow v9"
     assert export_versions_seen([{"name": "x"}]) == ""  # nothing known: the text names none
+
+
+def test_related_figures_and_tables_side_by_side(built):
+    """Figures 3|4, 5|6, 9|10 and Tables 1|2, 3|4 in pairs, each with its own caption; the
+    half-width figures are the ones the charts draw at half width."""
+    from pipeline.charts.style import HALF_FIGURES
+
+    out, _, _ = built
+    html = (out / "report.html").read_text()
+    pairs = [
+        re.findall(r'id="((?:figure|table)-\d+)"', block)
+        for block in re.findall(r'<div class="pair">(.*?)</div>', html, re.S)
+    ]
+    assert pairs == [
+        ["figure-3", "figure-4"],
+        ["table-1", "table-2"],
+        ["figure-5", "figure-6"],
+        ["table-3", "table-4"],
+        ["figure-9", "figure-10"],
+    ]
+    paired = {int(i.split("-")[1]) for p in pairs for i in p if i.startswith("figure")}
+    assert paired == set(HALF_FIGURES)
+    for block in re.findall(r'<div class="pair">(.*?)</div>', html, re.S):
+        assert block.count("<figcaption>") == 2
+
+
+def test_each_figure_and_table_follows_the_text_that_discusses_it(built):
+    """Printed after the paragraph that first names it, in the same section (no heading between),
+    at most two paragraphs later (the ones that go on discussing it and its pair)."""
+    out, _, _ = built
+    html = (out / "report.html").read_text()
+    chapter = html[html.index('<article class="chapter">') :]
+    for kind, word, n in [("figure", "Figure", n) for n in range(1, 12)] + [
+        ("table", "Table", n) for n in range(1, 5)
+    ]:
+        mention = re.search(rf"<p>[^<]*?\b{word}s? (?:\d+ and )?{n}\b", chapter)
+        assert mention, (word, n)
+        placed = chapter.index(f'id="{kind}-{n}"')
+        assert mention.start() < placed, (word, n)
+        between = chapter[mention.end() : placed]
+        assert "<h2" not in between, (word, n)
+        assert between.count("<p>") <= 2, (word, n)
