@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.aggregate.mode import mode_log10_from_histogram
+from pipeline.aggregate import mode as mode_rules
 from pipeline.aggregate.run import run_sql
 from pipeline.config import Week, analysis_week, utc_offset_ms, week_bounds_ms, weeks_for_year
 
@@ -190,13 +190,8 @@ def daily_usage_summary(user_week: pl.DataFrame, year: int, params: dict[str, An
         h = hist.filter((pl.col("service") == service) & (pl.col("direction") == direction))
         median_log10 = math.log10(median_mb) + 6 if median_mb and median_mb > 0 else None
         modes.append(
-            mode_log10_from_histogram(
-                h["bin_index"].to_numpy(),
-                h["users"].to_numpy(),
-                width,
-                float(usage["mode_tilt_ratio"]),
-                float(usage["mode_shift_decades"]),
-                median_log10,
+            mode_rules.mode_log10(
+                h["bin_index"].to_numpy(), h["users"].to_numpy(), usage, median_log10
             )
         )
     mode_log10 = pl.Series("mode_log10", modes, dtype=pl.Float64)

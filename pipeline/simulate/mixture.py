@@ -95,17 +95,45 @@ def inverse_cdf_grid(mix: Mixture, n_points: int = 40001) -> tuple[np.ndarray, n
     return cdf(mix, x), x
 
 
-def tilt_mode_log10(
-    x_log10: np.ndarray, bin_width: float = 0.1, ratio: float = 0.9, shift: float = 0.05
-) -> float:
-    """Spec §2.4 mode: fullest 0.1-decade bin, shifted half a bin toward a near-equal neighbour."""
-    idx = np.round(np.asarray(x_log10) / bin_width).astype(np.int64)
-    lo = int(idx.min())
-    counts = np.bincount(idx - lo)
-    c = int(np.argmax(counts))
-    n_l = counts[c - 1] if c > 0 else 0
-    n_r = counts[c + 1] if c + 1 < counts.size else 0
-    centre = (c + lo) * bin_width
-    if max(n_l, n_r) >= ratio * counts[c]:
-        return round(centre + (shift if n_r >= n_l else -shift), 6)
-    return round(centre, 6)
+def _bytes_between(mix: Mixture, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """E[10^X ; lo < X <= hi] for each pair of bounds (per user of the population)."""
+    w, mu, sd = mix.arrays()
+    shifted = mu + sd**2 * LN10  # the byte-weighted (tilted) component means
+    a = (np.asarray(lo, dtype=float)[..., None] - shifted) / sd
+    b = (np.asarray(hi, dtype=float)[..., None] - shifted) / sd
+    # Φ(b) - Φ(a), taken on the side of the tail where it does not cancel.
+    mass = np.where(a > 0, special.ndtr(-a) - special.ndtr(-b), special.ndtr(b) - special.ndtr(a))
+    return (w * np.exp(mu * LN10 + 0.5 * (sd * LN10) ** 2) * mass).sum(axis=-1)
+
+
+def stratum_means_log10(mix: Mixture, n: int) -> np.ndarray:
+    """log10 of the mean of 10^X within each of n equal-probability strata, ascending.
+
+    A population that takes one value per stratum has the mixture's mean exactly and, to within
+    one user per bin, its histogram, whatever n is; the top stratum carries the whole tail."""
+    if n <= 0:
+        return np.zeros(0)
+    p = np.arange(1, n) / n
+    cdf_grid, x_grid = inverse_cdf_grid(mix)
+    edges = np.interp(p, cdf_grid, x_grid)
+    for _ in range(4):  # Newton steps from the grid's linear interpolation to the exact quantiles
+        edges = edges - (cdf(mix, edges) - p) / np.maximum(density(mix, edges), 1e-300)
+    lo = np.concatenate([[-np.inf], edges])
+    hi = np.concatenate([edges, [np.inf]])
+    w, mu, sd = mix.arrays()
+    z_lo = (lo[:, None] - mu) / sd
+    z_hi = (hi[:, None] - mu) / sd
+    mass = np.where(
+        z_lo > 0,
+        special.ndtr(-z_lo) - special.ndtr(-z_hi),
+        special.ndtr(z_hi) - special.ndtr(z_lo),
+    )
+    mass = (w * mass).sum(axis=-1)
+    return np.log10(_bytes_between(mix, lo, hi) / mass)
+
+
+def density_curvature(mix: Mixture, x_log10: np.ndarray) -> np.ndarray:
+    """Second derivative of `density` with respect to x (per decade cubed)."""
+    w, mu, sd = mix.arrays()
+    z = (np.asarray(x_log10, dtype=float)[..., None] - mu) / sd
+    return (w * (z**2 - 1) * np.exp(-0.5 * z**2) / (sd**3 * np.sqrt(2 * np.pi))).sum(axis=-1)

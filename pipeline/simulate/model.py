@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 import yaml
-from scipy import interpolate, special
+from scipy import interpolate
 
-from pipeline.simulate.mixture import Mixture, inverse_cdf_grid
+from pipeline.simulate.mixture import Mixture, stratum_means_log10
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration.yaml")
 SERVICES = ("broadband", "mobile")
@@ -86,20 +86,18 @@ def usage_mixture(service: str, service_class: str, direction: str, week_start: 
 
 
 @lru_cache(maxsize=64)
-def _inverse_cdf(service: str, service_class: str, direction: str, week_start: dt.date):
-    return inverse_cdf_grid(usage_mixture(service, service_class, direction, week_start))
+def _stratum_values(
+    service: str, service_class: str, direction: str, week_start: dt.date, n_users: int
+) -> np.ndarray:
+    mix = usage_mixture(service, service_class, direction, week_start)
+    return np.power(10.0, stratum_means_log10(mix, n_users))
 
 
-def stratified_normal_scores(z: np.ndarray) -> np.ndarray:
-    """Normal scores at the mid-quantiles (i + 0.5) / n, handed out in the rank order of `z`.
-
-    Independent draws leave the top 1 % of ~10^4 log-normal users to a handful of extreme values
-    (3 users above 10^12 B/day where 0.4 are expected made the 2024 top-10 % OUT share 56.8 %,
-    not 49.9 %); mid-quantiles keep the sample's ranks (hence the copula) but not that noise."""
-    n = len(z)
-    rank = np.empty(n, dtype=np.int64)
-    rank[np.argsort(z, kind="stable")] = np.arange(n)
-    return special.ndtri((rank + 0.5) / max(n, 1))
+def ranks(z: np.ndarray) -> np.ndarray:
+    """0-based rank of each value (ties in input order)."""
+    rank = np.empty(len(z), dtype=np.int64)
+    rank[np.argsort(z, kind="stable")] = np.arange(len(z))
+    return rank
 
 
 def sample_daily_usage(
@@ -110,19 +108,19 @@ def sample_daily_usage(
 
     One value pair per user as the report counts users (a dual-protocol subscriber is two users).
     IN and OUT are joined by a Gaussian copula (rank correlation ≈ 0.65). Each marginal is
-    quantile-stratified (see `stratified_normal_scores`), so that a population of ~10^4 users
-    carries the model's distribution, heavy tail included, instead of a noisy draw from it."""
+    stratified: the user of rank i takes the mean of the i-th of n equal-probability strata of
+    the model (`mixture.stratum_means_log10`), so that any n users carry the model's mean exactly
+    and its histogram to one user a bin. Independent draws left the top 1 % of ~10^4 log-normal
+    users to a handful of extreme values (3 users above 10^12 B/day where 0.4 were expected made
+    the 2024 top-10 % OUT share 56.8 %, not 49.9 %); mid-quantiles alone left means 3 % low."""
     _check(service, service_class)
     rho = float(load_calibration()["daily_usage"]["copula_rho"])
     z = rng.standard_normal((2, n_users))
-    z_out = stratified_normal_scores(z[0])
-    z_in = stratified_normal_scores(rho * z[0] + math.sqrt(1 - rho**2) * z[1])
-    result = []
-    for direction, zz in (("IN", z_in), ("OUT", z_out)):
-        cdf_grid, x_grid = _inverse_cdf(service, service_class, direction, week_start)
-        x_log10 = np.interp(special.ndtr(zz), cdf_grid, x_grid)
-        result.append(np.power(10.0, x_log10))
-    return result[0], result[1]
+    rank_out = ranks(z[0])
+    rank_in = ranks(rho * z[0] + math.sqrt(1 - rho**2) * z[1])
+    daily_in = _stratum_values(service, service_class, "IN", week_start, n_users)[rank_in]
+    daily_out = _stratum_values(service, service_class, "OUT", week_start, n_users)[rank_out]
+    return daily_in, daily_out
 
 
 # ---- hour-of-week shapes ---------------------------------------------------------------------

@@ -10,18 +10,29 @@ import datetime as dt
 import numpy as np
 import polars as pl
 
+from pipeline.aggregate.mode import mode_log10
+from pipeline.config import load_params
 from pipeline.simulate import model
-from pipeline.simulate.mixture import tilt_mode_log10
+
+
+def _report_mode_log10(daily_bytes: np.ndarray) -> float:
+    """The mode by the report's rule (params.yaml) on 0.1-decade bins."""
+    usage = load_params()["daily_usage"]
+    width = float(usage["bin_width_decades"])
+    idx, counts = np.unique(
+        np.round(np.log10(daily_bytes) / width).astype(np.int64), return_counts=True
+    )
+    return mode_log10(idx, counts, usage)
 
 
 def sample_usage_stats(daily_bytes: np.ndarray) -> dict[str, float]:
-    """Mean/median/mode (MB/day, spec §2.4 rule) and top-10 %/1 % shares (%) of one sample."""
+    """Mean/median/mode (MB/day; the report's mode rule), top-10 %/1 % shares (%) of a sample."""
     desc = np.sort(daily_bytes)[::-1]
     n = desc.size
     return {
         "mean_mb": float(daily_bytes.mean() / 1e6),
         "median_mb": float(np.median(daily_bytes) / 1e6),
-        "mode_log10": tilt_mode_log10(np.log10(daily_bytes)),
+        "mode_log10": _report_mode_log10(daily_bytes),
         "top10_pct": float(100 * desc[: int(np.ceil(0.10 * n))].sum() / desc.sum()),
         "top1_pct": float(100 * desc[: int(np.ceil(0.01 * n))].sum() / desc.sum()),
     }

@@ -19,7 +19,8 @@ import polars as pl
 import pytest
 
 from pipeline.aggregate.history import read_history
-from pipeline.config import Paths
+from pipeline.config import PUBLISHED_DIR, Paths
+from pipeline.simulate.calibration_table import calibration_table
 
 pytestmark = pytest.mark.slow  # builds a small simulated world end to end (minutes)
 
@@ -125,6 +126,19 @@ def test_csvs_match_tables_and_hold_no_identifiers(built: Paths) -> None:
         assert not dotted_quad.search(body), f"{path.name} contains an IPv4 address"
         assert not any(i in body for i in ids), f"{path.name} contains a subscriber identifier"
         assert "2001:db8" not in body.lower(), f"{path.name} contains an IPv6 address"
+
+
+def test_every_year_meets_the_published_bars(built: Paths) -> None:
+    """Issue bars, every simulated year 2019-2024: modes on the published grid value (0 steps),
+    means and published medians within 2 %, top shares within 1 point, port shares 1.5 points."""
+    if not PUBLISHED_DIR.is_dir():
+        pytest.skip(f"{PUBLISHED_DIR} is absent (../shared not beside the repository)")
+    table = calibration_table(built, range(2019, YEAR + 1))
+    barred = table.filter(pl.col("within_bar").is_not_null())
+    modes = barred.filter(pl.col("statistic").str.contains(" mode "))
+    assert modes.height >= 4 * 6  # broadband and mobile, IN and OUT, six years
+    missed = barred.filter(~pl.col("within_bar"))
+    assert missed.height == 0, missed.select("year", "statistic", "published", "measured").rows()
 
 
 def test_every_record_accounted(built: Paths) -> None:
