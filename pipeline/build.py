@@ -68,22 +68,29 @@ def build(
     settings = settings or Settings.from_env()
     if force is None:
         force = os.environ.get("BBTR_FORCE_REBUILD") == "1"
-    if force:
-        os.environ["BBTR_FORCE_REBUILD"] = "1"  # the simulator rewrites its files too
     assets = with_code_versions(list(definitions.assets or []), settings)
     resources = dict(definitions.resources or {}) | {"settings": resource_from_settings(settings)}
     instance = (
         DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
     )
     years = [year] if only else [y for y in report_years() if from_year <= y <= year]
-    for y in years:
-        started = time.monotonic()
-        ran = _build_year(instance, assets, resources, y, settings, force)
-        took = time.monotonic() - started
-        if ran is None:
-            return False
-        what = f"{len(ran)} assets" if ran else "nothing changed"
-        print(f"build: report year {y}: {what} in {took:.0f}s", flush=True)
+    saved = os.environ.get("BBTR_FORCE_REBUILD")
+    if force:
+        os.environ["BBTR_FORCE_REBUILD"] = "1"  # the simulator rewrites its files too
+    try:
+        for y in years:
+            started = time.monotonic()
+            ran = _build_year(instance, assets, resources, y, settings, force)
+            took = time.monotonic() - started
+            if ran is None:
+                return False
+            what = f"{len(ran)} assets" if ran else "nothing changed"
+            print(f"build: report year {y}: {what} in {took:.0f}s", flush=True)
+    finally:
+        if saved is None:
+            os.environ.pop("BBTR_FORCE_REBUILD", None)
+        else:
+            os.environ["BBTR_FORCE_REBUILD"] = saved
     return True
 
 
@@ -101,8 +108,11 @@ def _build_year(instance, assets, resources, year: int, settings: Settings, forc
         if force:
             todo = {a.key: "--force" for a in assets}
         else:
-            todo = stale_assets(instance, assets, partition, paths, always)
-            todo = {k: why for k, why in todo.items() if k.to_user_string() not in ran}
+            stale = stale_assets(instance, assets, partition, paths, always)
+            todo = {k: why for k, why in stale.items() if k.to_user_string() not in ran}
+            again = sorted(k.to_user_string() for k in stale.keys() - todo.keys())
+            if again:  # e.g. an asset whose files another step rewrote: not run twice
+                print(f"build: {year} still stale after running once: {again}", file=sys.stderr)
         if not todo:
             break
         for key, why in sorted(todo.items()):
