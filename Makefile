@@ -2,11 +2,12 @@
 YEAR ?= 2024
 SCALE ?= default
 FLOW_FORMAT ?= ipfix
+FORCE ?=
 
 .PHONY: report test test-quick bench ui lint collect
 
-report:            ## simulate the ISP, run the whole Dagster graph for 2019..YEAR, write reports/YEAR/
-	bash scripts/build-report.sh --year $(YEAR) --scale $(SCALE) --flow-format $(FLOW_FORMAT)
+report:            ## simulate the ISP, run what changed of the Dagster graph for 2019..YEAR, write reports/YEAR/ (FORCE=1: everything)
+	bash scripts/build-report.sh --year $(YEAR) --scale $(SCALE) --flow-format $(FLOW_FORMAT) $(if $(FORCE),--force)
 
 test:              ## the test suite (what CI runs)
 	bash scripts/test.sh

@@ -1,7 +1,11 @@
-"""Headless build: materialise the whole Dagster graph for each report year up to --year, in order.
+"""Headless build: for each report year up to --year, in order, materialise what changed.
 
 Each year's aggregates go to the history store, so the report of year Y can compare it with the
-years before; years already built are rebuilt too (cheap, and the output stays byte-identical).
+years before. An asset runs when it was never materialised, its code version (code, params,
+settings it reads: `pipeline.defs.versions`) changed, an upstream has a new data version, or its
+files are gone (`pipeline.defs.stale`); otherwise it is skipped. Runs go in waves: after a wave,
+the assets downstream of what changed are looked at again. `--force` (or BBTR_FORCE_REBUILD=1)
+materialises everything and makes the simulator write every file again.
 """
 
 from __future__ import annotations
@@ -36,44 +40,100 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=FLOW_FORMATS,
         help="form of the simulated ISP's flow exports (the pipeline reads any of them)",
     )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        default=os.environ.get("BBTR_FORCE_REBUILD") == "1",
+        help="rebuild every asset and re-simulate, changed or not (also BBTR_FORCE_REBUILD=1)",
+    )
     return p.parse_args(argv)
 
 
-def build(year: int, from_year: int, only: bool = False, settings: Settings | None = None) -> bool:
-    """Materialise every asset for each partition from_year..year; False if any step failed."""
-    from dagster import DagsterInstance, materialize
+def build(
+    year: int,
+    from_year: int,
+    only: bool = False,
+    settings: Settings | None = None,
+    force: bool | None = None,
+) -> bool:
+    """Materialise what changed (everything with `force`) for each partition from_year..year;
+    False if any step failed."""
+    from dagster import DagsterInstance
 
     from pipeline.definitions import defs
     from pipeline.defs.resources import resource_from_settings
+    from pipeline.defs.versions import with_code_versions
 
     definitions = defs()
-    assets = list(definitions.assets or [])
     settings = settings or Settings.from_env()
+    if force is None:
+        force = os.environ.get("BBTR_FORCE_REBUILD") == "1"
+    assets = with_code_versions(list(definitions.assets or []), settings)
     resources = dict(definitions.resources or {}) | {"settings": resource_from_settings(settings)}
     instance = (
         DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
     )
     years = [year] if only else [y for y in report_years() if from_year <= y <= year]
-    for y in years:
-        started = time.monotonic()
+    saved = os.environ.get("BBTR_FORCE_REBUILD")
+    if force:
+        os.environ["BBTR_FORCE_REBUILD"] = "1"  # the simulator rewrites its files too
+    try:
+        for y in years:
+            started = time.monotonic()
+            ran = _build_year(instance, assets, resources, y, settings, force)
+            took = time.monotonic() - started
+            if ran is None:
+                return False
+            what = f"{len(ran)} assets" if ran else "nothing changed"
+            print(f"build: report year {y}: {what} in {took:.0f}s", flush=True)
+    finally:
+        if saved is None:
+            os.environ.pop("BBTR_FORCE_REBUILD", None)
+        else:
+            os.environ["BBTR_FORCE_REBUILD"] = saved
+    return True
+
+
+def _build_year(instance, assets, resources, year: int, settings: Settings, force: bool):
+    """Run the year's stale assets wave by wave; the names run, or None if a step failed."""
+    from dagster import materialize
+
+    from pipeline.config import Paths
+    from pipeline.defs.stale import stale_assets
+
+    paths, partition = Paths.from_env(), str(year)
+    always = ["raw_inputs"] if settings.source == "files" else []
+    ran: list[str] = []
+    for _wave in range(len(assets) + 1):
+        if force:
+            todo = {a.key: "--force" for a in assets}
+        else:
+            stale = stale_assets(instance, assets, partition, paths, always)
+            todo = {k: why for k, why in stale.items() if k.to_user_string() not in ran}
+            again = sorted(k.to_user_string() for k in stale.keys() - todo.keys())
+            if again:  # e.g. an asset whose files another step rewrote: not run twice
+                print(f"build: {year} still stale after running once: {again}", file=sys.stderr)
+        if not todo:
+            break
+        for key, why in sorted(todo.items()):
+            print(f"build: {year} {key.to_user_string()}: {why}", flush=True)
         result = materialize(
             assets,
+            selection=sorted(todo),
             instance=instance,
             resources=resources,
-            partition_key=str(y),
+            partition_key=partition,
             raise_on_error=False,
-            tags={"bbtr/year": str(y)},
+            tags={"bbtr/year": partition},
         )
-        took = time.monotonic() - started
         if not result.success:
             failed = [e.step_key for e in result.all_events if e.is_step_failure]
-            print(
-                f"build: report year {y} FAILED after {took:.0f}s in steps {failed}",
-                file=sys.stderr,
-            )
-            return False
-        print(f"build: report year {y} materialised in {took:.0f}s", flush=True)
-    return True
+            print(f"build: report year {year} FAILED in steps {failed}", file=sys.stderr)
+            return None
+        ran += [k.to_user_string() for k in todo]
+        if force:
+            break
+    return ran
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     os.environ.update(settings.as_env())  # worker processes and a later `make ui` see the same
     started = time.monotonic()
-    ok = build(args.year, args.from_year, args.only, settings)
+    ok = build(args.year, args.from_year, args.only, settings, args.force)
     if ok:
         from pipeline.config import Paths
 

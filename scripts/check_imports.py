@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "pipeline"
 
-# stage → the stages it may import ("base" = atomic, config, parallel: shared by all).
+# stage → the stages it may import ("base" = atomic, config, fingerprint, parallel: shared by all).
 ALLOWED: dict[str, set[str]] = {
     "base": set(),
     "wire": {"base"},
@@ -29,7 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "build": {"base", "defs", "definitions"},
     "definitions": {"base", "defs"},
 }  # fmt: skip
-BASE_MODULES = {"atomic", "config", "parallel", "__init__"}
+BASE_MODULES = {"atomic", "config", "fingerprint", "parallel", "__init__"}
 
 
 def module_name(path: Path) -> str:

@@ -19,6 +19,7 @@ from pipeline.aggregate import year as aggregate_year
 from pipeline.config import load_params
 from pipeline.defs.assets_attribute import attributed_flows
 from pipeline.defs.assets_ingest import mobile_usage, monthly_counters, normalised_flows
+from pipeline.defs.outputs import versioned_result
 from pipeline.defs.partitions import report_year_partitions
 from pipeline.defs.resources import PipelineSettings
 
@@ -38,11 +39,11 @@ def user_week_usage(
     context: AssetExecutionContext, settings: PipelineSettings
 ) -> MaterializeResult:
     """Per personal user: daily IN/OUT bytes in the analysis week (hashed keys, warehouse only)."""
-    df = aggregate_year.compute_user_week(
-        settings.paths(), int(context.partition_key), settings.user_key_salt
-    )
+    year, paths = int(context.partition_key), settings.paths()
+    df = aggregate_year.compute_user_week(paths, year, settings.user_key_salt)
     counts = df.group_by("service").len().sort("service")
-    return MaterializeResult(metadata={"users": MetadataValue.json(dict(counts.iter_rows()))})
+    users = {"users": MetadataValue.json(dict(counts.iter_rows()))}
+    return versioned_result("user_week_usage", paths, year, users)
 
 
 TABLES: dict[str, tuple[list, list[Check]]] = {
@@ -107,8 +108,11 @@ def _aggregate_asset(table: str, deps: list, table_checks: list[Check]) -> Asset
                     severity=AssetCheckSeverity.ERROR if blocking else AssetCheckSeverity.WARN,
                 )
             )
-        return MaterializeResult(
-            metadata={"rows": df.height, "preview": MetadataValue.md(_preview(df))},
+        return versioned_result(
+            table,
+            settings.paths(),
+            int(context.partition_key),
+            {"rows": df.height, "preview": MetadataValue.md(_preview(df))},
             check_results=results,
         )
 

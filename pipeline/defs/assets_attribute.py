@@ -12,6 +12,7 @@ from dagster import (
 
 from pipeline.attribute import year as attribute_year
 from pipeline.defs.assets_ingest import normalised_flows, subscriber_sessions
+from pipeline.defs.outputs import versioned_result
 from pipeline.defs.partitions import report_year_partitions
 from pipeline.defs.resources import PipelineSettings
 
@@ -44,8 +45,11 @@ def attributed_flows(
         settings.paths(), int(context.partition_key), settings.user_key_salt, settings.workers
     )
     share = s["unattributed_bytes_pct"]
-    return MaterializeResult(
-        metadata={
+    return versioned_result(
+        "attributed_flows",
+        settings.paths(),
+        int(context.partition_key),
+        {
             "flows_in": s["flows_in"],
             "flows_out": s["flows_out"],
             "attributed": s["attributed"],

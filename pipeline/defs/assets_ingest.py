@@ -1,14 +1,18 @@
 """Ingest group: raw inputs (simulated or an ISP's own) → normalised Parquet in the warehouse."""
 
+import os
+
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
+    DataVersion,
     MaterializeResult,
     MetadataValue,
     asset,
 )
 
+from pipeline.defs.outputs import INTACT_KEY, intact_token, versioned_result
 from pipeline.defs.partitions import report_year_partitions
 from pipeline.defs.resources import PipelineSettings
 from pipeline.ingest import year as ingest_year
@@ -16,6 +20,11 @@ from pipeline.simulate.run import simulate_year
 from pipeline.simulate.world import SimScale
 
 GROUP = "ingest"
+
+
+def force_rebuild() -> bool:
+    """BBTR_FORCE_REBUILD=1: the simulator writes every file even when its cache key matches."""
+    return os.environ.get("BBTR_FORCE_REBUILD") == "1"
 
 
 def as_metadata(summary: dict) -> dict:
@@ -29,23 +38,28 @@ def as_metadata(summary: dict) -> dict:
 def raw_inputs(context: AssetExecutionContext, settings: PipelineSettings) -> MaterializeResult:
     """The report year's raw files: written by the simulated ISP, or an ISP's own, catalogued."""
     year, paths = int(context.partition_key), settings.paths()
-    simulator = None
+    simulator, reused = None, {}
     if settings.source == "simulator":
         simulator = {"scale": settings.scale, "seed": settings.seed,
                      "flow_format": settings.flow_format}  # fmt: skip
-        simulate_year(year, paths.raw, paths.truth, SimScale.preset(settings.scale), settings.seed,
-                      settings.flow_format)  # fmt: skip
+        sim = simulate_year(year, paths.raw, paths.truth, SimScale.preset(settings.scale),
+                            settings.seed, settings.flow_format,
+                            reuse=not force_rebuild())  # fmt: skip
+        reused = {"simulator_reused": sim["reused"]}
     elif settings.source != "files":
         raise ValueError(f"unknown raw input source {settings.source!r} (simulator or files)")
     summary = ingest_year.catalogue_raw_inputs(paths, year, settings.source, simulator)
     return MaterializeResult(
+        data_version=DataVersion(summary["inputs_sha256"]),
         metadata={
             "source": settings.source,
             "flow_format": settings.flow_format if settings.source == "simulator" else "registry",
             "files": summary["files"],
             "bytes": summary["bytes"],
             "inputs_sha256": summary["inputs_sha256"],
+            INTACT_KEY: intact_token("raw_inputs", paths, year),
         }
+        | reused,
     )
 
 
@@ -70,8 +84,11 @@ def normalised_flows(
         settings.paths(), int(context.partition_key), settings.workers
     )
     conserved = summary["records_in"] == summary["records_decoded"] + summary["records_quarantined"]
-    return MaterializeResult(
-        metadata={
+    return versioned_result(
+        "normalised_flows",
+        settings.paths(),
+        int(context.partition_key),
+        {
             "partitions": summary["partitions"],
             "records_in": summary["records_in"],
             "records_decoded": summary["records_decoded"],
@@ -96,22 +113,16 @@ def subscriber_sessions(
 ) -> MaterializeResult:
     """PPPoE sessions from RADIUS accounting and IPv6 IPoE prefix leases, as half-open intervals."""
     summary = ingest_year.ingest_subscriber_sessions(settings.paths(), int(context.partition_key))
-    return MaterializeResult(
-        metadata={
-            k: MetadataValue.json(v) if isinstance(v, dict) else v for k, v in summary.items()
-        }
-    )
+    year, paths = int(context.partition_key), settings.paths()
+    return versioned_result("subscriber_sessions", paths, year, as_metadata(summary))
 
 
 @asset(group_name=GROUP, partitions_def=report_year_partitions, deps=[raw_inputs])
 def mobile_usage(context: AssetExecutionContext, settings: PipelineSettings) -> MaterializeResult:
     """Per phone number and day usage from the access-gateway billing records."""
     summary = ingest_year.ingest_mobile_usage(settings.paths(), int(context.partition_key))
-    return MaterializeResult(
-        metadata={
-            k: MetadataValue.json(v) if isinstance(v, dict) else v for k, v in summary.items()
-        }
-    )
+    year, paths = int(context.partition_key), settings.paths()
+    return versioned_result("mobile_usage", paths, year, as_metadata(summary))
 
 
 @asset(group_name=GROUP, partitions_def=report_year_partitions, deps=[raw_inputs])
@@ -120,8 +131,5 @@ def monthly_counters(
 ) -> MaterializeResult:
     """Monthly interface-counter totals per service and direction."""
     summary = ingest_year.ingest_counters(settings.paths(), int(context.partition_key))
-    return MaterializeResult(
-        metadata={
-            k: MetadataValue.json(v) if isinstance(v, dict) else v for k, v in summary.items()
-        }
-    )
+    year, paths = int(context.partition_key), settings.paths()
+    return versioned_result("monthly_counters", paths, year, as_metadata(summary))

@@ -1,40 +1,63 @@
-"""Charts and report groups: SVG figures, then the PDF/HTML/CSV report of the year."""
+"""Charts and report groups: SVG figures, then the PDF/HTML/CSV report of the year.
 
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+The figures and the report of year Y read the history of every year up to Y (all but the
+current-year-only tables), so they depend on those years' partitions of each table."""
 
+from dagster import (
+    AssetDep,
+    AssetExecutionContext,
+    AssetKey,
+    MaterializeResult,
+    MetadataValue,
+    StaticPartitionMapping,
+    asset,
+)
+
+from pipeline.config import report_years
 from pipeline.defs.assets_aggregate import TABLES
+from pipeline.defs.assets_ingest import normalised_flows, raw_inputs
+from pipeline.defs.outputs import versioned_result
 from pipeline.defs.partitions import report_year_partitions
 from pipeline.defs.resources import PipelineSettings
 from pipeline.report import year as report_year
 
-
-@asset(
-    group_name="charts",
-    partitions_def=report_year_partitions,
-    deps=[AssetKey(name) for name in TABLES],
+# upstream year → the report years that read it (itself and every later one)
+YEARS_UP_TO = StaticPartitionMapping(
+    {str(u): [str(y) for y in report_years() if y >= u] for u in report_years()}
 )
+TABLE_DEPS = [
+    AssetDep(AssetKey(name))
+    if name in report_year.CURRENT_YEAR_ONLY
+    else AssetDep(AssetKey(name), partition_mapping=YEARS_UP_TO)
+    for name in TABLES
+]
+
+
+@asset(group_name="charts", partitions_def=report_year_partitions, deps=TABLE_DEPS)
 def report_figures(context: AssetExecutionContext, settings: PipelineSettings) -> MaterializeResult:
     """Figures 1–11 as SVG from the history store (this year and the years before it)."""
-    figures = report_year.build_figures(settings.paths(), int(context.partition_key))
-    return MaterializeResult(
-        metadata={
-            "figures": len(figures),
-            "files": MetadataValue.json(sorted(p.name for p in figures.values())),
-        }
-    )
+    year, paths = int(context.partition_key), settings.paths()
+    figures = report_year.build_figures(paths, year)
+    metadata = {
+        "figures": len(figures),
+        "files": MetadataValue.json(sorted(p.name for p in figures.values())),
+    }
+    return versioned_result("report_figures", paths, year, metadata)
 
 
-@asset(group_name="report", partitions_def=report_year_partitions, deps=[report_figures])
+@asset(
+    group_name="report",
+    partitions_def=report_year_partitions,
+    deps=[report_figures, *TABLE_DEPS, raw_inputs, normalised_flows],  # provenance, ingest reports
+)
 def annual_report(context: AssetExecutionContext, settings: PipelineSettings) -> MaterializeResult:
     """reports/<year>/: report.pdf, report.html, one CSV per figure and table, provenance.json."""
-    out = report_year.build_annual_report(
-        settings.paths(), int(context.partition_key), settings.source
-    )
-    return MaterializeResult(
-        metadata={
-            "pdf": MetadataValue.path(str(out["pdf"])),
-            "pdf_sha256": out["pdf_sha256"],
-            "pages": out["pages"],
-            "csv_files": out["csv_files"],
-        }
-    )
+    year, paths = int(context.partition_key), settings.paths()
+    out = report_year.build_annual_report(paths, year, settings.source)
+    metadata = {
+        "pdf": MetadataValue.path(str(out["pdf"])),
+        "pdf_sha256": out["pdf_sha256"],
+        "pages": out["pages"],
+        "csv_files": out["csv_files"],
+    }
+    return versioned_result("annual_report", paths, year, metadata)

@@ -13,7 +13,7 @@ import polars as pl
 from pipeline.atomic import write_parquet_atomic, write_text_atomic
 from pipeline.config import Paths, report_years, weeks_for_year
 from pipeline.parallel import run_parallel
-from pipeline.simulate import billing, world
+from pipeline.simulate import billing, cache, world
 from pipeline.simulate.flow_files import (
     FLOW_FORMATS,
     SOURCES,
@@ -58,15 +58,21 @@ def simulate_year(
     seed: int = 1,
     flow_format: str = "ipfix",
     faults: bool = True,
+    reuse: bool = True,
 ) -> dict:
     """Write every raw file of the year's weeks, the shared files, and `truth/<year>/`
-    (`scale` may be a preset name); refreshes `truth/manifest.json`."""
+    (`scale` may be a preset name); refreshes `truth/manifest.json`. With `reuse`, a year whose
+    cache key and files match `raw/.simulator/year=<Y>.json` is left as it is (nothing written)."""
     began = time.perf_counter()
     raw_dir, truth_dir = Path(raw_dir), Path(truth_dir)
     if isinstance(scale, str):
         scale = world.SimScale.preset(scale)
-    pop = world.build_population(scale, seed)
     check_flow_format(flow_format)
+    key = cache.simulator_key(year, scale.as_dict(), seed, flow_format, faults)
+    if reuse and (recorded := cache.reusable(raw_dir, truth_dir, key)) is not None:
+        return recorded | {"reused": True, "seconds": round(time.perf_counter() - began, 2)}
+    cache.manifest_path(raw_dir, year).unlink(missing_ok=True)  # stale until rewritten below
+    pop = world.build_population(scale, seed)
     files = write_shared_files(raw_dir, flow_format)
     records: dict[str, int] = {}
     year_truth = truth_dir / str(year)
@@ -100,7 +106,8 @@ def simulate_year(
         year_truth / "manifest.json", json.dumps(summary, indent=1, sort_keys=True) + "\n"
     )
     write_truth_manifest(truth_dir, scale, seed)
-    return summary | {"seconds": round(time.perf_counter() - began, 2)}
+    cache.write_manifest(raw_dir, truth_dir, key, summary)
+    return summary | {"reused": False, "seconds": round(time.perf_counter() - began, 2)}
 
 
 def write_truth_manifest(truth_dir: Path, scale: world.SimScale, seed: int) -> dict:

@@ -98,12 +98,39 @@ def test_every_asset_is_partitioned_by_report_year() -> None:
 
 
 def test_report_depends_on_every_published_aggregate() -> None:
+    """The figures and the report read every published table (the report also the raw-input
+    provenance and the ingest reports), so a change to any of them re-runs both."""
     graph = defs().resolve_asset_graph()
-    assert graph.get(AssetKey("annual_report")).parent_keys == {AssetKey("report_figures")}
     aggregates = {k.path[-1] for k in graph.get_all_asset_keys()
                   if graph.get(k).group_name == "aggregate"}  # fmt: skip
+    published = aggregates - {"user_week_usage"}  # internal, never published
     figure_parents = {k.path[-1] for k in graph.get(AssetKey("report_figures")).parent_keys}
-    assert figure_parents == aggregates - {"user_week_usage"}  # internal, never published
+    assert figure_parents == published
+    report_parents = {k.path[-1] for k in graph.get(AssetKey("annual_report")).parent_keys}
+    assert report_parents == published | {"report_figures", "raw_inputs", "normalised_flows"}
+
+
+def test_report_of_a_year_reads_the_history_of_every_year_before() -> None:
+    """Year Y's figures depend on the multi-year tables of every year up to Y, and on the
+    current-year-only tables of Y alone."""
+    graph = defs().resolve_asset_graph()
+    years = [str(y) for y in report_years()]
+    node = graph.get(AssetKey("report_figures"))
+
+    def upstream_years(table: str) -> list[str]:
+        mapping = node.partition_mappings.get(AssetKey(table))
+        if mapping is None:
+            return [years[-1]]
+        subset = mapping.get_upstream_mapped_partitions_result_for_partitions(
+            node.partitions_def.subset_with_partition_keys([years[-1]]),
+            node.partitions_def,
+            graph.get(AssetKey(table)).partitions_def,
+        ).partitions_subset
+        return sorted(subset.get_partition_keys())
+
+    assert upstream_years("usage_by_port") == years
+    assert upstream_years("daily_usage_summary") == years
+    assert upstream_years("scatter_sample") == [years[-1]]
 
 
 def test_collector_sensor_runs_the_annual_report_job() -> None:

@@ -37,7 +37,9 @@ def _set_env(root: Path) -> dict[str, str | None]:
     os.environ.update({"BBTR_DATA_DIR": str(root / "data"),
                        "BBTR_REPORTS_DIR": str(root / "reports"),
                        "BBTR_SCALE": "small", "BBTR_SOURCE": "simulator",
-                       "SOURCE_DATE_EPOCH": "1717372800"})  # fmt: skip
+                       "SOURCE_DATE_EPOCH": "1717372800",
+                       "DAGSTER_HOME": str(root / "dagster_home")})  # fmt: skip
+    (root / "dagster_home").mkdir(exist_ok=True)
     return saved
 
 
@@ -174,6 +176,27 @@ def test_table3_estimate_matches_ground_truth(built: Paths) -> None:
         assert abs(got[row_id] - want) <= PORT_TRUTH_TOLERANCE_PTS, (row_id, got[row_id], want)
 
 
+def test_second_build_with_nothing_changed_runs_nothing(built: Paths) -> None:
+    """Every asset is fresh after the first build: a second one starts no run and writes nothing
+    (the simulator's files are reused, not rewritten)."""
+    from dagster import DagsterInstance
+
+    from pipeline.build import build
+
+    saved = _set_env(built.data_root.parent)
+    try:
+        instance = DagsterInstance.get()
+        runs_before = len(instance.get_run_records())
+        reports_before = _digests(built.reports)
+        raw_mtimes = {p: p.stat().st_mtime_ns for p in built.raw.rglob("*") if p.is_file()}
+        assert build(YEAR, 2019)
+        assert len(instance.get_run_records()) == runs_before, "a no-change build ran assets"
+    finally:
+        _restore_env(saved)
+    assert _digests(built.reports) == reports_before
+    assert {p: p.stat().st_mtime_ns for p in raw_mtimes} == raw_mtimes
+
+
 def test_rebuild_from_history_is_byte_identical(built: Paths) -> None:
     """Rebuild 2024 alone after deleting every raw and warehouse file: earlier years come from the
     history store only, and the outputs are the same bytes as the first build."""
@@ -184,7 +207,7 @@ def test_rebuild_from_history_is_byte_identical(built: Paths) -> None:
     shutil.rmtree(built.warehouse)
     saved = _set_env(built.data_root.parent)
     try:
-        assert build(YEAR, YEAR, only=True)
+        assert build(YEAR, YEAR, only=True, force=True)  # re-render, though nothing changed
     finally:
         _restore_env(saved)
     after = _digests(built.reports / str(YEAR))
@@ -254,7 +277,9 @@ def test_failing_blocking_check_stops_the_pdf(built: Paths, monkeypatch, tmp_pat
     saved = _set_env(built.data_root.parent)
     os.environ["BBTR_REPORTS_DIR"] = str(tmp_path / "reports")
     try:
-        assert not build(YEAR, YEAR, only=True), "the build passed despite a failed blocking check"
+        assert not build(YEAR, YEAR, only=True, force=True), (
+            "the build passed despite a failed blocking check"
+        )
     finally:
         _restore_env(saved)
     assert not (tmp_path / "reports" / str(YEAR) / "report.pdf").exists()

@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from pipeline.config import analysis_week, week_bounds_ms
-from pipeline.simulate import world
+from pipeline.simulate import cache, world
 from pipeline.simulate.flows import Cells, PortMix, fill_server_ports
 from pipeline.simulate.run import parse_years, simulate, simulate_year
 from pipeline.wire.ipfix.writer import RECORD_DTYPE_V4, RECORD_DTYPE_V6
@@ -306,3 +306,35 @@ def test_active_hours_follow_the_profile_and_conserve_bytes() -> None:
     heavy = weight[user == 0, 1] / hour_w["OUT"][h[user == 0]]
     median_user = weight[user == 1, 1] / hour_w["OUT"][h[user == 1]]
     assert np.std(np.log(heavy)) < 0.01 < 0.15 < np.std(np.log(median_user))
+
+
+def _mtimes(root: Path) -> dict[str, int]:
+    return {p.relative_to(root).as_posix(): p.stat().st_mtime_ns
+            for p in sorted(root.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+def test_same_key_reuses_the_files_and_writes_nothing(sim: Path) -> None:
+    before = _mtimes(sim)
+    out = simulate_year(
+        YEAR, sim / "raw", sim / "truth", world.SimScale.preset("small"), seed=7, faults=False
+    )
+    assert out["reused"] is True
+    assert _mtimes(sim) == before, "a year with a matching cache key was written again"
+    manifest = json.loads(cache.manifest_path(sim / "raw", YEAR).read_text())
+    assert out["sha256"] == manifest["summary"]["sha256"]
+
+
+def test_another_key_or_a_damaged_file_is_not_reused(sim: Path) -> None:
+    small = world.SimScale.preset("small").as_dict()
+    key = cache.simulator_key(YEAR, small, 7, "ipfix", False)
+    assert cache.reusable(sim / "raw", sim / "truth", key) is not None
+    other_seed = cache.simulator_key(YEAR, small, 8, "ipfix", False)
+    assert cache.reusable(sim / "raw", sim / "truth", other_seed) is None
+    victim = sorted((sim / "raw" / "radius").glob("detail-*"))[0]
+    moved = victim.with_name(victim.name + ".away")
+    victim.rename(moved)
+    try:
+        assert cache.reusable(sim / "raw", sim / "truth", key) is None
+    finally:
+        moved.rename(victim)
+    assert cache.reusable(sim / "raw", sim / "truth", key) is not None
