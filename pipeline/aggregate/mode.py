@@ -1,7 +1,8 @@
 """The mode rules of spec §2.4 (INFERRED, chosen in params.yaml daily_usage.mode_rule).
 
-`parabolic` (default): the vertex of the parabola through the log user counts of the fullest
-log10 bin and its two neighbours, rounded to the 0.05-decade grid the published modes lie on.
+`parabolic` (default): the vertex of the parabola fitted by least squares to the log user counts
+of the bins around the fullest one (`mode_fit_bins` of them, centred on the bin nearest the
+vertex), rounded to the 0.05-decade grid the published modes lie on.
 `tilt`: the spec's suggested rule, the fullest bin's centre nudged half a bin toward a neighbour
 that holds at least r of it.
 """
@@ -35,14 +36,33 @@ def _fullest_bin(
     return int(fullest[0])
 
 
-def parabolic_offset(n_left: float, n_centre: float, n_right: float) -> float:
-    """Vertex of the parabola through (-1, ln n_left), (0, ln n_centre), (1, ln n_right), in bins.
+def parabola_vertex(counts: np.ndarray) -> tuple[float, float]:
+    """Least-squares parabola through the log of an odd number of counts at -h..h: its vertex
+    (in bins from the middle one, clipped to ±h) and its curvature (-2 × the x² coefficient;
+    0 when it has no maximum). Exact for a log-normal peak; empty bins count as half a user."""
+    h = len(counts) // 2
+    x = np.arange(-h, h + 1, dtype=np.float64)
+    a, b, _ = np.polyfit(x, np.log(np.maximum(np.asarray(counts, dtype=np.float64), 0.5)), 2)
+    if a > -1e-12:  # a line or a valley: no maximum to place
+        return 0.0, 0.0
+    return float(np.clip(-b / (2 * a), -h, h)), float(-2 * a)
 
-    Exact for a log-normal peak (a parabola in log space); an empty neighbour counts as half a
-    user. Within ±0.5 when the centre bin is the fullest."""
-    ln_l, ln_c, ln_r = (math.log(max(v, 0.5)) for v in (n_left, n_centre, n_right))
-    curvature = 2 * ln_c - ln_l - ln_r
-    return 0.0 if curvature <= 0 else 0.5 * (ln_r - ln_l) / curvature
+
+def vertex_bins(
+    counts_by_bin: dict[int, float], fullest: int, fit_bins: int
+) -> tuple[float, float]:
+    """Vertex (in bin units) and curvature of the parabola fitted around `fullest`, refitted once
+    around the bin nearest the first vertex so a flat top does not decide the window."""
+    h = fit_bins // 2
+    centre = fullest
+    for _ in range(2):
+        window = [counts_by_bin.get(i, 0.0) for i in range(centre - h, centre + h + 1)]
+        offset, curvature = parabola_vertex(np.asarray(window))
+        vertex = centre + offset
+        if round(vertex) == centre:
+            break
+        centre = round(vertex)
+    return vertex, curvature
 
 
 def mode_log10_parabolic(
@@ -50,16 +70,19 @@ def mode_log10_parabolic(
     users: np.ndarray | list[float],
     bin_width: float,
     grid_decades: float,
+    fit_bins: int = 7,
     median_log10: float | None = None,
 ) -> float:
     """log10 of the modal daily bytes by the `parabolic` rule, on the grid; NaN if empty."""
+    if fit_bins < 3 or fit_bins % 2 == 0:
+        raise ValueError(f"daily_usage.mode_fit_bins must be odd and at least 3, got {fit_bins}")
     idx, counts = _sorted_counts(bin_index, users)
     if idx.size == 0 or counts.max() <= 0:
         return math.nan
     c = _fullest_bin(idx, counts, bin_width, median_log10)
     by_bin = dict(zip(idx.tolist(), counts.tolist(), strict=True))
-    offset = parabolic_offset(by_bin.get(c - 1, 0.0), by_bin[c], by_bin.get(c + 1, 0.0))
-    return round(round((c + offset) * bin_width / grid_decades) * grid_decades, 6)
+    vertex, _ = vertex_bins(by_bin, c, fit_bins)
+    return round(round(vertex * bin_width / grid_decades) * grid_decades, 6)
 
 
 def mode_log10_from_histogram(
@@ -104,7 +127,8 @@ def mode_log10(
     width = float(usage_params["bin_width_decades"])
     if rule == "parabolic":
         grid = float(usage_params["mode_grid_decades"])
-        return mode_log10_parabolic(bin_index, users, width, grid, median_log10)
+        fit_bins = int(usage_params.get("mode_fit_bins", 7))
+        return mode_log10_parabolic(bin_index, users, width, grid, fit_bins, median_log10)
     if rule == "tilt":
         ratio, shift = (float(usage_params[k]) for k in ("mode_tilt_ratio", "mode_shift_decades"))
         return mode_log10_from_histogram(bin_index, users, width, ratio, shift, median_log10)

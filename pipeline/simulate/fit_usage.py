@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import csv
 import math
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from scipy import optimize
 
-from pipeline.aggregate.mode import parabolic_offset
+from pipeline.aggregate import mode
+from pipeline.config import load_params
 from pipeline.simulate import mixture as mx
 
 FIT_YEARS = (2019, 2020, 2021, 2022, 2023, 2024)
@@ -22,11 +24,11 @@ FIT_YEARS = (2019, 2020, 2021, 2022, 2023, 2024)
 PRIOR = {"sd_core": 0.25, "sd_light": 0.7, "sd_heavy": 0.6, "gap_light": 0.8, "shift_heavy": 0.0}
 PRIOR_WEIGHTS = (0.5, 0.35, 0.15)
 # The report's mode (params.yaml daily_usage.mode_rule `parabolic`) is the vertex of the parabola
-# through the log counts of the fullest 0.1-decade bin and its neighbours, rounded to 0.05 decade.
-# The fit puts that vertex on the published grid value, and keeps the peak curved enough that one
-# user more or less in a bin of the small test world (~100 users a bin) moves it by well under
-# the 0.025 decade that would round it to the next grid value.
-MIN_PEAK_LOG_CURVATURE = 0.09  # 2 ln p_c - ln p_left - ln p_right of the bin masses
+# fitted to the log counts of the 0.1-decade bins around the fullest one, rounded to 0.05 decade.
+# The fit puts that vertex on the published grid value and keeps the top curved, so that the
+# users that sampling noise moves between bins shift it by well under the 0.025 decade that would
+# round it to the next grid value.
+MIN_PEAK_LOG_CURVATURE = 0.05  # of the fitted parabola, per bin² (no flat top)
 
 # Shape (spec §3 Fig 3: near log-normal curves): away from the peak the log-density falls by at
 # least this much per decade on each side, and where the density is above LOG_CONCAVE_FLOOR of
@@ -138,14 +140,19 @@ def shape_violation(mix: mx.Mixture) -> float:
 
 
 def peak_vertex_log10(mix: mx.Mixture) -> tuple[float, float]:
-    """The `parabolic` mode rule on the model's bin masses (unrounded), and the peak's curvature
-    (2 ln p_c - ln p_left - ln p_right)."""
+    """The `parabolic` mode rule (params.yaml mode_fit_bins) on the model's bin masses, unrounded,
+    and the fitted parabola's curvature (per bin²)."""
     centres = np.round(np.arange(2.0, 13.0, 0.1), 1)
-    p = np.maximum(mx.bin_masses(mix, centres), 1e-300)
-    c = int(np.argmax(p))
-    curvature = float(2 * np.log(p[c]) - np.log(p[c - 1]) - np.log(p[c + 1]))
-    users = 1e9 * p[c - 1 : c + 2]  # as user counts of a large population (no empty-bin floor)
-    return float(centres[c] + 0.1 * parabolic_offset(*users)), curvature
+    users = 1e9 * mx.bin_masses(mix, centres)  # a large population: no empty-bin floor
+    c = int(np.argmax(users))
+    vertex, curvature = mode.vertex_bins(dict(enumerate(users.tolist())), c, mode_fit_bins())
+    return float(centres[0] + 0.1 * vertex), curvature
+
+
+@lru_cache(maxsize=1)
+def mode_fit_bins() -> int:
+    """How many bins the report's mode rule fits its parabola to (params.yaml)."""
+    return int(load_params()["daily_usage"]["mode_fit_bins"])
 
 
 def _mode_residuals(mix: mx.Mixture, mode_log10: float) -> list[float]:

@@ -49,6 +49,7 @@ def params() -> dict[str, Any]:
         density_min_log10=4.0,
         density_max_log10=11.0,
         bin_width_decades=0.1,
+        mode_rule="tilt",  # the hand-checked modes below follow the spec's suggested rule
         mode_tilt_ratio=0.9,
         mode_shift_decades=0.05,
         scatter_sample_size=3,

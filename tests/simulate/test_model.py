@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipeline.aggregate.mode import mode_log10, parabolic_offset
+from pipeline.aggregate.mode import mode_log10, vertex_bins
 from pipeline.config import PUBLISHED_DIR, load_params
 from pipeline.simulate import fit_calibration, model
 from pipeline.simulate.mixture import (
@@ -180,8 +180,9 @@ def test_every_year_puts_the_mode_on_the_published_grid_value(n_users, margin):
                 idx, counts = np.unique(np.round(x / 0.1).astype(np.int64), return_counts=True)
                 key = (service, direction, year)
                 assert mode_log10(idx, counts, usage) == entry["targets"]["mode_log10"], key
-                c = int(np.argmax(counts))
-                vertex = 0.1 * (idx[c] + parabolic_offset(*counts[c - 1 : c + 2]))
+                by_bin = dict(zip(idx.tolist(), counts.tolist(), strict=True))
+                fit_bins = int(usage["mode_fit_bins"])
+                vertex = 0.1 * vertex_bins(by_bin, int(idx[np.argmax(counts)]), fit_bins)[0]
                 assert abs(vertex - entry["targets"]["mode_log10"]) <= grid / 2 - margin, key
 
 
