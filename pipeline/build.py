@@ -3,9 +3,10 @@
 Each year's aggregates go to the history store, so the report of year Y can compare it with the
 years before. An asset runs when it was never materialised, its code version (code, params,
 settings it reads: `pipeline.defs.versions`) changed, an upstream has a new data version, or its
-files are gone (`pipeline.defs.stale`); otherwise it is skipped. Runs go in waves: after a wave,
-the assets downstream of what changed are looked at again. `--force` (or BBTR_FORCE_REBUILD=1)
-materialises everything and makes the simulator write every file again.
+files are gone (`pipeline.defs.stale`); otherwise it is skipped. A stale asset runs
+together with everything downstream of it, in one run in graph order, so that no asset reads its
+inputs' old data. `--force` (or BBTR_FORCE_REBUILD=1) materialises everything and makes the
+simulator write every file again.
 """
 
 from __future__ import annotations
@@ -94,8 +95,24 @@ def build(
     return True
 
 
+def descendants(assets, keys) -> set:
+    """Every asset key downstream of `keys` in the graph of `assets` (`keys` not included)."""
+    children: dict = {}
+    for a in assets:
+        for dep in a.dependency_keys:
+            children.setdefault(dep, set()).update(a.keys)
+    found: set = set()
+    frontier = list(keys)
+    while frontier:
+        for child in children.get(frontier.pop(), ()):
+            if child not in found and child not in keys:
+                found.add(child)
+                frontier.append(child)
+    return found
+
+
 def _build_year(instance, assets, resources, year: int, settings: Settings, force: bool):
-    """Run the year's stale assets wave by wave; the names run, or None if a step failed."""
+    """Run the year's stale assets and all downstream of them; the names run, or None on failure."""
     from dagster import materialize
 
     from pipeline.config import Paths
@@ -104,17 +121,21 @@ def _build_year(instance, assets, resources, year: int, settings: Settings, forc
     paths, partition = Paths.from_env(), str(year)
     always = ["raw_inputs"] if settings.source == "files" else []
     ran: list[str] = []
-    for _wave in range(len(assets) + 1):
+    previous: list[str] | None = None
+    for _ in range(len(assets) + 1):
         if force:
             todo = {a.key: "--force" for a in assets}
         else:
             stale = stale_assets(instance, assets, partition, paths, always)
-            todo = {k: why for k, why in stale.items() if k.to_user_string() not in ran}
-            again = sorted(k.to_user_string() for k in stale.keys() - todo.keys())
-            if again:  # e.g. an asset whose files another step rewrote: not run twice
-                print(f"build: {year} still stale after running once: {again}", file=sys.stderr)
-        if not todo:
-            break
+            if not stale:
+                break
+            names = sorted(k.to_user_string() for k in stale)
+            if names == previous:  # e.g. files another step rewrote: do not loop
+                print(f"build: {year} still stale after a run: {names}", file=sys.stderr)
+                break
+            previous = names
+            todo = {k: "downstream of a stale asset" for k in descendants(assets, stale)}
+            todo.update(stale)
         for key, why in sorted(todo.items()):
             print(f"build: {year} {key.to_user_string()}: {why}", flush=True)
         result = materialize(
