@@ -34,10 +34,12 @@ def sim(tmp_path_factory) -> Path:
 
 
 def _tree_sha(raw: Path) -> dict[str, str]:
+    """sha256 of every raw file; the simulator's cache manifests (`simulate` writes them,
+    `simulate_year` does not) are its bookkeeping, not raw inputs."""
     return {
         p.relative_to(raw).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(raw.rglob("*"))
-        if p.is_file()
+        if p.is_file() and p.relative_to(raw).parts[0] != cache.MANIFEST_DIR
     }
 
 
