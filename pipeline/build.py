@@ -97,18 +97,11 @@ def build(
 
 def descendants(assets, keys) -> set:
     """Every asset key downstream of `keys` in the graph of `assets` (`keys` not included)."""
-    children: dict = {}
-    for a in assets:
-        for dep in a.dependency_keys:
-            children.setdefault(dep, set()).update(a.keys)
-    found: set = set()
-    frontier = list(keys)
-    while frontier:
-        for child in children.get(frontier.pop(), ()):
-            if child not in found and child not in keys:
-                found.add(child)
-                frontier.append(child)
-    return found
+    from dagster import AssetSelection
+
+    if not keys:
+        return set()
+    return set(AssetSelection.assets(*keys).downstream(include_self=False).resolve(assets))
 
 
 def _build_year(instance, assets, resources, year: int, settings: Settings, force: bool):

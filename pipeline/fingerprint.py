@@ -51,23 +51,27 @@ def _module_path(module: str) -> Path | None:
     return None
 
 
-def _imports(path: Path, module: str) -> set[str]:
-    """Pipeline modules a file imports, at any depth of the file (function-level imports too)."""
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    found: set[str] = set()
+def import_statements(path: Path, package: str) -> list[tuple[str, list[str]]]:
+    """Every import of a file, at any depth (function-level imports too): (the module or package
+    it names, [the dotted names it imports]); relative imports resolved against `package`."""
+    found: list[tuple[str, list[str]]] = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
+            found += [(a.name, [a.name]) for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 parts = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(parts + ([base] if base else []))
-            names = [f"{base}.{a.name}" for a in node.names] + [base]
-        else:
-            continue
-        found |= {n for n in names if n.startswith("pipeline") and _module_path(n)}
+            found.append((base, [f"{base}.{a.name}" for a in node.names]))
     return found
+
+
+def _imports(path: Path, module: str) -> set[str]:
+    """Pipeline modules a file imports (`from pkg import name`: pkg, and pkg.name if a module)."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    names = {n for base, full in import_statements(path, package) for n in [base, *full]}
+    return {n for n in names if n.startswith("pipeline") and _module_path(n)}
 
 
 def module_files(modules: Iterable[str]) -> list[Path]:

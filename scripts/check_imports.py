@@ -6,9 +6,10 @@ import is still a dependency). Exit 1 with one line per problem; run by `scripts
 
 from __future__ import annotations
 
-import ast
 import sys
 from pathlib import Path
+
+from pipeline.fingerprint import import_statements
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "pipeline"
@@ -48,19 +49,9 @@ def imported_modules(path: Path, modules: set[str]) -> set[str]:
     package = (
         module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
     )
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1]
-                                + ([base] if base else []))  # fmt: skip
-            names = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
-                     for a in node.names]  # fmt: skip
-        else:
-            continue
+    for base, names in import_statements(path, package):
         for name in names:
+            name = name if name in modules else base
             while name and name not in modules:
                 name = name.rpartition(".")[0]
             if name.startswith("pipeline"):

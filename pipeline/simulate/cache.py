@@ -88,12 +88,16 @@ def reusable(raw_dir: Path, truth_dir: Path, key: dict) -> dict | None:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if manifest.get("key_sha256") != digest(key):
-        return None
     roots = {"raw": Path(raw_dir), "truth": Path(truth_dir)}
-    for name, size in manifest["files"].items():
-        kind, _, rel = name.partition("/")
-        target = roots[kind] / rel
-        if not target.is_file() or target.stat().st_size != size:
+    try:  # a manifest of another shape (hand-edited, another version) is not a match
+        if manifest.get("key_sha256") != digest(key):
             return None
-    return manifest["summary"]
+        for name, size in manifest["files"].items():
+            kind, _, rel = name.partition("/")
+            target = roots[kind] / rel
+            if not target.is_file() or target.stat().st_size != size:
+                return None
+        summary = manifest["summary"]
+    except (AttributeError, KeyError, TypeError):
+        return None
+    return summary if isinstance(summary, dict) else None

@@ -95,15 +95,16 @@ def inverse_cdf_grid(mix: Mixture, n_points: int = 40001) -> tuple[np.ndarray, n
     return cdf(mix, x), x
 
 
-def _bytes_between(mix: Mixture, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """E[10^X ; lo < X <= hi] for each pair of bounds (per user of the population)."""
+def _between(mix: Mixture, lo: np.ndarray, hi: np.ndarray, tilted: bool) -> np.ndarray:
+    """P(lo < X <= hi), or with `tilted` E[10^X ; lo < X <= hi], for each pair of bounds."""
     w, mu, sd = mix.arrays()
-    shifted = mu + sd**2 * LN10  # the byte-weighted (tilted) component means
-    a = (np.asarray(lo, dtype=float)[..., None] - shifted) / sd
-    b = (np.asarray(hi, dtype=float)[..., None] - shifted) / sd
+    centre = mu + sd**2 * LN10 if tilted else mu  # bytes weight each component by 10^x
+    a = (np.asarray(lo, dtype=float)[..., None] - centre) / sd
+    b = (np.asarray(hi, dtype=float)[..., None] - centre) / sd
     # Φ(b) - Φ(a), taken on the side of the tail where it does not cancel.
     mass = np.where(a > 0, special.ndtr(-a) - special.ndtr(-b), special.ndtr(b) - special.ndtr(a))
-    return (w * np.exp(mu * LN10 + 0.5 * (sd * LN10) ** 2) * mass).sum(axis=-1)
+    scale = np.exp(mu * LN10 + 0.5 * (sd * LN10) ** 2) if tilted else 1.0
+    return (w * scale * mass).sum(axis=-1)
 
 
 def stratum_means_log10(mix: Mixture, n: int) -> np.ndarray:
@@ -120,16 +121,7 @@ def stratum_means_log10(mix: Mixture, n: int) -> np.ndarray:
         edges = edges - (cdf(mix, edges) - p) / np.maximum(density(mix, edges), 1e-300)
     lo = np.concatenate([[-np.inf], edges])
     hi = np.concatenate([edges, [np.inf]])
-    w, mu, sd = mix.arrays()
-    z_lo = (lo[:, None] - mu) / sd
-    z_hi = (hi[:, None] - mu) / sd
-    mass = np.where(
-        z_lo > 0,
-        special.ndtr(-z_lo) - special.ndtr(-z_hi),
-        special.ndtr(z_hi) - special.ndtr(z_lo),
-    )
-    mass = (w * mass).sum(axis=-1)
-    return np.log10(_bytes_between(mix, lo, hi) / mass)
+    return np.log10(_between(mix, lo, hi, tilted=True) / _between(mix, lo, hi, tilted=False))
 
 
 def density_curvature(mix: Mixture, x_log10: np.ndarray) -> np.ndarray:

@@ -94,3 +94,21 @@ def test_import_closure_of_the_simulator() -> None:
             "pipeline/wire/ipfix/writer.py", "pipeline/config.py"} <= names  # fmt: skip
     assert "pipeline/simulate/fit_calibration.py" not in names
     assert not any(n.startswith(("pipeline/ingest/", "pipeline/defs/")) for n in names)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{not json",
+        "[1, 2]",
+        '{"key_sha256": "KEY"}',
+        '{"key_sha256": "KEY", "files": {"x/y": 1}}',
+        '{"key_sha256": "KEY", "files": [], "summary": 3}',
+    ],  # fmt: skip
+)
+def test_a_manifest_of_another_shape_is_no_match(tmp_path: Path, text: str) -> None:
+    key = cache.simulator_key(2023, SMALL, 7, "ipfix", True, code="c0de")
+    path = cache.manifest_path(tmp_path / "raw", 2023)
+    path.parent.mkdir(parents=True)
+    path.write_text(text.replace("KEY", digest(key)))
+    assert cache.reusable(tmp_path / "raw", tmp_path / "truth", key) is None
