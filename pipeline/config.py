@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
+import warnings
+import zoneinfo
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -136,20 +140,146 @@ def report_years(params: dict[str, Any] | None = None) -> list[int]:
     return sorted(int(y) for y in params["weeks"])
 
 
-def utc_offset_ms(params: dict[str, Any] | None = None) -> int:
-    """Offset of the report's local time from UTC, in milliseconds."""
+def params_path() -> Path:
+    """The parameters file in use (BBTR_PARAMS or pipeline/params.yaml), for error messages."""
+    return Path(os.environ.get("BBTR_PARAMS", PARAMS_FILE))
+
+
+_FIXED_OFFSET = re.compile(r"^(?:UTC)?([+-])(\d{1,2})(?::?(\d{2}))?$")
+
+
+def _fixed_offset(text: str) -> dt.timezone | None:
+    """`+05:30`, `-03:00`, `+0545`, `UTC+9` (east of UTC is +, as in ISO 8601) as a fixed-offset
+    zone; None if `text` is not one."""
+    m = _FIXED_OFFSET.match(text.strip())
+    if not m:
+        return None
+    sign, hours, minutes = m.group(1), int(m.group(2)), int(m.group(3) or 0)
+    if hours > 23 or minutes > 59:
+        return None
+    delta = dt.timedelta(hours=hours, minutes=minutes)
+    return dt.timezone(-delta if sign == "-" else delta)
+
+
+@lru_cache(maxsize=16)
+def _zone(name: str, key: str, source: str) -> dt.tzinfo:
+    fixed = _fixed_offset(name)
+    if fixed is not None:
+        return fixed
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(
+            f"{source}: {key}={name!r} is neither an IANA time zone name (e.g. Asia/Tokyo, "
+            "America/New_York) nor a fixed UTC offset (e.g. +05:30)"
+        ) from None
+
+
+def time_zone(params: dict[str, Any] | None = None) -> dt.tzinfo:
+    """The report's time zone: `report.time_zone` (IANA name, via zoneinfo, or a fixed offset like
+    `+05:30`). The deprecated `report.utc_offset_hours` (a number of hours) is still read."""
     params = params or load_params()
-    return int(params["report"]["utc_offset_hours"]) * 3_600_000
+    report, source = params.get("report", {}), str(params_path())
+    if "time_zone" in report and "utc_offset_hours" in report:
+        raise ValueError(
+            f"{source}: set report.time_zone alone (report.utc_offset_hours is its deprecated "
+            "alias; remove it)"
+        )
+    if "time_zone" in report:
+        name = report["time_zone"]
+        if not isinstance(name, str):  # e.g. `time_zone: 9` (a YAML number)
+            raise ValueError(
+                f"{source}: report.time_zone={name!r} is not text: write the zone name or offset "
+                'in quotes, e.g. time_zone: "+05:30" or time_zone: Asia/Tokyo'
+            )
+        return _zone(name, "report.time_zone", source)
+    if "utc_offset_hours" in report:
+        hours = report["utc_offset_hours"]
+        if isinstance(hours, bool) or not isinstance(hours, int | float) or abs(hours) >= 24:
+            raise ValueError(f"{source}: report.utc_offset_hours={hours!r}: expected hours")
+        warnings.warn(
+            f"{source}: report.utc_offset_hours is deprecated; set report.time_zone",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return dt.timezone(dt.timedelta(hours=hours))
+    raise ValueError(f"{source}: report.time_zone is missing (e.g. Asia/Tokyo)")
+
+
+def _utc_ms(local: dt.datetime) -> int:
+    """UTC epoch ms of an aware datetime (exact: no float)."""
+    return (local - _EPOCH) // dt.timedelta(milliseconds=1)
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def local_time_ms(day: dt.date, hour: int, params: dict[str, Any] | None = None) -> int:
+    """UTC epoch ms at which the local clock first reads `day` `hour`:00 (a time skipped by a
+    spring-forward change maps to the change itself; a repeated one to its first occurrence)."""
+    tz = time_zone(params)
+    return _utc_ms(dt.datetime(day.year, day.month, day.day, hour, tzinfo=tz, fold=0))
 
 
 def local_day_bounds_ms(day: dt.date, params: dict[str, Any] | None = None) -> tuple[int, int]:
-    """UTC epoch-ms half-open bounds of a local calendar day."""
-    midnight_utc = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
-    start = int(midnight_utc.timestamp() * 1000) - utc_offset_ms(params)
-    return start, start + 86_400_000
+    """UTC epoch-ms half-open bounds of a local calendar day (23 or 25 hours on DST change days)."""
+    return local_time_ms(day, 0, params), local_time_ms(day + dt.timedelta(days=1), 0, params)
 
 
 def week_bounds_ms(week: Week, params: dict[str, Any] | None = None) -> tuple[int, int]:
-    """UTC epoch-ms half-open bounds of a local Monday–Sunday week."""
-    start, _ = local_day_bounds_ms(week.start, params)
-    return start, start + 7 * 86_400_000
+    """UTC epoch-ms half-open bounds of a local Monday–Sunday week (167 or 169 hours with DST)."""
+    return local_day_bounds_ms(week.start, params)[0], local_day_bounds_ms(week.days[-1], params)[1]
+
+
+def local_hour_starts_ms(week: Week, params: dict[str, Any] | None = None) -> list[int]:
+    """UTC epoch ms at which each local hour of the week starts (day d, hour h at index 24 d + h),
+    then the week's end: 169 values. An hour skipped by DST lasts 0 ms, a repeated one 2 h."""
+    return [local_time_ms(d, h, params) for d in week.days for h in range(24)] + [
+        week_bounds_ms(week, params)[1]
+    ]
+
+
+def _offset_at(ms: int, tz: dt.tzinfo) -> int:
+    at = _EPOCH + dt.timedelta(milliseconds=ms)
+    return at.astimezone(tz).utcoffset() // dt.timedelta(milliseconds=1)
+
+
+def utc_offset_ms_at(ms: int, params: dict[str, Any] | None = None) -> int:
+    """Offset of local time from UTC at UTC epoch ms `ms`, in milliseconds."""
+    return _offset_at(ms, time_zone(params))
+
+
+def utc_offset_changes(
+    lo_ms: int, hi_ms: int, params: dict[str, Any] | None = None
+) -> tuple[list[int], list[int]]:
+    """The zone's offsets over [lo_ms, hi_ms): (changes, offsets) — UTC ms at which the offset
+    changes, ascending, and the offsets in ms before the first change and after each (one more
+    than changes). Exact to the millisecond: an hourly scan, then bisection (no zone changes its
+    offset twice within an hour)."""
+    tz = time_zone(params)
+    changes, offsets = [], [_offset_at(lo_ms, tz)]
+    t = lo_ms
+    while t < hi_ms:
+        nxt = min(t + 3_600_000, hi_ms)
+        after = _offset_at(nxt, tz)
+        if after != offsets[-1]:
+            lo, hi = t, nxt  # offset(lo) is the current one, offset(hi) the next
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if _offset_at(mid, tz) == offsets[-1] else (lo, mid)
+            if hi < hi_ms:
+                changes.append(hi)
+                offsets.append(after)
+        t = nxt
+    return changes, offsets
+
+
+def utc_offsets_ms(ms: np.ndarray, params: dict[str, Any] | None = None) -> np.ndarray:
+    """Offset of local time from UTC (ms, int64) at each UTC epoch ms of `ms` (vectorised)."""
+    ms = np.asarray(ms, dtype=np.int64)
+    if not len(ms):
+        return np.zeros(0, np.int64)
+    changes, offsets = utc_offset_changes(int(ms.min()), int(ms.max()) + 1, params)
+    return np.asarray(offsets, np.int64)[
+        np.searchsorted(np.asarray(changes, np.int64), ms, "right")
+    ]

@@ -17,7 +17,15 @@ import polars as pl
 
 from pipeline.aggregate import mode as mode_rules
 from pipeline.aggregate.run import run_sql
-from pipeline.config import Week, analysis_week, utc_offset_ms, week_bounds_ms, weeks_for_year
+from pipeline.config import (
+    Week,
+    analysis_week,
+    local_day_bounds_ms,
+    local_hour_starts_ms,
+    utc_offset_changes,
+    week_bounds_ms,
+    weeks_for_year,
+)
 
 IPOE_PER_USER_FROM_YEAR = 2021  # spec §0: per-user stats are PPPoE-only up to 2020
 WEEK_CLASSES = {
@@ -67,7 +75,27 @@ def _week_params(week: Week, params: dict[str, Any]) -> dict[str, Any]:
         "date_hi": week.end_exclusive.isoformat(),
         "first_day": week.start.isoformat(),
         "last_day": (week.end_exclusive - dt.timedelta(days=1)).isoformat(),
-        "utc_offset_ms": utc_offset_ms(params),
+        **_zone_params(week, params),
+    }
+
+
+def _zone_params(week: Week, params: dict[str, Any]) -> dict[str, Any]:
+    """SQL parameters of local time in one week: the zone's offset changes and offsets
+    (utc_offset_changes), local Saturday 00:00, the hours each local hour of day lasted over
+    Monday–Friday, and local Monday 00:00 on the local clock (ms)."""
+    start_ms, end_ms = week_bounds_ms(week, params)
+    changes, offsets = utc_offset_changes(start_ms, end_ms, params)
+    starts = local_hour_starts_ms(week, params)
+    weekday_hours = [
+        sum(starts[24 * d + h + 1] - starts[24 * d + h] for d in range(5)) / 3_600_000
+        for h in range(24)
+    ]
+    return {
+        "tz_change_ms": changes,
+        "tz_offset_ms": offsets,
+        "weekday_end_ms": local_day_bounds_ms(week.days[5], params)[0],
+        "weekday_hours": weekday_hours,
+        "week_start_local_ms": start_ms + offsets[0],
     }
 
 

@@ -23,8 +23,8 @@ from pipeline.fingerprint import digest, params_subset, sizes, source_digest
 MANIFEST_DIR = ".simulator"
 CALIBRATION_FILE = Path(__file__).with_name("calibration.yaml")
 # Params the simulator reads: the weeks (all years: the counters run to the last report year's
-# June) and the local-time offset (RADIUS and day folders).
-PARAMS_KEYS = ("weeks", "report.utc_offset_hours")
+# June) and the local time zone (RADIUS and day folders; utc_offset_hours is its old alias).
+PARAMS_KEYS = ("weeks", "report.time_zone", "report.utc_offset_hours")
 
 
 def code_sha256() -> str:

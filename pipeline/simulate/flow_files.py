@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.atomic import write_bytes_atomic
-from pipeline.config import Week, week_bounds_ms
+from pipeline.config import Week, local_hour_starts_ms
 from pipeline.simulate import world
-from pipeline.simulate.flows import HOUR_MS, HOURS_PER_WEEK
+from pipeline.simulate.flows import HOURS_PER_WEEK
 from pipeline.wire.ipfix.writer import encode_ipfix_stream
 
 FLOW_FORMATS = ("ipfix", "netflow-v9-pcap", "nfcapd", "nfdump-csv", "nfdump-json")
@@ -76,26 +76,31 @@ def write_exporter_week(
     form: FlowForm,
 ) -> tuple[dict[str, bytes], int]:
     """One file per local hour of the week (flows sorted by start; sequence numbers continue
-    from file to file). Returns (path relative to raw dir → file bytes, records)."""
-    week_start_ms, _ = week_bounds_ms(week)
+    from file to file), in the folder of its local day. With DST, an hour the clocks skip has no
+    file and a repeated hour's file holds both occurrences. Returns (path relative to raw dir →
+    file bytes, records)."""
+    starts = np.asarray(local_hour_starts_ms(week), dtype=np.int64)  # 168 hour starts + week end
+    week_start_ms, week_end_ms = int(starts[0]), int(starts[-1])
     order = np.argsort(flows["flow_start_ms"], kind="stable")
     flows = {k: v[order] for k, v in flows.items()}
-    hour = (flows["flow_start_ms"] - week_start_ms) // HOUR_MS
-    if len(hour) and (hour.min() < 0 or hour.max() >= HOURS_PER_WEEK):
+    t = flows["flow_start_ms"]
+    if len(t) and (t.min() < week_start_ms or t.max() >= week_end_ms):
         raise ValueError(f"{exporter.name}: flow start outside the week")
-    bounds = np.searchsorted(hour, np.arange(HOURS_PER_WEEK + 1))
+    bounds = np.searchsorted(t, starts)
     written: dict[str, bytes] = {}
     sequence = 0
     for h in range(HOURS_PER_WEEK):
+        if starts[h + 1] == starts[h]:
+            continue  # skipped by a spring-forward change
         lo, hi = bounds[h], bounds[h + 1]
         part = {k: v[lo:hi] for k, v in flows.items()}
         faulty = form.faults and h == FAULT_HOUR_OF_WEEK and exporter.name in FAULTY_EXPORTERS
         files, sequence = write_hour(
             form.flow_format, part, exporter, week.days[h // 24].isoformat(), h % 24,
-            week_start_ms + (h + 1) * HOUR_MS, week_start_ms, sequence, raw_dir, faulty,
+            int(starts[h + 1]), week_start_ms, sequence, raw_dir, faulty,
         )  # fmt: skip
         written.update(files)
-    return written, int(len(hour))
+    return written, int(len(t))
 
 
 def write_hour(

@@ -339,9 +339,17 @@ def fill_server_ports(cells: Cells, mix: PortMix, rng: np.random.Generator) -> N
     cells.remote_port = np.where(server, sp, np.where(kind == KIND_P2P, cells.remote_port, 0))
 
 
-def start_times_ms(cells: Cells, week_start_ms: int, rng: np.random.Generator) -> np.ndarray:
-    """A uniform start inside each cell's hour."""
-    return week_start_ms + cells.hour * HOUR_MS + rng.integers(0, HOUR_MS, len(cells.hour))
+def start_times_ms(
+    cells: Cells, hour_starts_ms: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """A uniform start inside each cell's local hour (`hour_starts_ms`: the week's 168 local hour
+    starts and its end, config.local_hour_starts_ms). An hour that DST repeats spans both
+    occurrences; one it skips lasts 0 ms, so its traffic falls in the hour after it."""
+    starts = np.asarray(hour_starts_ms, dtype=np.int64)
+    length = np.diff(starts)
+    length = np.where(length > 0, length, HOUR_MS)
+    u = rng.integers(0, HOUR_MS, len(cells.hour))
+    return starts[cells.hour] + u * length[cells.hour] // HOUR_MS
 
 
 def snap_into_sessions(

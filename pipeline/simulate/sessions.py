@@ -6,11 +6,13 @@ import datetime as dt
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from pipeline.atomic import write_bytes_atomic
+from pipeline.config import utc_offsets_ms
 from pipeline.simulate import world
 
 INTERIM_INTERVAL_S = 6 * 3600
@@ -155,11 +157,12 @@ def write_radius_detail(
     out_bytes_per_s: np.ndarray,
     window_start_s: int,
     window_end_s: int,
-    utc_offset_hours: int,
     radius_dir: Path,
     rng: np.random.Generator,
+    params: dict[str, Any] | None = None,
 ) -> dict[str, bytes]:
-    """Write `detail-YYYYMMDD` files (ARCHITECTURE §1.1) by local event date; name → bytes."""
+    """Write `detail-YYYYMMDD` files (ARCHITECTURE §1.1) by local event date (the report's time
+    zone in `params`, DST included); name → bytes."""
     row, status, t = radius_events(s, window_start_s, window_end_s)
     user = s.user[row]
     session_time = t - s.start_s[row]
@@ -185,7 +188,9 @@ def write_radius_detail(
             "cause": np.asarray(TERMINATE_CAUSES, dtype=object)[cause_all[row]].astype(str),
         }
     ).sort(["t", "sid", "status"])
-    local = pl.from_epoch("t", time_unit="s") + pl.duration(hours=utc_offset_hours)
+    offset_s = utc_offsets_ms(df["t"].to_numpy() * 1000, params) // 1000
+    df = df.with_columns(local_s=pl.col("t") + pl.Series(offset_s, dtype=pl.Int64))
+    local = pl.from_epoch("local_s", time_unit="s")
     status_name = (
         pl.when(pl.col("status") == 0)
         .then(pl.lit("Start"))

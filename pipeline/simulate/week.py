@@ -12,6 +12,7 @@ addressing strategy documents the order of its draws.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,13 @@ from typing import NamedTuple, Protocol
 import numpy as np
 import polars as pl
 
-from pipeline.config import Week, load_params, local_day_bounds_ms, week_bounds_ms
+from pipeline.config import (
+    Week,
+    load_params,
+    local_day_bounds_ms,
+    local_hour_starts_ms,
+    week_bounds_ms,
+)
 from pipeline.simulate import billing, flows, model, sessions, world
 from pipeline.simulate.flow_files import FlowForm, write_exporter_week
 from pipeline.simulate.flows import Cells, PortMix, PortTruth
@@ -120,10 +127,11 @@ class PppoeAddressing:
     prefix56_hi: np.ndarray  # per user
     v6_share: np.ndarray  # per user
     week_ms: tuple[int, int]
+    hour_starts_ms: np.ndarray  # the week's local hour starts (config.local_hour_starts_ms)
 
     def users(self, cells: Cells, rng: np.random.Generator) -> Endpoints:
         w0, w1 = self.week_ms
-        t = flows.start_times_ms(cells, w0, rng)
+        t = flows.start_times_ms(cells, self.hour_starts_ms, rng)
         t, srow = flows.snap_into_sessions(cells.user, t, self.sess, w0, w1, rng)
         is_v6 = rng.random(len(t)) < self.v6_share[cells.user]
         v6_hi = _in_delegated_prefix(self.prefix56_hi[cells.user], rng)
@@ -131,7 +139,7 @@ class PppoeAddressing:
 
     def strays(self, cells: Cells, exporter: int, rng: np.random.Generator) -> Endpoints:
         (w0, w1), s, m = self.week_ms, self.sess, len(cells.user)
-        t = flows.start_times_ms(cells, w0, rng)
+        t = flows.start_times_ms(cells, self.hour_starts_ms, rng)
         released = np.flatnonzero(
             (s.bras == exporter) & (s.stop_s * 1000 >= w0)
             & (s.stop_s < w1 // 1000 - sessions.ADDRESS_COOLDOWN_S)
@@ -150,10 +158,10 @@ class IpoeAddressing:
     subscriber: prefixes never leased. Draws: times, /64 (strays: prefix, then times)."""
 
     leases: IpoeLeases
-    week_start_ms: int
+    hour_starts_ms: np.ndarray  # the week's local hour starts (config.local_hour_starts_ms)
 
     def users(self, cells: Cells, rng: np.random.Generator) -> Endpoints:
-        t = flows.start_times_ms(cells, self.week_start_ms, rng)
+        t = flows.start_times_ms(cells, self.hour_starts_ms, rng)
         lrow = flows.lease_at(cells.user, t, self.leases)
         v6_hi = _in_delegated_prefix(self.leases.prefix_hi[lrow], rng)
         return Endpoints(t, np.ones(len(t), bool), np.zeros(len(t), np.uint32), v6_hi)
@@ -161,7 +169,7 @@ class IpoeAddressing:
     def strays(self, cells: Cells, exporter: int, rng: np.random.Generator) -> Endpoints:
         m = len(cells.user)
         v6_hi = _stray_prefixes(world.IPOE_STRAY_PREFIX_BASE, m, rng)  # drawn before the times
-        t = flows.start_times_ms(cells, self.week_start_ms, rng)
+        t = flows.start_times_ms(cells, self.hour_starts_ms, rng)
         return Endpoints(t, np.ones(m, bool), np.zeros(m, np.uint32), v6_hi)
 
 
@@ -171,12 +179,12 @@ class MobileAddressing:
     Draws: IP version, then times."""
 
     v6_share: np.ndarray  # per user
-    week_start_ms: int
+    hour_starts_ms: np.ndarray  # the week's local hour starts (config.local_hour_starts_ms)
 
     def users(self, cells: Cells, rng: np.random.Generator) -> Endpoints:
         row = cells.user
         is_v6 = rng.random(len(row)) < self.v6_share[row]  # drawn before the times
-        t = flows.start_times_ms(cells, self.week_start_ms, rng)
+        t = flows.start_times_ms(cells, self.hour_starts_ms, rng)
         v4 = (world.MOBILE_V4_BASE + row).astype(np.uint32)
         return Endpoints(t, is_v6, v4, world.prefix_hi(world.MOBILE_PREFIX_BASE + row))
 
@@ -184,12 +192,18 @@ class MobileAddressing:
         raise NotImplementedError("mobile exporters carry no traffic of no subscriber")
 
 
+def _day_before_ms(week: Week) -> int:
+    """UTC epoch ms of local midnight the day before the week (RADIUS and leases start there)."""
+    return local_day_bounds_ms(week.start - dt.timedelta(days=1))[0]
+
+
 def provision_pppoe(
     out: WeekOutput, users: Users, weekly: np.ndarray, week: Week, seed: int, raw_dir: Path
 ) -> tuple[np.ndarray, Addressing]:
     """Sessions and the RADIUS detail files accounting them (from the day before the week)."""
     w0, w1 = week_bounds_ms(week)
-    data_start_s, w1_s = (w0 - 86_400_000) // 1000, w1 // 1000
+    data_start_s, w1_s = _day_before_ms(week) // 1000, w1 // 1000
+    week_s = (w1 - w0) // 1000  # 604 800 s; an hour less or more in a DST week
     prefix56_hi = world.prefix_hi(world.PPPOE_PREFIX_BASE + users.rows)
     sess = sessions.generate_pppoe_sessions(
         users.enterprise, users.home, data_start_s, w1_s, week.start,
@@ -197,12 +211,12 @@ def provision_pppoe(
     )  # fmt: skip
     written = sessions.write_radius_detail(
         sess, users.ids, world.class_names(users.enterprise), world.v6_prefix_text(prefix56_hi, 56),
-        weekly[:, 0] / 604_800, weekly[:, 1] / 604_800, data_start_s, w1_s,
-        int(load_params()["report"]["utc_offset_hours"]), raw_dir / "radius",
-        world.week_rng(seed, week.start, S_RADIUS),
+        weekly[:, 0] / week_s, weekly[:, 1] / week_s, data_start_s, w1_s, raw_dir / "radius",
+        world.week_rng(seed, week.start, S_RADIUS), load_params(),
     )  # fmt: skip
     out.add_files("radius", written)
-    return weekly, PppoeAddressing(sess, prefix56_hi, users.v6_share, (w0, w1))
+    hours = np.asarray(local_hour_starts_ms(week), np.int64)
+    return weekly, PppoeAddressing(sess, prefix56_hi, users.v6_share, (w0, w1), hours)
 
 
 def provision_ipoe(
@@ -211,7 +225,7 @@ def provision_ipoe(
     """Prefix leases and the lease files (leases valid on each local day)."""
     w0, w1 = week_bounds_ms(week)
     leases = sessions.generate_ipoe_leases(
-        users.rows, (w0 - 86_400_000) // 1000, w1 // 1000,
+        users.rows, _day_before_ms(week) // 1000, w1 // 1000,
         world.week_rng(seed, week.start, S_LEASES),
     )  # fmt: skip
     bounds = [tuple(b // 1000 for b in local_day_bounds_ms(d)) for d in week.days]
@@ -220,7 +234,7 @@ def provision_ipoe(
         raw_dir / "ipoe_leases",
     )  # fmt: skip
     out.add_files("ipoe_leases", written)
-    return weekly, IpoeAddressing(leases, w0)
+    return weekly, IpoeAddressing(leases, np.asarray(local_hour_starts_ms(week), np.int64))
 
 
 def provision_mobile(
@@ -233,7 +247,8 @@ def provision_mobile(
     )  # fmt: skip
     out.add_files("mobile_billing", written)
     billed = np.stack([billed_in, billed_out], axis=1).astype(np.float64)
-    return billed, MobileAddressing(users.v6_share, week_bounds_ms(week)[0])
+    hours = np.asarray(local_hour_starts_ms(week), np.int64)
+    return billed, MobileAddressing(users.v6_share, hours)
 
 
 Provision = Callable[

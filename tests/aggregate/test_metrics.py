@@ -42,7 +42,10 @@ FLOW_SCHEMA = {
 def params() -> dict[str, Any]:
     p = copy.deepcopy(load_params())
     p["report"].update(
-        utc_offset_hours=9, report_month=6, normalise_month="2020-01", fig1_start_month="2017-01"
+        time_zone="Asia/Tokyo",
+        report_month=6,
+        normalise_month="2020-01",
+        fig1_start_month="2017-01",
     )
     p["daily_usage"].update(
         days_per_week=7,

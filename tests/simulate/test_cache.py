@@ -53,7 +53,7 @@ def test_key_follows_the_params_the_simulator_reads(params_file) -> None:
     assert _key() == base, "a parameter the simulator never reads changed the key"
     params_file(lambda p: p["report"].update(title="Another title"))
     assert _key() == base
-    params_file(lambda p: p["report"].update(utc_offset_hours=8))
+    params_file(lambda p: p["report"].update(time_zone="Asia/Shanghai"))
     assert _key() != base
     params_file(lambda p: p["weeks"][2023].update(analysis="2023-06-05"))
     assert _key() != base

@@ -2,8 +2,13 @@
 -- for exporters of service $service (every class, attributed or not, IN + OUT), by port class:
 -- total, tcp80, tcp443, tcp_dynamic (TCP with min(src, dst port) >= 1024), udp443; only the classes
 -- in $classes. normalised = bytes / the largest total of the week (the panel peak = 1).
--- Returns bin_start_ms (UTC epoch ms), hour_of_week (hours since local Monday 00:00), port_class,
--- bytes (DOUBLE), normalised; every bin present (0 where no traffic).
+-- Returns bin_start_ms (UTC epoch ms), hour_of_week (the local clock at the bin start, in hours
+-- since Monday 00:00: 24 × local day + local time of day), port_class, bytes (DOUBLE), normalised;
+-- every bin present (0 where no traffic). Bins are of equal length in elapsed time: a DST week has
+-- 167 or 169 hours of bins; after a spring-forward change hour_of_week skips an hour, in a repeated
+-- fall-back hour two bins share it. Local time = UTC + $tz_offset_ms[1] before the first of
+-- $tz_change_ms (UTC ms, ascending; empty without a change), then the next offset; the local day
+-- index counts from $week_start_local_ms (local Monday 00:00 as ms since the epoch on the local clock).
 -- Byte sums are exact (bytes_est as HUGEINT, then DOUBLE) so results do not depend on thread order.
 WITH f AS (
     SELECT (flow_start_ms - $week_start_ms) // $bin_ms AS bin,
@@ -45,9 +50,15 @@ long AS (
     UNPIVOT wide ON total, tcp80, tcp443, tcp_dynamic, udp443 INTO NAME port_class VALUE bytes
 )
 SELECT $week_start_ms + bin * $bin_ms AS bin_start_ms,
-       bin * $bin_ms / 3600000.0 AS hour_of_week,
+       (b_local - $week_start_local_ms) / 3600000.0 AS hour_of_week,
        port_class, bytes,
        bytes / nullif(max(bytes) FILTER (WHERE port_class = 'total') OVER (), 0) AS normalised
-FROM long
+FROM (
+    SELECT *, $week_start_ms + bin * $bin_ms
+              + $tz_offset_ms[1 + len(list_filter($tz_change_ms,
+                                                  lambda c: c <= $week_start_ms + bin * $bin_ms))]
+              AS b_local
+    FROM long
+)
 WHERE list_contains($classes, port_class)
 ORDER BY bin_start_ms, list_position($classes, port_class)

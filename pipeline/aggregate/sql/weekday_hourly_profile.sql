@@ -1,16 +1,21 @@
 -- Figs 2, 9, 10 (spec §2.7): broadband (PPPoE + IPoE exporters, all flows, attributed or not) in one
 -- week. Returns hour (local hour of day 0-23), direction (IN|OUT) and mean_bps: bytes_est in that
--- local hour summed over Monday-Friday, divided by 5 days, as bit/s (* 8 / 3600). Every hour and
--- direction is present (0 where no traffic). The week starts at local Monday 00:00 = $week_start_ms.
+-- local hour summed over Monday-Friday, divided by the hours that local hour lasted over those days
+-- ($weekday_hours[hour + 1]: 5 without DST; a repeated fall-back hour counts 2 on its day, a skipped
+-- spring-forward hour 0), as bit/s (* 8 / 3600). Every hour and direction is present (0 where no
+-- traffic; NULL for an hour that never occurred). Monday-Friday is [$week_start_ms, $weekday_end_ms)
+-- (local Monday 00:00 to Saturday 00:00). Local time = UTC + the zone's offset: $tz_offset_ms[1]
+-- before the first of $tz_change_ms (UTC ms, ascending; empty without a change), then the next.
 -- Byte sums are exact (bytes_est as HUGEINT, then DOUBLE) so results do not depend on thread order.
 WITH f AS (
-    SELECT CAST(((flow_start_ms + $utc_offset_ms) // 3600000) % 24 AS INTEGER) AS hour,
+    SELECT CAST(((flow_start_ms
+                  + $tz_offset_ms[1 + len(list_filter($tz_change_ms, lambda c: c <= flow_start_ms))])
+                 // 3600000) % 24 AS INTEGER) AS hour,
            direction, bytes_est
     FROM read_parquet($flows_glob, hive_partitioning = true)
     WHERE date BETWEEN CAST($date_lo AS DATE) AND CAST($date_hi AS DATE)
       AND service IN ('pppoe', 'ipoe')
-      AND flow_start_ms >= $week_start_ms AND flow_start_ms < $week_end_ms
-      AND (flow_start_ms - $week_start_ms) // 86400000 < 5
+      AND flow_start_ms >= $week_start_ms AND flow_start_ms < $weekday_end_ms
       AND direction IN ('IN', 'OUT')
 ),
 agg AS (
@@ -22,7 +27,8 @@ grid AS (
     SELECT CAST(h.range AS INTEGER) AS hour, d.direction
     FROM range(24) AS h, (VALUES ('IN'), ('OUT')) AS d(direction)
 )
-SELECT g.hour, g.direction, coalesce(a.bytes, 0.0) / 5 * 8 / 3600 AS mean_bps
+SELECT g.hour, g.direction,
+       coalesce(a.bytes, 0.0) / nullif($weekday_hours[g.hour + 1], 0.0) * 8 / 3600 AS mean_bps
 FROM grid AS g
 LEFT JOIN agg AS a USING (hour, direction)
 ORDER BY g.direction, g.hour
