@@ -12,12 +12,16 @@ simulator write every file again.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
+from typing import IO
 
-from pipeline.config import FLOW_FORMATS, RAW_SOURCES, SCALES, Settings, report_years
+from pipeline.atomic import remove_debris
+from pipeline.config import FLOW_FORMATS, RAW_SOURCES, SCALES, Paths, Settings, report_years
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -75,6 +79,11 @@ def build(
         DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
     )
     years = [year] if only else [y for y in report_years() if from_year <= y <= year]
+    lock = _hold_build_lock(Paths.from_env())
+    removed = remove_debris(_debris_roots(Paths.from_env(), settings))
+    if removed:
+        print(f"build: removed {len(removed)} temporary files and folders left by an "
+              "interrupted run", flush=True)  # fmt: skip
     saved = os.environ.get("BBTR_FORCE_REBUILD")
     if force:
         os.environ["BBTR_FORCE_REBUILD"] = "1"  # the simulator rewrites its files too
@@ -88,11 +97,34 @@ def build(
             what = f"{len(ran)} assets" if ran else "nothing changed"
             print(f"build: report year {y}: {what} in {took:.0f}s", flush=True)
     finally:
+        lock.close()
         if saved is None:
             os.environ.pop("BBTR_FORCE_REBUILD", None)
         else:
             os.environ["BBTR_FORCE_REBUILD"] = saved
     return True
+
+
+def _debris_roots(paths: Paths, settings: Settings) -> list[Path]:
+    """Where our runs write (an ISP's own raw folder only when the simulator writes it)."""
+    roots = [paths.warehouse, paths.history, paths.reports, paths.truth]
+    return roots + ([paths.raw] if settings.source == "simulator" else [])
+
+
+def _hold_build_lock(paths: Paths) -> IO:
+    """An exclusive lock on warehouse/.build.lock for this build (released when the file is
+    closed, or the process dies): the start-of-run cleanup never removes a running build's
+    temporary files, and two builds never write one data folder at once."""
+    paths.warehouse.mkdir(parents=True, exist_ok=True)
+    handle = open(paths.warehouse / ".build.lock", "a")  # noqa: SIM115 - held for the build
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise RuntimeError(
+            f"another build is running on {paths.warehouse} (it holds .build.lock)"
+        ) from None
+    return handle
 
 
 def descendants(assets, keys) -> set:
@@ -108,7 +140,6 @@ def _build_year(instance, assets, resources, year: int, settings: Settings, forc
     """Run the year's stale assets and all downstream of them; the names run, or None on failure."""
     from dagster import materialize
 
-    from pipeline.config import Paths
     from pipeline.defs.stale import stale_assets
 
     paths, partition = Paths.from_env(), str(year)
@@ -159,8 +190,6 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     ok = build(args.year, args.from_year, args.only, settings, args.force)
     if ok:
-        from pipeline.config import Paths
-
         print(
             f"build: done in {time.monotonic() - started:.0f}s"
             f" → {Paths.from_env().reports / str(args.year)}"

@@ -15,7 +15,7 @@ from typing import Any
 import polars as pl
 
 from pipeline.aggregate.history import published_history, read_history
-from pipeline.atomic import write_text_atomic
+from pipeline.atomic import replace_dir, staging_dir, write_text_atomic
 from pipeline.charts.render import build_charts
 from pipeline.config import PARAMS_FILE, REPO_ROOT, Paths, analysis_week, load_params, report_years
 from pipeline.report.render import build_report, file_sha256
@@ -26,6 +26,7 @@ REPORT_TABLES = (
     "usage_by_port", "port_class_week_series", "data_quality",
 )  # fmt: skip
 CURRENT_YEAR_ONLY = {"monthly_traffic_normalised", "scatter_sample", "data_quality"}
+PROVENANCE_FILE = "provenance.json"
 
 
 def collect_tables(paths: Paths, year: int) -> dict[str, pl.DataFrame]:
@@ -208,28 +209,45 @@ def build_environment() -> dict[str, Any]:
 
 
 def build_annual_report(paths: Paths, year: int, source: str) -> dict[str, Any]:
-    """reports/<year>/ from the history store and the year's figures; returns paths and counts."""
+    """reports/<year>/ from the history store and the year's figures; returns paths and counts.
+
+    The folder is built whole beside its target (`.<year>.build.tmp`) and swapped in at once
+    (atomic.replace_dir): a reader, or a run killed at any point, sees the previous complete
+    report or the new one, never a mix. provenance.json lists the sha256 of every other file."""
     tables = collect_tables(paths, year)
     figures = {p.stem: p for p in sorted(figures_dir(paths, year).glob("fig*.svg"))}
     context = build_context(paths, year, source, tables)
     out_dir = paths.reports / str(year)
-    written = build_report(year, tables, figures, context, out_dir)
+    staging = staging_dir(out_dir)
+    written = build_report(year, tables, figures, context, staging)
     inputs = _warehouse_provenance(paths, year)
     provenance = context["provenance"] | {
         "year": year,
         "params": context["params"],
         "input_files_detail": inputs.get("files", {}),  # raw file names, sizes, sha256
+        "outputs_sha256": output_hashes(staging),
     }
     write_text_atomic(
-        out_dir / "provenance.json",
+        staging / PROVENANCE_FILE,
         json.dumps(provenance, indent=1, sort_keys=True, default=str) + "\n",
     )
     pages = _pdf_pages(written["pdf"])
+    replace_dir(staging, out_dir)
+    pdf = out_dir / written["pdf"].relative_to(staging)
     return {
-        "pdf": written["pdf"],
-        "pdf_sha256": file_sha256(written["pdf"]),
+        "pdf": pdf,
+        "pdf_sha256": file_sha256(pdf),
         "pages": pages,
         "csv_files": sum(1 for k in written if k.endswith(".csv")),
+    }
+
+
+def output_hashes(folder: Path) -> dict[str, str]:
+    """sha256 of every file under a report folder but provenance.json, by relative path."""
+    return {
+        p.relative_to(folder).as_posix(): file_sha256(p)
+        for p in sorted(Path(folder).rglob("*"))
+        if p.is_file() and p.relative_to(folder).as_posix() != PROVENANCE_FILE
     }
 
 
