@@ -6,7 +6,8 @@ settings it reads: `pipeline.defs.versions`) changed, an upstream has a new data
 files are gone (`pipeline.defs.stale`); otherwise it is skipped. A stale asset runs
 together with everything downstream of it, in one run in graph order, so that no asset reads its
 inputs' old data. `--force` (or BBTR_FORCE_REBUILD=1) materialises everything and makes the
-simulator write every file again.
+simulator write every file again. At start a build locks the data folder (warehouse/.build.lock)
+and removes the temporary files and folders an interrupted run left (`atomic.remove_debris`).
 """
 
 from __future__ import annotations
