@@ -3,7 +3,8 @@
 -- total, tcp80, tcp443, tcp_dynamic (TCP with min(src, dst port) >= 1024), udp443; only the classes
 -- in $classes. normalised = bytes / the largest total of the week (the panel peak = 1).
 -- Returns bin_start_ms (UTC epoch ms), hour_of_week (hours since local Monday 00:00), port_class,
--- bytes (DOUBLE), normalised; every bin present (0 where no traffic).
+-- bytes (DOUBLE), normalised; every bin present (0 where no traffic, NULL in a day whose inputs
+-- are missing: $days_present lists the day indices 0..6 of the week whose exporters all delivered).
 -- Byte sums are exact (bytes_est as HUGEINT, then DOUBLE) so results do not depend on thread order.
 WITH f AS (
     SELECT (flow_start_ms - $week_start_ms) // $bin_ms AS bin,
@@ -31,18 +32,23 @@ agg AS (
     GROUP BY bin
 ),
 bins AS (
-    SELECT range AS bin FROM range(0, ($week_end_ms - $week_start_ms) // $bin_ms)
+    SELECT range AS bin, list_contains($days_present, range * $bin_ms // 86400000) AS present
+    FROM range(0, ($week_end_ms - $week_start_ms) // $bin_ms)
 ),
 wide AS (
     SELECT b.bin,
-           coalesce(a.total, 0.0) AS total, coalesce(a.tcp80, 0.0) AS tcp80,
-           coalesce(a.tcp443, 0.0) AS tcp443, coalesce(a.tcp_dynamic, 0.0) AS tcp_dynamic,
-           coalesce(a.udp443, 0.0) AS udp443
+           CASE WHEN b.present THEN coalesce(a.total, 0.0) END AS total,
+           CASE WHEN b.present THEN coalesce(a.tcp80, 0.0) END AS tcp80,
+           CASE WHEN b.present THEN coalesce(a.tcp443, 0.0) END AS tcp443,
+           CASE WHEN b.present THEN coalesce(a.tcp_dynamic, 0.0) END AS tcp_dynamic,
+           CASE WHEN b.present THEN coalesce(a.udp443, 0.0) END AS udp443
     FROM bins AS b
     LEFT JOIN agg AS a USING (bin)
 ),
 long AS (
-    UNPIVOT wide ON total, tcp80, tcp443, tcp_dynamic, udp443 INTO NAME port_class VALUE bytes
+    SELECT bin, port_class, bytes
+    FROM wide
+    UNPIVOT INCLUDE NULLS (bytes FOR port_class IN (total, tcp80, tcp443, tcp_dynamic, udp443))
 )
 SELECT $week_start_ms + bin * $bin_ms AS bin_start_ms,
        bin * $bin_ms / 3600000.0 AS hour_of_week,
