@@ -22,7 +22,6 @@ from typing import Any
 import polars as pl
 
 from pipeline.config import Week, local_day_bounds_ms, weeks_for_year
-from pipeline.ingest.catalogue import flow_days_for_year
 from pipeline.ingest.flows import load_exporters
 from pipeline.ingest.reference import COUNTER_SERVICES, DIRECTIONS
 
@@ -72,9 +71,10 @@ def _flow_rows(warehouse: Path, exporters: list[dict], year: int, params: dict) 
     """One row per (exporter, local day of the year's weeks): records starting in that day."""
     weeks = weeks_for_year(year, params)
     days = sorted({d for w in weeks for d in w.days})
+    folders = set(days) | {w.start - dt.timedelta(days=1) for w in weeks}  # + UTC-date margin
     files = [
         p
-        for day in flow_days_for_year(year)
+        for day in sorted(folders)
         for p in sorted((warehouse / "flows" / f"date={day.isoformat()}").glob("*/flows.parquet"))
     ]
     starts = pl.DataFrame(
