@@ -29,6 +29,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "hour": pl.Int32,
         "direction": _S,
         "mean_bps": _F,
+        "weekdays": _I,
     },
     "daily_usage_density": {
         "service": _S,
@@ -67,6 +68,15 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "normalised": _F,
     },
     "data_quality": {"item": _S, "scope": _S, "value": _F},
+    # expected vs present inputs (pipeline/ingest/completeness.py), one row per expected item
+    "input_completeness": {
+        "kind": _S,
+        "service": _S,
+        "scope": _S,
+        "period": _S,
+        "present": pl.Boolean,
+        "records": _I,
+    },
 }
 _TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 

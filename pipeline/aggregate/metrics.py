@@ -26,6 +26,7 @@ from pipeline.config import (
     week_bounds_ms,
     weeks_for_year,
 )
+from pipeline.ingest import completeness as inputs
 
 IPOE_PER_USER_FROM_YEAR = 2021  # spec §0: per-user stats are PPPoE-only up to 2020
 WEEK_CLASSES = {
@@ -79,22 +80,27 @@ def _week_params(week: Week, params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _weekday_hours(week: Week, params: dict[str, Any], weekdays: list[int]) -> list[float]:
+    """Hours each local hour of day lasted over the given weekdays (0 = Monday): one per day
+    without DST, 2 for a repeated fall-back hour on its day, 0 for a skipped one."""
+    starts = local_hour_starts_ms(week, params)
+    return [
+        sum(starts[24 * d + h + 1] - starts[24 * d + h] for d in weekdays) / 3_600_000
+        for h in range(24)
+    ]
+
+
 def _zone_params(week: Week, params: dict[str, Any]) -> dict[str, Any]:
     """SQL parameters of local time in one week: the zone's offset changes and offsets
     (utc_offset_changes), local Saturday 00:00, the hours each local hour of day lasted over
     Monday–Friday, and local Monday 00:00 on the local clock (ms)."""
     start_ms, end_ms = week_bounds_ms(week, params)
     changes, offsets = utc_offset_changes(start_ms, end_ms, params)
-    starts = local_hour_starts_ms(week, params)
-    weekday_hours = [
-        sum(starts[24 * d + h + 1] - starts[24 * d + h] for d in range(5)) / 3_600_000
-        for h in range(24)
-    ]
     return {
         "tz_change_ms": changes,
         "tz_offset_ms": offsets,
         "weekday_end_ms": local_day_bounds_ms(week.days[5], params)[0],
-        "weekday_hours": weekday_hours,
+        "weekday_hours": _weekday_hours(week, params, list(range(5))),
         "week_start_local_ms": start_ms + offsets[0],
     }
 
@@ -145,18 +151,43 @@ def growth_statistics(
     )
 
 
-def weekday_hourly_profile(flows_glob: str, year: int, params: dict[str, Any]) -> pl.DataFrame:
-    """Figs 2, 9, 10: week_start, role, hour, direction, mean_bps (Mon–Fri mean), all weeks."""
+def _day_indices(
+    week: Week, completeness: pl.DataFrame | None, flow_services: tuple[str, ...]
+) -> list[int]:
+    """Indices (0 = Monday) of the week's days whose flows of `flow_services` are complete; every
+    day when no completeness table is given."""
+    if completeness is None:
+        return list(range(7))
+    present = inputs.days_present(completeness, week, flow_services)
+    return [(d - week.start).days for d in present]
+
+
+def weekday_hourly_profile(
+    flows_glob: str,
+    year: int,
+    params: dict[str, Any],
+    completeness: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """Figs 2, 9, 10: week_start, role, hour, direction, mean_bps (mean over the weekdays whose
+    broadband flows are complete), weekdays (how many), all weeks."""
     frames = []
     for week in weeks_for_year(year, params):
+        weekdays = [i for i in _day_indices(week, completeness, ("pppoe", "ipoe")) if i < 5]
         df = run_sql(
-            "weekday_hourly_profile", {"flows_glob": flows_glob, **_week_params(week, params)}
+            "weekday_hourly_profile",
+            {
+                "flows_glob": flows_glob,
+                **_week_params(week, params),
+                "weekdays_present": weekdays,
+                "weekday_hours": _weekday_hours(week, params, weekdays),
+            },
         )
         frames.append(
             df.select(
                 pl.lit(week.start.isoformat()).alias("week_start"),
                 pl.lit(week.role).alias("role"),
                 pl.all(),
+                pl.lit(len(weekdays), dtype=pl.Int64).alias("weekdays"),
             )
         )
     out = pl.concat(frames).sort("week_start", "role", "direction", "hour")
@@ -268,8 +299,14 @@ def usage_by_port(flows_glob: str, year: int, params: dict[str, Any]) -> pl.Data
     return _with_year(pl.concat(frames), year)
 
 
-def port_class_week_series(flows_glob: str, year: int, params: dict[str, Any]) -> pl.DataFrame:
-    """Figs 7, 8: service, bin_start_ms, hour_of_week, port_class, bytes, normalised (peak = 1)."""
+def port_class_week_series(
+    flows_glob: str,
+    year: int,
+    params: dict[str, Any],
+    completeness: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """Figs 7, 8: service, bin_start_ms, hour_of_week, port_class, bytes, normalised (peak = 1);
+    NULL in the days whose exporters of the service did not all deliver (a gap)."""
     week = _week_params(analysis_week(year, params), params)
     bin_ms = int(params["ports"]["week_series_bin_minutes"]) * 60_000
     frames = []
@@ -281,6 +318,9 @@ def port_class_week_series(flows_glob: str, year: int, params: dict[str, Any]) -
                 "service": exporter_service,
                 "bin_ms": bin_ms,
                 "classes": WEEK_CLASSES[service],
+                "days_present": _day_indices(
+                    analysis_week(year, params), completeness, (exporter_service,)
+                ),
                 **week,
             },
         )

@@ -10,9 +10,10 @@ from typing import Any
 import polars as pl
 
 from pipeline.aggregate import metrics
-from pipeline.aggregate.history import write_history
+from pipeline.aggregate.history import read_history, write_history
 from pipeline.atomic import write_parquet_atomic
 from pipeline.config import Paths, load_params
+from pipeline.ingest import completeness as inputs
 from pipeline.ingest.catalogue import flow_days_for_year
 
 
@@ -79,6 +80,29 @@ def from_attributed_flows(
     return compute
 
 
+def completeness_of(paths: Paths, year: int) -> pl.DataFrame | None:
+    """The year's input_completeness table from the history store (None before it is built)."""
+    df = read_history(paths.history, "input_completeness", [year])
+    return None if df.is_empty() else df
+
+
+def from_attributed_flows_over_days_present(
+    metric: Callable[..., pl.DataFrame],
+) -> TableFunction:
+    """`metric` of the attributed flows, over the days whose inputs are complete."""
+
+    def compute(paths: Paths, year: int, params: dict[str, Any]) -> pl.DataFrame:
+        return metric(attributed_glob(paths), year, params, completeness_of(paths, year))
+
+    compute.__doc__ = metric.__doc__  # the table's description (describe)
+    return compute
+
+
+def input_completeness(paths: Paths, year: int, params: dict[str, Any]) -> pl.DataFrame:
+    """Expected vs present inputs: kind, service, scope, period, present, records."""
+    return inputs.input_completeness(paths.raw, paths.warehouse, year, params)
+
+
 def from_user_week(
     metric: Callable[[pl.DataFrame, int, dict[str, Any]], pl.DataFrame],
 ) -> TableFunction:
@@ -101,15 +125,20 @@ def data_quality(paths: Paths, year: int, params: dict[str, Any]) -> pl.DataFram
 
 # Every aggregate table of ARCHITECTURE §5 (user_week_usage aside): its name -> its computation.
 TABLES: dict[str, TableFunction] = {
+    "input_completeness": input_completeness,
     "monthly_traffic_normalised": from_monthly_counters(metrics.monthly_traffic_normalised),
     "growth_statistics": from_monthly_counters(metrics.growth_statistics),
-    "weekday_hourly_profile": from_attributed_flows(metrics.weekday_hourly_profile),
+    "weekday_hourly_profile": from_attributed_flows_over_days_present(
+        metrics.weekday_hourly_profile
+    ),
     "daily_usage_density": from_user_week(metrics.daily_usage_density),
     "daily_usage_summary": from_user_week(metrics.daily_usage_summary),
     "scatter_sample": from_user_week(metrics.scatter_sample),
     "top_user_share": from_user_week(metrics.top_user_share),
     "usage_by_port": from_attributed_flows(metrics.usage_by_port),
-    "port_class_week_series": from_attributed_flows(metrics.port_class_week_series),
+    "port_class_week_series": from_attributed_flows_over_days_present(
+        metrics.port_class_week_series
+    ),
     "data_quality": data_quality,
 }
 
@@ -117,8 +146,11 @@ TABLES: dict[str, TableFunction] = {
 def compute_table(paths: Paths, year: int, table: str, salt: str) -> pl.DataFrame:
     """Compute `table` for `year`, write it to the history store, and return it. (`salt` is unused:
     user keys are made once, by compute_user_week.)"""
-    df = TABLES[table](paths, year, load_params())
+    params = load_params()
+    df = TABLES[table](paths, year, params)
     write_history(paths.history, table, year, df)
+    if table == "input_completeness":  # stored first, so that what is missing can be looked at
+        inputs.stop_if_incomplete(year, df, params)
     return df
 
 

@@ -19,20 +19,30 @@ from pipeline.charts.style import (
 )
 
 
-def _week_label_expr() -> pl.Expr:
-    """'week of 2024-06-03 (2024 analysis week)', '… (before the pandemic)' or 'week of …'."""
+def _week_label_expr(weekdays: bool) -> pl.Expr:
+    """'week of 2024-06-03 (2024 analysis week)', '… (before the pandemic)' or 'week of …';
+    with ', 4 of 5 weekdays' appended when inputs of a weekday were missing (`weekdays`: the
+    table counts them)."""
     base = pl.format("week of {}", pl.col("week_start").cast(pl.String))
-    return (
+    label = (
         pl.when(pl.col("role") == "analysis")
         .then(pl.format("{} ({} analysis week)", base, pl.col("year")))
         .when(pl.col("role") == "pre_covid")
         .then(pl.format("{} (before the pandemic)", base))
         .otherwise(base)
     )
+    if not weekdays:
+        return label
+    return (
+        pl.when(pl.col("weekdays").fill_null(5) < 5)
+        .then(pl.format("{}, {} of 5 weekdays", label, pl.col("weekdays")))
+        .otherwise(label)
+    )
 
 
 def _profile_rows(tables: Tables, keys: list[tuple[int, str]], year: int) -> pl.DataFrame:
-    """Profiles of the weeks (year, role) in `keys`, relative to the latest week's peak OUT."""
+    """Profiles of the weeks (year, role) in `keys`, relative to the latest week's peak OUT; a
+    week none of whose weekdays had complete inputs has NULL values (no line, not a fall)."""
     df = tables["weekday_hourly_profile"]
     if df.schema["week_start"] == pl.String:
         df = df.with_columns(pl.col("week_start").str.to_date())
@@ -51,7 +61,7 @@ def _profile_rows(tables: Tables, keys: list[tuple[int, str]], year: int) -> pl.
         "role",
         "direction",
         "hour",
-        _week_label_expr().alias("week"),
+        _week_label_expr("weekdays" in rows.columns).alias("week"),
         (pl.col("mean_bps") / peak).round(DIGITS).alias("relative_traffic"),
     )
 

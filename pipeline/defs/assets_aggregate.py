@@ -18,12 +18,22 @@ from pipeline.aggregate import checks
 from pipeline.aggregate import year as aggregate_year
 from pipeline.config import load_params
 from pipeline.defs.assets_attribute import attributed_flows
-from pipeline.defs.assets_ingest import mobile_usage, monthly_counters, normalised_flows
+from pipeline.defs.assets_ingest import (
+    mobile_usage,
+    monthly_counters,
+    normalised_flows,
+    raw_inputs,
+    subscriber_sessions,
+)
 from pipeline.defs.outputs import versioned_result
 from pipeline.defs.partitions import report_year_partitions
 from pipeline.defs.resources import PipelineSettings
 
 BIN_WIDTH = load_params()["daily_usage"]["bin_width_decades"]
+# Every table reads the year's inputs only once they are known complete enough: input_completeness
+# raises, naming what is missing, below the thresholds of params.yaml `completeness`, and
+# everything downstream of it is skipped.
+COMPLETENESS = "input_completeness"
 
 # check name → (function of the table, blocking?). Computation invariants block the report;
 # empirical shape facts of real traffic (mean > mode, mode > median) only warn.
@@ -33,7 +43,7 @@ Check = tuple[str, Callable[[pl.DataFrame], checks.CheckOutcome], bool]
 @asset(
     group_name="aggregate",
     partitions_def=report_year_partitions,
-    deps=[attributed_flows, mobile_usage],
+    deps=[attributed_flows, mobile_usage, COMPLETENESS],
 )
 def user_week_usage(
     context: AssetExecutionContext, settings: PipelineSettings
@@ -47,12 +57,16 @@ def user_week_usage(
 
 
 TABLES: dict[str, tuple[list, list[Check]]] = {
-    "monthly_traffic_normalised": ([monthly_counters], []),
+    COMPLETENESS: (
+        [raw_inputs, normalised_flows, subscriber_sessions, mobile_usage, monthly_counters],
+        [],
+    ),
+    "monthly_traffic_normalised": ([monthly_counters, COMPLETENESS], []),
     "growth_statistics": (
-        [monthly_counters],
+        [monthly_counters, COMPLETENESS],
         [("annualised_matches_factor", checks.annualised_matches_factor, True)],
     ),
-    "weekday_hourly_profile": ([attributed_flows], []),
+    "weekday_hourly_profile": ([attributed_flows, COMPLETENESS], []),
     "daily_usage_density": (
         [user_week_usage],
         [("density_area_is_one", lambda df: checks.density_area_is_one(df, BIN_WIDTH), True)],
@@ -68,14 +82,14 @@ TABLES: dict[str, tuple[list, list[Check]]] = {
     "scatter_sample": ([user_week_usage], []),
     "top_user_share": ([user_week_usage], []),
     "usage_by_port": (
-        [attributed_flows],
+        [attributed_flows, COMPLETENESS],
         [
             ("protocol_totals_sum_to_100", checks.protocol_totals_sum_to_100, True),
             ("tcp_subtotals_equal_tcp", checks.tcp_subtotals_equal_tcp, True),
         ],
     ),
-    "port_class_week_series": ([attributed_flows], []),
-    "data_quality": ([normalised_flows, attributed_flows], []),
+    "port_class_week_series": ([attributed_flows, COMPLETENESS], []),
+    "data_quality": ([normalised_flows, attributed_flows, COMPLETENESS], []),
 }
 
 

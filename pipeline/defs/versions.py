@@ -23,7 +23,7 @@ INGEST_PARAMS = ("weeks", "report.time_zone", "report.utc_offset_hours")
 # editions — are read by the report alone).
 TABLE_PARAMS = (*INGEST_PARAMS, "report.first_simulated_year", "report.report_month",
                 "report.normalise_month", "report.fig1_start_month", "daily_usage", "ports",
-                "attribution")  # fmt: skip
+                "attribution", "completeness")  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import polars as pl
 from pipeline.charts.profiles import fig02_data
 from pipeline.charts.scatters import DRAWABLE
 from pipeline.config import load_params
+from pipeline.ingest import completeness as inputs
 from pipeline.report.formats import month_name, present
 from pipeline.report.tables import port_share_table
 
@@ -33,6 +34,7 @@ OPTIONAL_FACTS = (
     "pre_covid_week", "in_daytime_share_pre_pct", "in_daytime_share_pct", "in_growth_since_pre",
     "out_growth_since_pre", "bb_sample_out_gt_in_pct", "mob_sample_out_gt_in_pct",
     "bb_sample_users", "mob_sample_users", "bb_sample_not_drawn", "mob_sample_not_drawn",
+    "bb_growth_gap", "mob_growth_gap", "five_year_gap", "completeness", "missing_inputs",
     *(
         f"{svc}_{name}"
         for svc, _ in SERVICES
@@ -98,7 +100,9 @@ def _profile(tables: Tables, year: int, role: str, direction: str) -> np.ndarray
         return None
     first = df["week_start"].min()
     df = df.filter(pl.col("week_start") == first).sort("hour")
-    return df["mean_bps"].to_numpy().astype(float) if df.height == 24 else None
+    if df.height != 24 or df["mean_bps"].null_count():
+        return None  # no weekday of that week had complete inputs
+    return df["mean_bps"].to_numpy().astype(float)
 
 
 def _profile_facts(tables: Tables, year: int) -> Facts:
@@ -143,7 +147,9 @@ def _week_series_facts(tables: Tables, year: int) -> Facts:
         ).sort("hour_of_week")
         if total.is_empty():
             continue
-        weekday = total.filter(pl.col("hour_of_week") < 120)
+        weekday = total.filter((pl.col("hour_of_week") < 120) & pl.col("normalised").is_not_null())
+        if weekday.is_empty():
+            continue  # no weekday with complete inputs
         by_hour = (
             weekday.group_by((pl.col("hour_of_week") % 24).alias("h"))
             .agg(pl.col("normalised").mean())
@@ -235,11 +241,67 @@ def _monthly_yoy(tables: Tables, series: str, direction: str, year: int) -> floa
     df = tables["monthly_traffic_normalised"].filter(
         (pl.col("year") == year) & (pl.col("series") == series) & (pl.col("direction") == direction)
     )
-    now = df.filter(pl.col("month") == f"{year}-{month:02d}")["bytes"]
-    prev = df.filter(pl.col("month") == f"{year - 1}-{month:02d}")["bytes"]
+    now = df.filter(pl.col("month") == f"{year}-{month:02d}")["bytes"].drop_nulls()
+    prev = df.filter(pl.col("month") == f"{year - 1}-{month:02d}")["bytes"].drop_nulls()
     if now.is_empty() or prev.is_empty() or not prev[0]:
         return None
     return 100 * (float(now[0]) / float(prev[0]) - 1)
+
+
+COUNTER_SERVICES = {"broadband": ("broadband_pppoe", "broadband_ipoe"), "mobile": ("mobile",)}
+
+
+def _counter_gap(
+    completeness: pl.DataFrame | None, months: list[str], services: tuple[str, ...]
+) -> str | None:
+    """'June 2023 (broadband_ipoe OUT)' for the missing counters among `months` × `services`,
+    None when all are present (or nothing is known of them)."""
+    if completeness is None:
+        return None
+    gone = completeness.filter(
+        (pl.col("kind") == "counters")
+        & pl.col("period").is_in(months)
+        & pl.col("service").is_in(list(services))
+        & ~pl.col("present")
+    ).sort("period", "service", "scope")
+    parts = []
+    for (month,), rows in gone.group_by("period", maintain_order=True):
+        which = ", ".join(f"{s} {d}" for s, d in rows.select("service", "scope").rows())
+        parts.append(f"{month_name(month)} ({which})")
+    return "; ".join(parts) or None
+
+
+def _completeness_facts(tables: Tables, year: int) -> Facts:
+    """What inputs are missing, and the growth facts that a missing counter month withdraws: a
+    comparison that needs a missing month is not stated (the text names the month instead)."""
+    df = tables.get("input_completeness")
+    df = None if df is None or df.is_empty() else df.filter(pl.col("year") == year)
+    if df is None or df.is_empty():
+        return {}
+    rows = inputs.summary(df)
+    f: Facts = {
+        "completeness": rows,
+        "missing_inputs": [r for r in rows if r["missing"]] or None,
+    }
+    month = int(load_params()["report"]["report_month"])
+    now, prev, y5 = (f"{y:04d}-{month:02d}" for y in (year, year - 1, year - 5))
+    f["bb_growth_gap"] = _counter_gap(df, [prev, now], COUNTER_SERVICES["broadband"])
+    f["mob_growth_gap"] = _counter_gap(df, [prev, now], COUNTER_SERVICES["mobile"])
+    f["five_year_gap"] = _counter_gap(df, [y5, now], COUNTER_SERVICES["broadband"])
+    return f
+
+
+def _withdraw_gapped(f: Facts) -> None:
+    """None for every growth fact whose counter months are not all present."""
+    if f.get("bb_growth_gap"):
+        for key in ("bb_in_yoy", "bb_out_yoy", "ipoe_in_share", "ipoe_out_share",
+                    "ipoe_in_change", "ipoe_out_change", "pppoe_out_yoy"):  # fmt: skip
+            f[key] = None
+    if f.get("mob_growth_gap"):
+        f["mob_in_yoy"] = f["mob_out_yoy"] = None
+    if f.get("five_year_gap"):
+        for d in ("in", "out"):
+            f[f"bb_{d}_factor_5y"] = f[f"bb_{d}_annualised_5y"] = None
 
 
 def report_facts(tables: Tables, year: int) -> Facts:
@@ -275,4 +337,6 @@ def report_facts(tables: Tables, year: int) -> Facts:
     f["pppoe_out_yoy"] = _monthly_yoy(tables, "broadband_pppoe", "OUT", year)
     f.update(_week_series_facts(tables, year))
     f.update(_port_facts(tables, year))
+    f.update(_completeness_facts(tables, year))
+    _withdraw_gapped(f)
     return f

@@ -23,9 +23,10 @@ from pipeline.report.render import build_report, file_sha256
 REPORT_TABLES = (
     "monthly_traffic_normalised", "growth_statistics", "weekday_hourly_profile",
     "daily_usage_density", "daily_usage_summary", "scatter_sample", "top_user_share",
-    "usage_by_port", "port_class_week_series", "data_quality",
+    "usage_by_port", "port_class_week_series", "data_quality", "input_completeness",
 )  # fmt: skip
-CURRENT_YEAR_ONLY = {"monthly_traffic_normalised", "scatter_sample", "data_quality"}
+CURRENT_YEAR_ONLY = {"monthly_traffic_normalised", "scatter_sample", "data_quality",
+                     "input_completeness"}  # fmt: skip
 PROVENANCE_FILE = "provenance.json"
 
 

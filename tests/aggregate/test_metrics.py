@@ -314,7 +314,15 @@ def test_weekday_profile_local_hours_and_weekdays(tmp_path: Path, params: dict[s
     glob = write_flows(tmp_path, rows)
     prof = metrics.weekday_hourly_profile(glob, 2024, params)
     assert prof.height == 48
-    assert prof.columns == ["year", "week_start", "role", "hour", "direction", "mean_bps"]
+    assert prof.columns == [
+        "year",
+        "week_start",
+        "role",
+        "hour",
+        "direction",
+        "mean_bps",
+        "weekdays",
+    ]
     nonzero = prof.filter(pl.col("mean_bps") > 0).select("direction", "hour", "mean_bps").rows()
     # mean over 5 weekdays of bytes * 8 / 3600: 2250 B -> 1 bit/s
     assert nonzero == [("IN", 1, 2.0), ("IN", 12, 1.0), ("OUT", 23, 2.0)]
@@ -479,7 +487,12 @@ def test_normalisation_to_jan_2020(tmp_path: Path, params: dict[str, Any]) -> No
     }
     path = _monthly(tmp_path, rates)
     fig1 = metrics.monthly_traffic_normalised(path, 2024, params)
-    assert sorted(set(fig1["month"])) == ["2019-06", "2020-01", "2024-06"]
+    measured = fig1.filter(pl.col("bytes").is_not_null())
+    assert sorted(set(measured["month"])) == ["2019-06", "2020-01", "2024-06"]
+    # every month of Fig 1's range has a row; those without counters are gaps (NULL), not zeros
+    assert fig1["month"].min() == params["report"]["fig1_start_month"]
+    assert fig1["month"].max() == "2024-06"
+    assert fig1.filter(pl.col("month") == "2021-03")["normalised"].null_count() == 8
     norm = {
         (m, s, d): v
         for m, s, d, v in fig1.select("month", "series", "direction", "normalised").rows()

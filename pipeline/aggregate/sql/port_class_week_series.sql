@@ -4,7 +4,8 @@
 -- in $classes. normalised = bytes / the largest total of the week (the panel peak = 1).
 -- Returns bin_start_ms (UTC epoch ms), hour_of_week (the local clock at the bin start, in hours
 -- since Monday 00:00: 24 × local day + local time of day), port_class, bytes (DOUBLE), normalised;
--- every bin present (0 where no traffic). Bins are of equal length in elapsed time: a DST week has
+-- every bin present (0 where no traffic, NULL in a local day whose inputs are missing: $days_present
+-- lists the local day indices 0..6 of the week whose exporters all delivered). Bins are of equal length in elapsed time: a DST week has
 -- 167 or 169 hours of bins; after a spring-forward change hour_of_week skips an hour, in a repeated
 -- fall-back hour two bins share it. Local time = UTC + $tz_offset_ms[1] before the first of
 -- $tz_change_ms (UTC ms, ascending; empty without a change), then the next offset; the local day
@@ -35,30 +36,38 @@ agg AS (
     FROM f
     GROUP BY bin
 ),
+bin_starts AS (
+    SELECT range AS bin,
+           $week_start_ms + range * $bin_ms
+           + $tz_offset_ms[1 + len(list_filter($tz_change_ms,
+                                               lambda c: c <= $week_start_ms + range * $bin_ms))]
+           AS b_local
+    FROM range(0, ($week_end_ms - $week_start_ms) // $bin_ms)
+),
 bins AS (
-    SELECT range AS bin FROM range(0, ($week_end_ms - $week_start_ms) // $bin_ms)
+    SELECT bin, b_local,
+           list_contains($days_present, (b_local - $week_start_local_ms) // 86400000) AS present
+    FROM bin_starts
 ),
 wide AS (
-    SELECT b.bin,
-           coalesce(a.total, 0.0) AS total, coalesce(a.tcp80, 0.0) AS tcp80,
-           coalesce(a.tcp443, 0.0) AS tcp443, coalesce(a.tcp_dynamic, 0.0) AS tcp_dynamic,
-           coalesce(a.udp443, 0.0) AS udp443
+    SELECT b.bin, b.b_local,
+           CASE WHEN b.present THEN coalesce(a.total, 0.0) END AS total,
+           CASE WHEN b.present THEN coalesce(a.tcp80, 0.0) END AS tcp80,
+           CASE WHEN b.present THEN coalesce(a.tcp443, 0.0) END AS tcp443,
+           CASE WHEN b.present THEN coalesce(a.tcp_dynamic, 0.0) END AS tcp_dynamic,
+           CASE WHEN b.present THEN coalesce(a.udp443, 0.0) END AS udp443
     FROM bins AS b
     LEFT JOIN agg AS a USING (bin)
 ),
 long AS (
-    UNPIVOT wide ON total, tcp80, tcp443, tcp_dynamic, udp443 INTO NAME port_class VALUE bytes
+    SELECT bin, b_local, port_class, bytes
+    FROM wide
+    UNPIVOT INCLUDE NULLS (bytes FOR port_class IN (total, tcp80, tcp443, tcp_dynamic, udp443))
 )
 SELECT $week_start_ms + bin * $bin_ms AS bin_start_ms,
        (b_local - $week_start_local_ms) / 3600000.0 AS hour_of_week,
        port_class, bytes,
        bytes / nullif(max(bytes) FILTER (WHERE port_class = 'total') OVER (), 0) AS normalised
-FROM (
-    SELECT *, $week_start_ms + bin * $bin_ms
-              + $tz_offset_ms[1 + len(list_filter($tz_change_ms,
-                                                  lambda c: c <= $week_start_ms + bin * $bin_ms))]
-              AS b_local
-    FROM long
-)
+FROM long
 WHERE list_contains($classes, port_class)
 ORDER BY bin_start_ms, list_position($classes, port_class)

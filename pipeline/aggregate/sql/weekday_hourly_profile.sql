@@ -1,22 +1,32 @@
 -- Figs 2, 9, 10 (spec §2.7): broadband (PPPoE + IPoE exporters, all flows, attributed or not) in one
 -- week. Returns hour (local hour of day 0-23), direction (IN|OUT) and mean_bps: bytes_est in that
--- local hour summed over Monday-Friday, divided by the hours that local hour lasted over those days
--- ($weekday_hours[hour + 1]: 5 without DST; a repeated fall-back hour counts 2 on its day, a skipped
--- spring-forward hour 0), as bit/s (* 8 / 3600). Every hour and direction is present (0 where no
--- traffic; NULL for an hour that never occurred). Monday-Friday is [$week_start_ms, $weekday_end_ms)
--- (local Monday 00:00 to Saturday 00:00). Local time = UTC + the zone's offset: $tz_offset_ms[1]
--- before the first of $tz_change_ms (UTC ms, ascending; empty without a change), then the next.
+-- local hour summed over the weekdays present, divided by the hours that local hour lasted over those
+-- days ($weekday_hours[hour + 1]: the number of weekdays present without DST; a repeated fall-back
+-- hour counts 2 on its day, a skipped spring-forward hour 0), as bit/s (* 8 / 3600).
+-- $weekdays_present lists the local day indices (0 = Monday .. 4 = Friday) whose broadband inputs are
+-- complete (pipeline/ingest/completeness.py): a missing day is left out of the sum and of the
+-- divisor, never counted as a day without traffic. Every hour and direction is present (0 where no
+-- traffic; NULL for an hour that never occurred or when no weekday is present). Monday-Friday is
+-- [$week_start_ms, $weekday_end_ms) (local Monday 00:00 to Saturday 00:00). Local time = UTC + the
+-- zone's offset: $tz_offset_ms[1] before the first of $tz_change_ms (UTC ms, ascending; empty without
+-- a change), then the next; the local day index counts from $week_start_local_ms (local Monday 00:00
+-- on the local clock).
 -- Byte sums are exact (bytes_est as HUGEINT, then DOUBLE) so results do not depend on thread order.
-WITH f AS (
-    SELECT CAST(((flow_start_ms
-                  + $tz_offset_ms[1 + len(list_filter($tz_change_ms, lambda c: c <= flow_start_ms))])
-                 // 3600000) % 24 AS INTEGER) AS hour,
+WITH local_flows AS (
+    SELECT flow_start_ms
+           + $tz_offset_ms[1 + len(list_filter($tz_change_ms, lambda c: c <= flow_start_ms))]
+           AS local_ms,
            direction, bytes_est
     FROM read_parquet($flows_glob, hive_partitioning = true)
     WHERE date BETWEEN CAST($date_lo AS DATE) AND CAST($date_hi AS DATE)
       AND service IN ('pppoe', 'ipoe')
       AND flow_start_ms >= $week_start_ms AND flow_start_ms < $weekday_end_ms
       AND direction IN ('IN', 'OUT')
+),
+f AS (
+    SELECT CAST((local_ms // 3600000) % 24 AS INTEGER) AS hour, direction, bytes_est
+    FROM local_flows
+    WHERE list_contains($weekdays_present, (local_ms - $week_start_local_ms) // 86400000)
 ),
 agg AS (
     SELECT hour, direction, CAST(sum(CAST(bytes_est AS HUGEINT)) AS DOUBLE) AS bytes
