@@ -410,7 +410,8 @@ def check_result(
 
     s = result.stats
     assert s.records_in == s.records_decoded + s.records_quarantined, s
-    assert result.flows.num_rows == s.records_decoded, (result.flows.num_rows, s)
+    # rows = records decoded + second rows of biflows (ARCHITECTURE §2.2)
+    assert result.flows.num_rows == s.records_decoded + s.reverse_rows, (result.flows.num_rows, s)
     assert result.flows.schema.equals(FLOW_SCHEMA, check_metadata=False), result.flows.schema
     assert sum(q.records for q in result.quarantine) == s.records_quarantined, s
     assert sum(s.quarantine_by_reason.values()) == s.records_quarantined, s
