@@ -118,29 +118,15 @@ def volume(vals: Values) -> Volume:
 
 
 # ---------------------------------------------------------------- addresses
-def _choose(vals: Values, n: int, ies: tuple[int, ...]) -> np.ndarray | None:
-    """Per record, the first non-zero value among the IEs present (their order = precedence)."""
-    out = None
-    for ie in reversed(ies):
-        v = vals.get(ie)
-        if v is None:
-            continue
-        out = v if out is None else np.where(v != 0, v, out)
-    return out
-
-
-def _choose_pair(vals: Values, ies: tuple[int, ...]):
-    out = None
-    for ie in reversed(ies):
-        p = vals.pair.get(ie)
-        if p is None:
-            continue
-        if out is None:
-            out = p
-            continue
-        set_ = (p[0] != 0) | (p[1] != 0)
-        out = (np.where(set_, p[0], out[0]), np.where(set_, p[1], out[1]))
-    return out
+def _inner_pair(inner, tenant, outer, n: int):
+    """`_inner_or` for 16-byte (hi, lo) addresses; a tunnelled record never keeps an outer one
+    (inner IPv4 over outer IPv6 must not read as an IPv6 flow)."""
+    if inner is None or (tenant is None and outer is None):
+        return outer
+    zero = np.zeros(n, dtype=np.uint64)
+    tenant = tenant if tenant is not None else (zero, zero)
+    base = outer if outer is not None else (zero, zero)
+    return np.where(inner, tenant[0], base[0]), np.where(inner, tenant[1], base[1])
 
 
 def subscriber_view(vals: Values) -> Values:
@@ -149,13 +135,18 @@ def subscriber_view(vals: Values) -> Values:
     out = Values(n)
     out.uint = dict(vals.uint)
     out.pair = dict(vals.pair)
-    # tunnel inner first (per record: a zero tenant address = not tunnelled, keep the outer)
-    src4 = _choose(vals, n, (C.IE_TENANT_SOURCE_IPV4, C.IE_SOURCE_IPV4_ADDRESS))
-    dst4 = _choose(vals, n, (C.IE_TENANT_DESTINATION_IPV4, C.IE_DESTINATION_IPV4_ADDRESS))
-    src6 = _choose_pair(vals, (C.IE_TENANT_SOURCE_IPV6, C.IE_SOURCE_IPV6_ADDRESS))
-    dst6 = _choose_pair(vals, (C.IE_TENANT_DESTINATION_IPV6, C.IE_DESTINATION_IPV6_ADDRESS))
-    tunnelled = vals.get(C.IE_TENANT_SOURCE_IPV4) is not None or (
-        C.IE_TENANT_SOURCE_IPV6 in vals.pair
+    # tunnel inner first: a record with a tenant (inner) address uses the inner ones
+    inner = _tunnelled(vals)
+    src4 = _inner_or(
+        inner, vals.get(C.IE_TENANT_SOURCE_IPV4), vals.get(C.IE_SOURCE_IPV4_ADDRESS), n
+    )
+    dst4 = _inner_or(
+        inner, vals.get(C.IE_TENANT_DESTINATION_IPV4), vals.get(C.IE_DESTINATION_IPV4_ADDRESS), n
+    )
+    pair = vals.pair.get
+    src6 = _inner_pair(inner, pair(C.IE_TENANT_SOURCE_IPV6), pair(C.IE_SOURCE_IPV6_ADDRESS), n)
+    dst6 = _inner_pair(
+        inner, pair(C.IE_TENANT_DESTINATION_IPV6), pair(C.IE_DESTINATION_IPV6_ADDRESS), n
     )
     # post-NAT only where the template has no pre-NAT address of that side
     src4 = src4 if src4 is not None else vals.get(C.IE_POST_NAT_SOURCE_IPV4_ADDRESS)
@@ -186,14 +177,35 @@ def subscriber_view(vals: Values) -> Values:
         ),
     )
     for ie, tenant, post in ports:
-        v = vals.get(tenant) if tunnelled else None
-        v = v if v is not None else vals.get(ie)
+        v = vals.get(ie)
         v = v if v is not None else vals.get(post)
-        if v is not None:
+        if (v := _inner_or(inner, vals.get(tenant), v, n)) is not None:
             out.uint[ie] = v
-    if tunnelled and (v := vals.get(C.IE_TENANT_PROTOCOL)) is not None:
+    v = vals.get(C.IE_PROTOCOL_IDENTIFIER)
+    if (v := _inner_or(inner, vals.get(C.IE_TENANT_PROTOCOL), v, n)) is not None:
         out.uint[C.IE_PROTOCOL_IDENTIFIER] = v
     return out
+
+
+def _tunnelled(vals: Values) -> np.ndarray | None:
+    """Records whose tenant (inner) source or destination address is set; None without them."""
+    mask = None
+    for ie in (C.IE_TENANT_SOURCE_IPV4, C.IE_TENANT_DESTINATION_IPV4):
+        if (v := vals.get(ie)) is not None:
+            mask = (v != 0) if mask is None else mask | (v != 0)
+    for ie in (C.IE_TENANT_SOURCE_IPV6, C.IE_TENANT_DESTINATION_IPV6):
+        if (p := vals.pair.get(ie)) is not None:
+            set_ = (p[0] != 0) | (p[1] != 0)
+            mask = set_ if mask is None else mask | set_
+    return mask
+
+
+def _inner_or(inner, tenant, outer, n: int):
+    """The tenant value where the record is tunnelled, else the outer one (None if neither)."""
+    if inner is None or tenant is None:
+        return outer
+    base = outer if outer is not None else np.zeros(n, dtype=tenant.dtype)
+    return np.where(inner, tenant, base)
 
 
 # ---------------------------------------------------------------- total counters
