@@ -33,7 +33,9 @@ cannot be parsed and their record count is unknowable (bad header, bad set lengt
 a record that overruns its set, a data set whose template never becomes known or has variable
 length), each quarantined piece counts as 1 record. Records with no IPv4/IPv6 address field
 are quarantined ("no IP address fields"); records whose template has no timing IE take the
-message export time as start and end.
+message export time as start and end. Vendor IEs (`vendor`, ARCHITECTURE §2.2): a record with no
+octet counter is set aside ("no volume field"); a biflow / firewall record with reverse counters is
+one record in and two rows out (`stats.reverse_rows` counts the second rows).
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ PROBLEM_REASONS = (
 def _pick(vals: Values, family) -> tuple[np.ndarray | None, bool]:
     for ie, total in family:
         if (v := vals.get(ie)) is not None:
-            return v.astype(np.uint64), total
+            return v.astype(np.uint64, copy=False), total
     return None, False
 
 
