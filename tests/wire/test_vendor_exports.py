@@ -253,3 +253,24 @@ def test_tunnel_export_uses_the_inner_tenant_addresses():
     r, t = decode(message([template_set(256, fields), ipfix_set(256, recs)]))
     assert t["src_v4"] == [SRC, vtep_a] and t["dst_v4"] == [DST, vtep_b]  # untunnelled: outer
     assert t["src_port"] == [40000, 4789] and t["protocol"] == [6, 17]
+
+
+def test_ipv6_biflow_swaps_both_address_halves_and_reverse_packets_alone_give_no_row():
+    fields = [*TIMES, (27, 16), (28, 16), (7, 2), (11, 2), (4, 1), (1, 8), (1, 8, REV)]
+    a, b = 0x20010DB8_00000000_00000000_00000001, 0x2606470000000000_0000000000001111
+    recs = record(fields, T0 * MS, T0 * MS, a, b, 5000, 443, 6, 100, 2000)
+    no_rev_octets = [*TIMES, (27, 16), (28, 16), (1, 8), (2, 8, REV)]
+    msg = message(
+        [
+            template_set(256, fields),
+            template_set(257, no_rev_octets),
+            ipfix_set(256, recs),
+            ipfix_set(257, record(no_rev_octets, T0 * MS, T0 * MS, a, b, 300, 9)),
+        ]
+    )
+    r, t = decode(msg)
+    assert (r.stats.records_decoded, r.stats.reverse_rows) == (2, 1)
+    assert t["octets"] == [100, 2000, 300]
+    assert t["src_v6_hi"] == [a >> 64, b >> 64, a >> 64]
+    assert t["src_v6_lo"][1] == b & (2**64 - 1) and t["dst_v6_lo"][1] == a & (2**64 - 1)
+    assert t["src_v4"] == [None, None, None] and t["ip_version"] == [6, 6, 6]

@@ -112,8 +112,9 @@ def volume(vals: Values) -> Volume:
     if octets is None:  # reverse counters only: the record's one row is the reverse direction
         swap = {"rev_octets": "octets", "rev_packets": "packets"}
         return Volume(rev_octets, rev_packets, swapped=True, totals={swap[t] for t in totals})
-    if rev_octets is None and rev_packets is not None:
-        rev_octets = np.zeros(vals.n, dtype=np.uint64)  # reverse packets only: 0 octets
+    if rev_octets is None:  # reverse packets without octets: no reverse volume, no second row
+        rev_packets = None
+        totals -= {"rev_packets"}
     return Volume(octets, packets, rev_octets, rev_packets, totals=totals)
 
 
