@@ -176,15 +176,16 @@ def _merge_sequence(entries: list[dict]) -> list[dict]:
 
 def _unregistered(result: DecodeResult, rel: str) -> DecodeResult:
     """Every decoded record of an exporter the registry does not name, set aside and counted."""
-    n = result.flows.num_rows
     stats = result.stats
-    if n:
+    n = stats.records_decoded  # records, not rows (a biflow record gives two rows)
+    if result.flows.num_rows:
         result.quarantine.append(QuarantineEntry(rel, 0, 0, REASON_UNREGISTERED, b"", n))
         stats.quarantine_by_reason[REASON_UNREGISTERED] = (
             stats.quarantine_by_reason.get(REASON_UNREGISTERED, 0) + n
         )
         stats.records_decoded -= n
         stats.records_quarantined += n
+        stats.reverse_rows = 0
         stats.sampling_intervals = {}
     return DecodeResult(FLOW_SCHEMA.empty_table(), result.quarantine, stats)
 

@@ -182,7 +182,7 @@ def merge_results(
     stats.messages += len(framing)
     flows = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     quarantine.sort(key=lambda q: q.offset)
-    stats.records_decoded = flows.num_rows
+    stats.records_decoded = flows.num_rows - stats.reverse_rows  # records, not rows (biflows)
     stats.quarantine_by_reason = {}
     for q in quarantine:
         stats.quarantine_by_reason[q.reason] = (

@@ -58,6 +58,8 @@ class DecodeStats:
     messages: int = 0
     sequence_gaps: int = 0
     options_records: int = 0
+    # second rows of decoded records (RFC 5103 reverse / responder direction): rows = decoded + this
+    reverse_rows: int = 0
     records_by_version: dict[int, int] = field(default_factory=dict)
     # one entry per stream: version, domain, messages, gaps, missing, unit (see _sequence_stats)
     sequence: list[dict] = field(default_factory=list)

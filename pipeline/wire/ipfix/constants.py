@@ -147,3 +147,87 @@ REASON_SHORT_DATAGRAM = "datagram shorter than its header"
 REASON_TRAILING_BYTES = "bytes after message end"
 REASON_DATAGRAM_TOO_LONG = "datagram too long"
 REASON_V5_COUNT_MISMATCH = "v5 count does not match length"
+
+# ---------------------------------------------------------------- vendor information elements
+# (ARCHITECTURE §2.2; mapping and precedence in pipeline.wire.ipfix.vendor)
+IE_POST_OCTET_DELTA_COUNT = 23
+IE_POST_PACKET_DELTA_COUNT = 24
+IE_POST_NAT_SOURCE_IPV4_ADDRESS = 225
+IE_POST_NAT_DESTINATION_IPV4_ADDRESS = 226
+IE_POST_NAPT_SOURCE_TRANSPORT_PORT = 227
+IE_POST_NAPT_DESTINATION_TRANSPORT_PORT = 228
+IE_INITIATOR_OCTETS = 231  # NSEL (v9) NF_F_FWD_FLOW_DELTA_BYTES
+IE_RESPONDER_OCTETS = 232  # NSEL (v9) NF_F_REV_FLOW_DELTA_BYTES
+IE_POST_NAT_SOURCE_IPV6_ADDRESS = 281
+IE_POST_NAT_DESTINATION_IPV6_ADDRESS = 282
+IE_INITIATOR_PACKETS = 298
+IE_RESPONDER_PACKETS = 299
+IE_LAYER2_OCTET_DELTA_COUNT = 352
+IE_LAYER2_OCTET_TOTAL_COUNT = 353
+IE_STA_IPV4_ADDRESS = 366  # wireless station (staMacAddress 365 is not attributable)
+
+# Enterprise-specific IEs are kept under a key PEN_BASE[pen] | element id (else -1, skipped).
+PEN_REVERSE = 29305  # RFC 5103: reverse direction of the same element id
+PEN_VMWARE = 6876  # VMware NSX/VDS: tenant (inner, tunnelled) addresses
+PEN_BASE = {PEN_REVERSE: 1 << 16, PEN_VMWARE: 2 << 16}
+REVERSE = PEN_BASE[PEN_REVERSE]
+IE_TENANT_PROTOCOL = PEN_BASE[PEN_VMWARE] | 880
+IE_TENANT_SOURCE_IPV4 = PEN_BASE[PEN_VMWARE] | 881
+IE_TENANT_DESTINATION_IPV4 = PEN_BASE[PEN_VMWARE] | 882
+IE_TENANT_SOURCE_IPV6 = PEN_BASE[PEN_VMWARE] | 883
+IE_TENANT_DESTINATION_IPV6 = PEN_BASE[PEN_VMWARE] | 884
+IE_TENANT_SOURCE_PORT = PEN_BASE[PEN_VMWARE] | 886
+IE_TENANT_DESTINATION_PORT = PEN_BASE[PEN_VMWARE] | 887
+
+
+def enterprise_ie(pen: int, element_id: int) -> int:
+    """Key of an enterprise-specific IE the decoder reads, or -1 (value skipped)."""
+    base = PEN_BASE.get(pen)
+    return -1 if base is None else base | (element_id & 0x7FFF)
+
+
+_VENDOR_COUNTERS = (
+    IE_POST_OCTET_DELTA_COUNT,
+    IE_POST_PACKET_DELTA_COUNT,
+    IE_INITIATOR_OCTETS,
+    IE_RESPONDER_OCTETS,
+    IE_INITIATOR_PACKETS,
+    IE_RESPONDER_PACKETS,
+    IE_LAYER2_OCTET_DELTA_COUNT,
+    IE_LAYER2_OCTET_TOTAL_COUNT,
+)
+_REVERSED_COUNTERS = (
+    IE_OCTET_DELTA_COUNT,
+    IE_PACKET_DELTA_COUNT,
+    IE_OCTET_TOTAL_COUNT,
+    IE_PACKET_TOTAL_COUNT,
+    IE_POST_OCTET_DELTA_COUNT,
+    IE_POST_PACKET_DELTA_COUNT,
+    IE_LAYER2_OCTET_DELTA_COUNT,
+    IE_LAYER2_OCTET_TOTAL_COUNT,
+)
+# encodings accepted for the vendor IEs (merged into templates.ACCEPTED_LENGTHS)
+VENDOR_ACCEPTED_LENGTHS: dict[int, frozenset[int]] = {
+    **{ie: frozenset(range(1, 9)) for ie in _VENDOR_COUNTERS},
+    **{REVERSE | ie: frozenset(range(1, 9)) for ie in _REVERSED_COUNTERS},
+    IE_POST_NAT_SOURCE_IPV4_ADDRESS: frozenset({4}),
+    IE_POST_NAT_DESTINATION_IPV4_ADDRESS: frozenset({4}),
+    IE_POST_NAT_SOURCE_IPV6_ADDRESS: frozenset({16}),
+    IE_POST_NAT_DESTINATION_IPV6_ADDRESS: frozenset({16}),
+    IE_POST_NAPT_SOURCE_TRANSPORT_PORT: frozenset({1, 2}),
+    IE_POST_NAPT_DESTINATION_TRANSPORT_PORT: frozenset({1, 2}),
+    IE_STA_IPV4_ADDRESS: frozenset({4}),
+    IE_TENANT_PROTOCOL: frozenset({1}),
+    IE_TENANT_SOURCE_IPV4: frozenset({4}),
+    IE_TENANT_DESTINATION_IPV4: frozenset({4}),
+    IE_TENANT_SOURCE_IPV6: frozenset({16}),
+    IE_TENANT_DESTINATION_IPV6: frozenset({16}),
+    IE_TENANT_SOURCE_PORT: frozenset({1, 2}),
+    IE_TENANT_DESTINATION_PORT: frozenset({1, 2}),
+}
+# a total counter's first record of a flow: counted in full only if the flow started in the session
+TOTAL_COUNT_STATE_HORIZON_MS = 2 * 3600 * 1000  # last totals of a flow kept this long after its end
+
+REASON_NO_VOLUME = "no volume field"
+REASON_LAYER2_VOLUME_ONLY = "layer-2 volume only"
+REASON_TOTAL_NO_BASELINE = "total count without baseline"

@@ -33,7 +33,9 @@ cannot be parsed and their record count is unknowable (bad header, bad set lengt
 a record that overruns its set, a data set whose template never becomes known or has variable
 length), each quarantined piece counts as 1 record. Records with no IPv4/IPv6 address field
 are quarantined ("no IP address fields"); records whose template has no timing IE take the
-message export time as start and end.
+message export time as start and end. Vendor IEs (`vendor`, ARCHITECTURE §2.2): a record with no
+octet counter is set aside ("no volume field"); a biflow / firewall record with reverse counters is
+one record in and two rows out (`stats.reverse_rows` counts the second rows).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.wire.ipfix import constants as C
+from pipeline.wire.ipfix import vendor
 from pipeline.wire.ipfix.flows import Columns, Samplers, flow_columns, sampling, take
 from pipeline.wire.ipfix.framing import message_bounds
 from pipeline.wire.ipfix.sets import SetReader
@@ -65,6 +68,7 @@ class FlowDecoder:
         self._samplers: Samplers = {}
         self._seq_next: dict[int, int] = {}  # stream → expected next sequence number
         self._last: dict[int, tuple[int, int, int]] = {}  # stream → (seq, uptime ms, export ms)
+        self._totals = vendor.TotalCounts()  # last total counters per flow (ARCHITECTURE §2.2)
 
     # ---------------------------------------------------------------- public
     def decode(self, buf: bytes, source: str) -> DecodeResult:
@@ -125,6 +129,7 @@ class _Run(SetReader):
         u8 = self.u8
         self.msg_export_s = gather_be(u8, st + 4, 4)
         self.msg_seq = gather_be(u8, st + 8, 4)
+        self.d._totals.start(int(self.msg_export_s.min()) * 1000)
         if self.frames is not None and len(self.frames.msg_version) == m:
             self.msg_version = self.frames.msg_version
             self.msg_uptime = self.frames.msg_uptime
@@ -195,11 +200,12 @@ class _Run(SetReader):
         uptime = self.msg_uptime[msg] if tpl.version == C.NETFLOW_V9_VERSION else None
         default = self.d.default_sampling_interval or 0
         interval = sampling(tpl, vals, info[:, 4][set_idx], self.snapshots, default)
-        cols, problem = flow_columns(tpl, vals, self._msg_export_ms[msg], uptime, interval)
+        cols, problem, vol = flow_columns(
+            tpl, vals, self._msg_export_ms[msg], uptime, interval, self.d._totals
+        )
         keep = problem == 0
         if not keep.all():
-            reasons = (C.REASON_NO_ADDRESS, C.REASON_SAMPLING_MISSING)
-            for code, reason in enumerate(reasons, start=1):
+            for code, reason in enumerate(vendor.PROBLEM_REASONS, start=1):
                 per_set = np.bincount(set_idx[problem == code], minlength=len(info))
                 for i in np.flatnonzero(per_set).tolist():  # loop over sets
                     start = int(info[i, 0]) - C.SET_HEADER_BYTES
@@ -208,7 +214,19 @@ class _Run(SetReader):
             cols = {k: (take(v, keep), take(m, keep)) for k, (v, m) in cols.items()}
         by_version = self.stats.records_by_version
         by_version[tpl.version] = by_version.get(tpl.version, 0) + int(keep.sum())
-        self.columns.add(cols, info[:, 2][set_idx[keep]])
+        chunks = info[:, 2][set_idx[keep]]
+        self.columns.add(cols, chunks)
+        if vol.has_reverse:  # biflow / firewall event: the reverse direction is a second row
+            rev_octets = take(vol.rev_octets, keep)
+            rev_packets = take(vol.rev_packets, keep)
+            rows = rev_octets > 0
+            if rev_packets is not None:
+                rows |= rev_packets > 0
+            if rows.any():
+                self.columns.add(
+                    vendor.reverse_rows(cols, rev_octets, rev_packets, rows), chunks[rows]
+                )
+                self.stats.reverse_rows += int(rows.sum())
 
     # ---------------------------------------------------------------- end of buffer
     def _finish(self) -> DecodeResult:
@@ -228,7 +246,7 @@ class _Run(SetReader):
         self.quarantine.sort(key=lambda q: q.offset)
         table = self.columns.table()
         stats = self.stats
-        stats.records_decoded = table.num_rows
+        stats.records_decoded = table.num_rows - stats.reverse_rows  # records, not rows
         for q in self.quarantine:
             stats.quarantine_by_reason[q.reason] = (
                 stats.quarantine_by_reason.get(q.reason, 0) + q.records

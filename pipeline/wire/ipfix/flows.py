@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.wire.ipfix import constants as C
+from pipeline.wire.ipfix import vendor
 from pipeline.wire.ipfix.templates import Template, Values
 from pipeline.wire.records import FLOW_SCHEMA
 from pipeline.wire.streams import distinct
@@ -181,14 +182,20 @@ def flow_columns(
     export_ms: np.ndarray,
     uptime_ms: np.ndarray | None,
     sampling_interval: np.ndarray,
-) -> tuple[dict[str, tuple], np.ndarray]:
-    """Flow columns of one template's records and a problem code per record.
+    totals: vendor.TotalCounts | None = None,
+) -> tuple[dict[str, tuple], np.ndarray, vendor.Volume]:
+    """Flow columns of one template's records, a problem code per record and its volume.
 
-    A column is (values or None for zeros, null mask or None or ALL_NULL). Problem codes: 0 ok,
-    1 no IPv4/IPv6 address, 2 sampling rate missing.
+    A column is (values or None for zeros, null mask or None or ALL_NULL). Problem codes
+    (`vendor.PROBLEM_REASONS`): 0 ok, 1 no IPv4/IPv6 address, 2 sampling rate missing, 3 no volume
+    field, 4 layer-2 volume only, 5 total count without baseline. Addresses and volume follow the
+    vendor precedence (ARCHITECTURE §2.2); the returned volume's reverse counters give the second
+    rows (`vendor.reverse_rows`). Total counters are differenced per flow in `totals`.
     """
     n = vals.n
     start_ms, end_ms = times_ms(vals, export_ms, uptime_ms)
+    vals = vendor.subscriber_view(vals)
+    vol = vendor.volume(vals)
     has4 = C.IE_SOURCE_IPV4_ADDRESS in vals.uint or C.IE_DESTINATION_IPV4_ADDRESS in vals.uint
     has6 = C.IE_SOURCE_IPV6_ADDRESS in vals.pair or C.IE_DESTINATION_IPV6_ADDRESS in vals.pair
     if (v := vals.get(C.IE_IP_VERSION)) is not None:
@@ -220,8 +227,6 @@ def flow_columns(
         cols[name + "_hi"] = (hi, null)
         cols[name + "_lo"] = (lo, null)
     direction = vals.get(C.IE_FLOW_DIRECTION)
-    octets = vals.first(C.IE_OCTET_DELTA_COUNT, C.IE_OCTET_TOTAL_COUNT)
-    packets = vals.first(C.IE_PACKET_DELTA_COUNT, C.IE_PACKET_TOTAL_COUNT)
     cols.update(
         observation_domain_id=(np.full(n, tpl.domain & U32_MAX, dtype=np.uint32), None),
         flow_start_ms=(start_ms, None),
@@ -231,14 +236,36 @@ def flow_columns(
         src_port=(vals.get(C.IE_SOURCE_TRANSPORT_PORT), None),
         dst_port=(vals.get(C.IE_DESTINATION_TRANSPORT_PORT), None),
         flow_direction=(None, ALL_NULL) if direction is None else (direction, None),
-        octets=(octets, None),
-        packets=(packets, None),
         sampling_interval=(sampling_interval, None),
     )
     problem = np.zeros(n, dtype=np.int8)
-    problem[~(is4 | is6)] = 1
-    problem[(problem == 0) & (sampling_interval == 0)] = 2
-    return cols, problem
+    problem[~(is4 | is6)] = vendor.NO_ADDRESS
+    if vol.problem:
+        problem[problem == 0] = vol.problem
+    problem[(problem == 0) & (sampling_interval == 0)] = vendor.SAMPLING_MISSING
+    if vol.totals and totals is not None:
+        key_parts = [cols[name][0] for name in _KEY_COLUMNS] + [start_ms]
+        keys = vendor.flow_keys([np.full(n, tpl.domain, np.uint64), *key_parts], n)
+        no_base = totals.difference(vol, keys, start_ms, end_ms, problem == 0)
+        problem[no_base] = vendor.NO_BASELINE
+    cols["octets"] = (vol.octets, None)
+    cols["packets"] = (vol.packets, None)
+    if vol.swapped:  # the template's one direction is the reverse one
+        cols = vendor.reverse_rows(cols, vol.octets, vol.packets, slice(None))
+    return cols, problem, vol
+
+
+_KEY_COLUMNS = (
+    "src_v4",
+    "dst_v4",
+    "src_v6_hi",
+    "src_v6_lo",
+    "dst_v6_hi",
+    "dst_v6_lo",
+    "src_port",
+    "dst_port",
+    "protocol",
+)
 
 
 def take(values, keep: np.ndarray):

@@ -240,8 +240,9 @@ class SetReader:
                     if end - pos < 4:
                         self._quarantine(rec_start, end - rec_start, C.REASON_BAD_TEMPLATE, 0)
                         return
+                    pen = int.from_bytes(buf[pos : pos + 4], "big")
                     pos += 4
-                    ie = -1  # enterprise-specific: value skipped, length kept
+                    ie = C.enterprise_ie(pen, ie)  # -1 unless read (RFC 5103 reverse, tenant)
                 fields.append((ie, length))
             error = None
             if tid < C.MIN_DATA_SET_ID or (options and not 0 < scope <= count):

@@ -57,6 +57,7 @@ ACCEPTED_LENGTHS: dict[int, frozenset[int]] = {
             C.IE_SAMPLING_POPULATION,
         )
     },
+    **C.VENDOR_ACCEPTED_LENGTHS,  # vendor IEs: pipeline.wire.ipfix.vendor
 }
 _MAX_RECORD_BYTES = C.MAX_MESSAGE_BYTES - C.MESSAGE_HEADER_BYTES - C.SET_HEADER_BYTES
 
