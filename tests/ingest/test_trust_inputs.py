@@ -269,3 +269,34 @@ def test_clean_exporters_pass(tmp_path):
     totals = ingest_flows(_year_paths(tmp_path, raw), 2024, workers=1)
     assert totals["records_quarantined"] == 0 and totals["duplicate_files"] == 0
     assert [e["name"] for e in load_exporters(raw)] == ["bras-a", "bras-b"]
+
+
+def test_clock_check_keeps_records_in_balance_on_random_times():
+    """Whatever the clocks say, records in = decoded + set aside, and what is kept is plausible."""
+    from pipeline.ingest.clocks import set_aside_out_of_window
+    from pipeline.wire.records import FLOW_SCHEMA, DecodeResult, DecodeStats
+
+    rng = np.random.default_rng(8)
+    n = 5000
+    start = rng.integers(-(2**40), 2**42, n)
+    end = start + rng.integers(-(10**8), 10**8, n)
+    start[:200] = T0 + rng.integers(0, 86_400_000, 200)  # some plausible ones
+    end[:200] = start[:200] + 1000
+    cols = flows_of([0] * n)
+    cols |= {"flow_start_ms": start, "flow_end_ms": end,
+             "sampling_interval": np.full(n, 512, np.uint32),
+             "observation_domain_id": np.ones(n, np.uint32)}  # fmt: skip
+    table = pa.table({f.name: pa.array(cols[f.name], f.type) for f in FLOW_SCHEMA})
+    stats = DecodeStats(records_in=n, records_decoded=n, sampling_intervals={512: n})
+    window = day_window_ms(DAY, 180 * 60_000)
+    out = set_aside_out_of_window(DecodeResult(table, [], stats), window, "f")
+    s = out.stats
+    assert s.records_in == s.records_decoded + s.records_quarantined == n
+    assert s.records_decoded == out.flows.num_rows >= 200
+    assert sum(e.records for e in out.quarantine) == s.records_quarantined
+    assert sum(s.quarantine_by_reason.values()) == s.records_quarantined
+    assert s.sampling_intervals == {512: out.flows.num_rows}
+    kept_start = out.flows.column("flow_start_ms").to_numpy()
+    kept_end = out.flows.column("flow_end_ms").to_numpy()
+    assert (kept_start >= window[0]).all() and (kept_end <= window[1]).all()
+    assert (kept_end >= kept_start).all()
