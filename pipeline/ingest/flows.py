@@ -246,10 +246,12 @@ def normalise_day(
         rel = path.relative_to(raw_dir).as_posix()
         digest = (digests or {}).get(rel) or file_sha256(path)
         if digest in seen:
-            for name in [target] if target else _exporters_in(path, rel, source, resolve):
-                acc.setdefault(name, _ExporterDay()).add_duplicate(rel, seen[digest])
-            continue
-        seen[digest] = rel
+            names, records = _holdings(path, rel, source, resolve)
+            if records:  # a copy of a file with no record (e.g. an empty hour) is no duplicate
+                for name in [target] if target else names:
+                    acc.setdefault(name, _ExporterDay()).add_duplicate(rel, seen[digest])
+                continue
+        seen.setdefault(digest, rel)
         reader = readers.setdefault((source, target), FlowFileReader(source.format, resolve))
         for piece in reader.read(path, rel):
             entry = resolve(piece.address, piece.domain)
@@ -265,14 +267,12 @@ def normalise_day(
     ]
 
 
-def _exporters_in(path: Path, rel: str, source: FlowSource, resolve) -> list[str]:
-    """Registry names whose records a (duplicate) file holds, read with a reader of its own so
-    that the day's decoder state is not touched; `unregistered` when it names none."""
-    names = {
-        (resolve(p.address, p.domain) or {}).get("name", UNREGISTERED)
-        for p in FlowFileReader(source.format, resolve).read(path, rel)
-    }
-    return sorted(names) or [UNREGISTERED]
+def _holdings(path: Path, rel: str, source: FlowSource, resolve) -> tuple[list[str], int]:
+    """Registry names whose records a (duplicate) file holds and its records in, read with a
+    reader of its own so that the day's decoder state is not touched."""
+    pieces = list(FlowFileReader(source.format, resolve).read(path, rel))
+    names = {(resolve(p.address, p.domain) or {}).get("name", UNREGISTERED) for p in pieces}
+    return sorted(names) or [UNREGISTERED], sum(p.result.stats.records_in for p in pieces)
 
 
 def _write_exporter_day(

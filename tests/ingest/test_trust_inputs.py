@@ -136,6 +136,24 @@ sources:
         )
 
 
+def test_copies_of_a_file_without_records_are_no_duplicates(tmp_path):
+    """nfdump writes the same 18 bytes for every hour without flows: each is read, none counted."""
+    registry = """\
+exporters:
+- {name: bras-a, address: 192.0.2.1, service: pppoe, default_sampling_interval: 1024}
+sources:
+- {format: nfdump-csv, path: "nfdump-csv/{exporter}/{date}/*.csv"}
+"""
+    raw = tmp_path / "raw"
+    folder = raw / "nfdump-csv" / "bras-a" / DAY.isoformat()
+    folder.mkdir(parents=True)
+    (raw / "exporters.yaml").write_text(registry)
+    for hour in ("0300", "0400"):
+        (folder / f"{hour}.csv").write_text("No matching flows\n")
+    report = run_day(raw, tmp_path / "wh")["bras-a"]
+    assert (report["duplicate_files"], report["duplicate_file_paths"]) == (0, [])
+
+
 def _year_paths(root, raw) -> Paths:
     return Paths(root, raw, root / "truth", root / "wh", root / "history", root / "reports")
 
