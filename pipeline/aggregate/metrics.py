@@ -27,15 +27,8 @@ WEEK_CLASSES = {
     "mobile": ["total", "tcp80", "tcp443", "udp443"],
 }
 EXPORTER_SERVICE = {"broadband": "pppoe", "mobile": "mobile"}  # port analyses: PPPoE only (spec §0)
-INGEST_COUNTERS = (
-    "files",
-    "messages",
-    "records_in",
-    "records_decoded",
-    "records_quarantined",
-    "sequence_gaps",
-    "duplicate_files",  # files whose bytes were read already (ingest/duplicates.py)
-    # wire-level counters (0 in reports written before they existed)
+# Wire-level counters of the ingest reports (0 in reports written before they existed).
+WIRE_COUNTERS = (
     "template_redefinitions",
     "records_second_pass",
     "records_default_sampling",
@@ -44,11 +37,22 @@ INGEST_COUNTERS = (
     "trailing_bytes",
     "records_estimated_unsplittable",
 )
+INGEST_COUNTERS = (
+    "files",
+    "messages",
+    "records_in",
+    "records_decoded",
+    "records_quarantined",
+    "sequence_gaps",
+    "duplicate_files",  # files whose bytes were read already (ingest/duplicates.py)
+    *WIRE_COUNTERS,
+)
 # The registered view ingest_reports of data_quality.sql: one row per ingest report (§3.2).
 INGEST_REPORTS_SCHEMA: dict[str, pl.DataType] = {
     "exporter": pl.String(),
     "date": pl.String(),
     **{item: pl.Int64() for item in INGEST_COUNTERS},
+    "wire_counters": pl.Boolean(),  # the report carries the wire-level counters
     "quarantine_by_reason": pl.List(pl.Struct({"reason": pl.String, "records": pl.Int64})),
     "sampling_intervals": pl.List(pl.Struct({"sampling_interval": pl.Int64, "records": pl.Int64})),
 }
@@ -280,6 +284,7 @@ def ingest_reports_table(ingest_reports: list[dict[str, Any]]) -> pl.DataFrame:
             "exporter": str(report.get("exporter", "unknown")),
             "date": str(report.get("date", "")),
             **{item: int(report.get(item) or 0) for item in INGEST_COUNTERS},
+            "wire_counters": any(k in report for k in WIRE_COUNTERS),
             "quarantine_by_reason": [
                 {"reason": str(reason), "records": int(n)}
                 for reason, n in report.get("quarantine_by_reason", {}).items()

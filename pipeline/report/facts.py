@@ -47,14 +47,14 @@ OPTIONAL_FACTS = (
 )  # fmt: skip
 
 
-# Appendix A (quality_facts); WIRE_COUNTERS as the ingest reports name them (duplicate
+# Appendix A (quality_facts); WIRE_ROWS as the ingest reports name them (duplicate
 # datagrams are shown beside duplicate files).
 QUALITY_FACTS = (
     "dq_duplicate_files", "dq_duplicate_datagrams", "dq_out_of_window", "dq_outside_weeks",
     "dq_threshold_pct", "dq_worst_share_pct", "dq_worst_exporter", "dq_worst_day", "dq_wire",
     "dq_default_rate_exporters", "dq_clock_tolerance_minutes",
 )  # fmt: skip
-WIRE_COUNTERS = (
+WIRE_ROWS = (
     "template_redefinitions", "records_second_pass", "records_default_sampling",
     "invalid_sampling_announcements", "trailing_bytes", "records_estimated_unsplittable",
 )  # fmt: skip
@@ -249,7 +249,9 @@ def quality_facts(tables: Tables, year: int) -> Facts:
     f["dq_threshold_pct"] = overall.get("max_quarantined_share_pct")
     if "records_in" in overall:  # reasons never met count 0
         f["dq_out_of_window"] = {r: overall.get(f"quarantined:{r}", 0.0) for r in CLOCK_REASONS}
-    wire = {k: overall[k] for k in WIRE_COUNTERS if overall.get(k) is not None}
+    if not overall.get("reports_with_wire_counters"):  # no report counted them: say nothing
+        return f | {"dq_duplicate_datagrams": None}
+    wire = {k: overall[k] for k in WIRE_ROWS if overall.get(k) is not None}
     f["dq_wire"] = wire or None
     for item, scope, value in rows:
         if item == "worst_quarantined_share_pct" and scope.startswith("exporter_day:"):

@@ -558,6 +558,7 @@ def test_data_quality(tmp_path: Path, params: dict[str, Any]) -> None:
         ("all", "max_quarantined_share_pct"),
         ("exporter_day:pppoe-1/", "worst_quarantined_share_pct"),
         ("all", "records_outside_weeks"),
+        ("all", "reports_with_wire_counters"),
     ]
 
 
@@ -604,6 +605,7 @@ def test_data_quality_counts_duplicates_clocks_wire_counters_and_the_worst_share
     assert v[("max_quarantined_share_pct", "all")] == 2.5
     assert v[("worst_quarantined_share_pct", "exporter_day:bras-b/2024-06-04")] == 3.0
     assert v[("records_outside_weeks", "all")] == 2
+    assert v[("reports_with_wire_counters", "all")] == 1  # bras-b's older report lacks them
 
 
 def test_data_quality_without_ingest_reports(tmp_path: Path, params: dict[str, Any]) -> None:
@@ -616,6 +618,7 @@ def test_data_quality_without_ingest_reports(tmp_path: Path, params: dict[str, A
         ("unattributed_bytes_pct", "service:pppoe", 100.0),
         ("max_quarantined_share_pct", "all", 5.0),
         ("records_outside_weeks", "all", 0.0),
+        ("reports_with_wire_counters", "all", 0.0),
     ]
 
 

@@ -16,6 +16,7 @@ YEAR = 2024
 FIGURES = {f"fig{n:02d}": f"figures/fig{n:02d}.svg" for n in range(1, 12)}
 TRUST_ROWS = [
     ("records_in", "all", 1000.0),
+    ("reports_with_wire_counters", "all", 24.0),
     ("duplicate_files", "all", 3.0),
     ("duplicate_datagrams", "all", 12.0),
     ("quarantined:flow time before window", "all", 41.0),
@@ -85,6 +86,14 @@ def test_appendix_a_prints_duplicates_clocks_threshold_and_default_rate_exporter
         "widened by 180 minutes",
     ):
         assert phrase in text, phrase
+
+
+def test_wire_counters_no_report_carried_are_not_printed_as_zero():
+    rows = [r for r in TRUST_ROWS if r[0] != "reports_with_wire_counters"]
+    text = _appendix_text(_tables_with(rows))
+    assert "duplicate files (same bytes under another name or folder), read once 3" in text
+    assert "templates redefined" not in text and "duplicate export datagrams" not in text
+    assert "registry's default" not in text
 
 
 def test_appendix_a_without_the_new_rows_leaves_them_out():

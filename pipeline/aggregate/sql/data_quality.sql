@@ -17,6 +17,8 @@
 --     exporter-day (ties: earliest day, then name)                   scope exporter_day:<name>/<date>
 --   records_outside_weeks: decoded records of the days read whose start lies in no week of the
 --     year (the neighbouring day of a UTC-dated folder; not errors, left out by the weeks)  scope all
+--   reports_with_wire_counters: ingest reports that carry the wire counters (0: their zeros
+--     above mean "not counted", not "none")                                           scope all
 -- Byte sums are exact (bytes_est as HUGEINT, then DOUBLE) so results do not depend on thread order.
 WITH counter_items(item_order, item) AS (
     VALUES (1, 'files'), (2, 'messages'), (3, 'records_in'), (4, 'records_decoded'),
@@ -106,6 +108,10 @@ quality_rows(section, name, number, item_order, item, scope, value) AS (
     FROM worst_share
     UNION ALL
     SELECT 10, '', 0, 0, 'records_outside_weeks', 'all', CAST(records AS DOUBLE) FROM outside_weeks
+    UNION ALL
+    SELECT 11, '', 0, 0, 'reports_with_wire_counters', 'all',
+           CAST(count(*) FILTER (WHERE wire_counters) AS DOUBLE)
+    FROM ingest_reports
 )
 SELECT item, scope, value
 FROM quality_rows
