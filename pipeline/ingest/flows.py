@@ -252,7 +252,9 @@ def normalise_day(
                     acc.setdefault(name, _ExporterDay()).add_duplicate(rel, seen[digest])
                 continue
         seen.setdefault(digest, rel)
-        reader = readers.setdefault((source, target), FlowFileReader(source.format, resolve))
+        if (source, target) not in readers:  # one reader (decoder state) per source and target
+            readers[source, target] = FlowFileReader(source.format, resolve)
+        reader = readers[source, target]
         for piece in reader.read(path, rel):
             entry = resolve(piece.address, piece.domain)
             result = piece.result if entry else _unregistered(piece.result, rel)
