@@ -249,14 +249,14 @@ def quality_facts(tables: Tables, year: int) -> Facts:
     f["dq_threshold_pct"] = overall.get("max_quarantined_share_pct")
     if "records_in" in overall:  # reasons never met count 0
         f["dq_out_of_window"] = {r: overall.get(f"quarantined:{r}", 0.0) for r in CLOCK_REASONS}
-    if not overall.get("reports_with_wire_counters"):  # no report counted them: say nothing
-        return f | {"dq_duplicate_datagrams": None}
-    wire = {k: overall[k] for k in WIRE_ROWS if overall.get(k) is not None}
-    f["dq_wire"] = wire or None
     for item, scope, value in rows:
         if item == "worst_quarantined_share_pct" and scope.startswith("exporter_day:"):
             name, _, day = scope.removeprefix("exporter_day:").rpartition("/")
             f |= {"dq_worst_share_pct": value, "dq_worst_exporter": name, "dq_worst_day": day}
+    if not overall.get("reports_with_wire_counters"):  # no report counted them: say nothing
+        return f | {"dq_duplicate_datagrams": None}
+    wire = {k: overall[k] for k in WIRE_ROWS if overall.get(k) is not None}
+    f["dq_wire"] = wire or None
     default = [(scope.removeprefix("exporter:"), value) for item, scope, value in rows
                if item == "records_default_sampling" and scope.startswith("exporter:")]  # fmt: skip
     if default:

@@ -94,6 +94,7 @@ def test_wire_counters_no_report_carried_are_not_printed_as_zero():
     assert "duplicate files (same bytes under another name or folder), read once 3" in text
     assert "templates redefined" not in text and "duplicate export datagrams" not in text
     assert "registry's default" not in text
+    assert "largest share set aside: bb-pppoe-1, 2024-06-05 0.43%" in text
 
 
 def test_appendix_a_without_the_new_rows_leaves_them_out():
