@@ -173,13 +173,26 @@ def _build_year(instance, assets, resources, year: int, settings: Settings, forc
             tags={"bbtr/year": partition},
         )
         if not result.success:
-            failed = [e.step_key for e in result.all_events if e.is_step_failure]
+            failures = [e for e in result.all_events if e.is_step_failure]
+            for event in failures:  # why, in one line per step (e.g. a threshold's message)
+                print(f"build: {year} {event.step_key}: {failure_line(event)}", file=sys.stderr)
+            failed = [e.step_key for e in failures]
             print(f"build: report year {year} FAILED in steps {failed}", file=sys.stderr)
             return None
         ran += [k.to_user_string() for k in todo]
         if force:
             break
     return ran
+
+
+def failure_line(event) -> str:
+    """The last line of the error a failed step raised, without the exception's module path."""
+    error = event.step_failure_data.error if event.step_failure_data else None
+    while error is not None and error.cause is not None:
+        error = error.cause
+    line = ((error.message if error else "").strip().splitlines() or ["(no message)"])[-1]
+    head, _, rest = line.partition(": ")
+    return rest if rest and " " not in head else line
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,8 @@ from pipeline.config import (
     weeks_for_year,
 )
 from pipeline.ingest import completeness as inputs
+from pipeline.ingest.quality import DEFAULT_MAX_SHARE_PCT
+from pipeline.ingest.sources import UNREGISTERED
 
 IPOE_PER_USER_FROM_YEAR = 2021  # spec §0: per-user stats are PPPoE-only up to 2020
 WEEK_CLASSES = {
@@ -34,6 +36,16 @@ WEEK_CLASSES = {
     "mobile": ["total", "tcp80", "tcp443", "udp443"],
 }
 EXPORTER_SERVICE = {"broadband": "pppoe", "mobile": "mobile"}  # port analyses: PPPoE only (spec §0)
+# Wire-level counters of the ingest reports (0 in reports written before they existed).
+WIRE_COUNTERS = (
+    "template_redefinitions",
+    "records_second_pass",
+    "records_default_sampling",
+    "invalid_sampling_announcements",
+    "duplicate_datagrams",
+    "trailing_bytes",
+    "records_estimated_unsplittable",
+)
 INGEST_COUNTERS = (
     "files",
     "messages",
@@ -41,11 +53,15 @@ INGEST_COUNTERS = (
     "records_decoded",
     "records_quarantined",
     "sequence_gaps",
+    "duplicate_files",  # files whose bytes were read already (ingest/duplicates.py)
+    *WIRE_COUNTERS,
 )
 # The registered view ingest_reports of data_quality.sql: one row per ingest report (§3.2).
 INGEST_REPORTS_SCHEMA: dict[str, pl.DataType] = {
     "exporter": pl.String(),
+    "date": pl.String(),
     **{item: pl.Int64() for item in INGEST_COUNTERS},
+    "wire_counters": pl.Boolean(),  # the report carries the wire-level counters
     "quarantine_by_reason": pl.List(pl.Struct({"reason": pl.String, "records": pl.Int64})),
     "sampling_intervals": pl.List(pl.Struct({"sampling_interval": pl.Int64, "records": pl.Int64})),
 }
@@ -334,7 +350,9 @@ def ingest_reports_table(ingest_reports: list[dict[str, Any]]) -> pl.DataFrame:
     rows = [
         {
             "exporter": str(report.get("exporter", "unknown")),
-            **{item: int(report.get(item, 0)) for item in INGEST_COUNTERS},
+            "date": str(report.get("date", "")),
+            **{item: int(report.get(item) or 0) for item in INGEST_COUNTERS},
+            "wire_counters": any(k in report for k in WIRE_COUNTERS),
             "quarantine_by_reason": [
                 {"reason": str(reason), "records": int(n)}
                 for reason, n in report.get("quarantine_by_reason", {}).items()
@@ -353,11 +371,34 @@ def data_quality(
     ingest_reports: list[dict[str, Any]], flows_glob: str, year: int, params: dict[str, Any]
 ) -> pl.DataFrame:
     """Data-quality rows item, scope, value: ingest counters (scope "all" and "exporter:<name>"),
-    quarantine reasons, sampling intervals, invariant violations, unattributed byte % by service."""
+    quarantine reasons, sampling intervals, invariant violations, unattributed byte % by service,
+    the set-aside threshold and worst exporter-day share, records of the days read that lie
+    outside the year's weeks."""
     week = _week_params(analysis_week(year, params), params)
+    weeks = weeks_for_year(year, params)
+    bounds = [week_bounds_ms(w, params) for w in weeks]
+    report_weeks = pl.DataFrame(
+        {"week_start_ms": [b[0] for b in bounds], "week_end_ms": [b[1] for b in bounds]},
+        schema={"week_start_ms": pl.Int64, "week_end_ms": pl.Int64},
+    )
+    read_days = sorted(
+        {w.start + dt.timedelta(days=k) for w in weeks for k in range(-1, 7)}
+    )  # the days ingest reads (pipeline.ingest.catalogue.flow_days_for_year)
+    quality = params.get("quality", {})
     return _year_table(
         "data_quality",
         year,
-        {"flows_glob": flows_glob, **week},
-        tables={"ingest_reports": ingest_reports_table(ingest_reports)},
+        {
+            "flows_glob": flows_glob,
+            **week,
+            "read_days": [d.isoformat() for d in read_days],
+            "unregistered_exporter": UNREGISTERED,
+            "max_quarantined_share_pct": float(
+                quality.get("max_quarantined_share_pct", DEFAULT_MAX_SHARE_PCT)
+            ),
+        },
+        tables={
+            "ingest_reports": ingest_reports_table(ingest_reports),
+            "report_weeks": report_weeks,
+        },
     )

@@ -79,7 +79,8 @@ def raw_inputs(context: AssetExecutionContext, settings: PipelineSettings) -> Ma
 def normalised_flows(
     context: AssetExecutionContext, settings: PipelineSettings
 ) -> MaterializeResult:
-    """IPFIX files decoded to flow Parquet partitioned by local day and exporter (+ quarantine)."""
+    """Flow files decoded to Parquet partitioned by local day and exporter (+ quarantine); stops
+    when an exporter-day sets aside more than `quality.max_quarantined_share_pct` of its records."""
     summary = ingest_year.ingest_flows(
         settings.paths(), int(context.partition_key), settings.workers
     )
@@ -93,6 +94,7 @@ def normalised_flows(
             "records_in": summary["records_in"],
             "records_decoded": summary["records_decoded"],
             "records_quarantined": summary["records_quarantined"],
+            "duplicate_files": summary["duplicate_files"],
             "quarantine_by_reason": MetadataValue.json(summary["quarantine_by_reason"]),
             "sampling_intervals": MetadataValue.json(summary["sampling_intervals"]),
             "decode_seconds": summary["seconds"],

@@ -18,7 +18,7 @@ from pipeline.config import PARAMS_FILE, PUBLISHED_DIR, REPO_ROOT, Settings, loa
 from pipeline.fingerprint import digest, file_sha256, params_subset, source_digest
 from pipeline.simulate.cache import code_sha256 as simulator_code_sha256
 
-INGEST_PARAMS = ("weeks", "report.time_zone", "report.utc_offset_hours")
+INGEST_PARAMS = ("weeks", "report.time_zone", "report.utc_offset_hours", "ingest", "quality")
 # What the aggregate SQL and charts read (report.* editorial entries — title, subtitles,
 # editions — are read by the report alone).
 TABLE_PARAMS = (*INGEST_PARAMS, "report.first_simulated_year", "report.report_month",

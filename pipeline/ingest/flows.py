@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ import pyarrow.parquet as pq
 import yaml
 
 from pipeline.atomic import write_atomic
+from pipeline.ingest.clocks import clock_tolerance_ms, day_window_ms, set_aside_out_of_window
+from pipeline.ingest.duplicates import file_sha256, listed_files
 from pipeline.ingest.flow_readers import FlowFileReader
 from pipeline.ingest.sources import UNREGISTERED, ExporterMatcher, FlowSource, parse_sources
 from pipeline.wire.records import FLOW_SCHEMA, DecodeResult, QuarantineEntry
@@ -129,6 +132,11 @@ class _ExporterDay:
     tables: list[pa.Table] = field(default_factory=list)
     entries: list[QuarantineEntry] = field(default_factory=list)
     files: set[str] = field(default_factory=set)
+    duplicates: list[dict[str, str]] = field(default_factory=list)
+
+    def add_duplicate(self, rel: str, same_as: str) -> None:
+        """A file whose bytes were already read (as `same_as`): skipped, and counted."""
+        self.duplicates.append({"file": rel, "same_as": same_as})
 
     def add(self, result: DecodeResult, rel: str, fmt: str) -> None:
         s, r = result.stats, self.report
@@ -152,6 +160,8 @@ class _ExporterDay:
         for key in ("sampling_intervals", "records_by_version"):
             r[key] = dict(sorted(r[key].items(), key=lambda kv: int(kv[0])))
         r["sequence"] = _merge_sequence(r["sequence"])
+        r["duplicate_files"] = len(self.duplicates)
+        r["duplicate_file_paths"] = sorted(self.duplicates, key=lambda d: (d["file"], d["same_as"]))
         return r
 
 
@@ -210,37 +220,62 @@ def _without_icmp_ports(flows: pa.Table) -> pa.Table:
 
 def normalise_day(
     raw_dir: Path, warehouse_dir: Path, exporters: list[dict], sources: list[FlowSource],
-    day: dt.date,
+    day: dt.date, read_before: Mapping[str, str] | None = None,
+    digests: Mapping[str, str] | None = None, tolerance_ms: int | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """Decode every source's files of one day into per-exporter partitions; returns the reports.
 
     Every registered exporter gets a partition and report (empty when it sent nothing); records
-    of exporters the registry does not name go to the `unregistered` quarantine."""
+    of exporters the registry does not name go to the `unregistered` quarantine. A file whose
+    bytes were read already (this day, or on an earlier day: `read_before` {sha256: path}) is
+    skipped and counted; records whose times fall outside the day's window are set aside
+    (pipeline/ingest/clocks.py). `digests` {path: sha256} saves hashing a file twice."""
     raw_dir, warehouse_dir = Path(raw_dir), Path(warehouse_dir)
     by_name = {e["name"]: e for e in exporters}
     acc: dict[str, _ExporterDay] = {e["name"]: _ExporterDay() for e in exporters}
-    for source in sources:
-        targets = [e["name"] for e in exporters] if source.per_exporter else [None]
+    seen: dict[str, str] = dict(read_before or {})
+    tolerance = clock_tolerance_ms() if tolerance_ms is None else tolerance_ms
+    window = day_window_ms(day, tolerance)
+    readers: dict[tuple[FlowSource, str | None], FlowFileReader] = {}
+    for source, target, path in listed_files(raw_dir, exporters, sources, day):
         matcher = ExporterMatcher(exporters, source.match)
-        for target in targets:
 
-            def resolve(address, domain, target=target, matcher=matcher):
-                name = target or matcher.name(address, domain)
-                return by_name.get(name)
+        def resolve(address, domain, target=target, matcher=matcher):
+            name = target or matcher.name(address, domain)
+            return by_name.get(name)
 
-            reader = FlowFileReader(source.format, resolve)
-            for path in source.files(raw_dir, day, target):  # name order = time order
-                rel = path.relative_to(raw_dir).as_posix()
-                for piece in reader.read(path, rel):
-                    entry = resolve(piece.address, piece.domain)
-                    result = piece.result if entry else _unregistered(piece.result, rel)
-                    name = entry["name"] if entry else UNREGISTERED
-                    acc.setdefault(name, _ExporterDay()).add(result, rel, source.format)
+        rel = path.relative_to(raw_dir).as_posix()
+        digest = (digests or {}).get(rel) or file_sha256(path)
+        if digest in seen:
+            names, records = _holdings(path, rel, source, resolve)
+            if records:  # a copy of a file with no record (e.g. an empty hour) is no duplicate
+                for name in [target] if target else names:
+                    acc.setdefault(name, _ExporterDay()).add_duplicate(rel, seen[digest])
+                continue
+        seen.setdefault(digest, rel)
+        if (source, target) not in readers:  # one reader (decoder state) per source and target
+            readers[source, target] = FlowFileReader(source.format, resolve)
+        reader = readers[source, target]
+        for piece in reader.read(path, rel):
+            entry = resolve(piece.address, piece.domain)
+            result = piece.result if entry else _unregistered(piece.result, rel)
+            if entry:
+                result = set_aside_out_of_window(result, window, rel)
+            name = entry["name"] if entry else UNREGISTERED
+            acc.setdefault(name, _ExporterDay()).add(result, rel, source.format)
     return [
         _write_exporter_day(warehouse_dir, name, day, acc[name])
         | {"exporter": name, "date": day.isoformat()}
         for name in sorted(acc)
     ]
+
+
+def _holdings(path: Path, rel: str, source: FlowSource, resolve) -> tuple[list[str], int]:
+    """Registry names whose records a (duplicate) file holds and its records in, read with a
+    reader of its own so that the day's decoder state is not touched."""
+    pieces = list(FlowFileReader(source.format, resolve).read(path, rel))
+    names = {(resolve(p.address, p.domain) or {}).get("name", UNREGISTERED) for p in pieces}
+    return sorted(names) or [UNREGISTERED], sum(p.result.stats.records_in for p in pieces)
 
 
 def _write_exporter_day(

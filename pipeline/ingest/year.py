@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.atomic import write_text_atomic
-from pipeline.config import Paths, weeks_for_year
+from pipeline.config import Paths, load_params, weeks_for_year
 from pipeline.ingest.catalogue import flow_days_for_year, raw_files_for_year, sha256_of_files
+from pipeline.ingest.clocks import clock_tolerance_ms
+from pipeline.ingest.duplicates import day_digests, first_copies_before
 from pipeline.ingest.flows import load_registry, normalise_day
+from pipeline.ingest.quality import enforce_threshold, max_quarantined_share_pct
 from pipeline.ingest.radius import ingest_radius
 from pipeline.ingest.reference import (
     ingest_ipoe_leases,
@@ -46,16 +49,36 @@ def catalogue_raw_inputs(
     }
 
 
+def _digest_task(args: tuple) -> dict[str, str]:
+    raw, exporters, sources, day = args
+    return day_digests(raw, exporters, sources, day)
+
+
 def _normalise_task(args: tuple) -> list[dict]:
-    raw, warehouse, exporters, sources, day = args
-    return normalise_day(raw, warehouse, exporters, sources, day)
+    raw, warehouse, exporters, sources, day, read_before, digests, tolerance_ms = args
+    return normalise_day(
+        raw, warehouse, exporters, sources, day, read_before, digests, tolerance_ms
+    )
 
 
 def ingest_flows(paths: Paths, year: int, workers: int) -> dict[str, Any]:
-    """Decode every exporter-day of the year's weeks (independent partitions, run in parallel)."""
+    """Decode every exporter-day of the year's weeks (independent partitions, run in parallel).
+
+    A file under two day folders is read once (the earlier day; duplicates are counted). Stops
+    with QuarantineThresholdError when an exporter-day sets aside more than
+    `quality.max_quarantined_share_pct` of its records, or its files give no record."""
     started = time.monotonic()
+    params = load_params()
     exporters, sources = load_registry(paths.raw)
-    tasks = [(paths.raw, paths.warehouse, exporters, sources, d) for d in flow_days_for_year(year)]
+    days = flow_days_for_year(year)
+    hashed = run_parallel(_digest_task, [(paths.raw, exporters, sources, d) for d in days], workers)
+    digests = dict(zip(days, hashed, strict=True))
+    before = first_copies_before(digests)
+    tolerance_ms = clock_tolerance_ms(params)
+    tasks = [
+        (paths.raw, paths.warehouse, exporters, sources, d, before[d], digests[d], tolerance_ms)
+        for d in days
+    ]
     reports = [r for day in run_parallel(_normalise_task, tasks, workers) for r in day]
     totals: dict[str, Any] = {
         "partitions": len(reports),
@@ -74,7 +97,9 @@ def ingest_flows(paths: Paths, year: int, workers: int) -> dict[str, Any]:
                 totals[field][k] = totals[field].get(k, 0) + n
         if r["records_in"] != r["records_decoded"] + r["records_quarantined"]:
             totals["unbalanced"].append(f"{r['date']}/{r['exporter']}")
+    totals["duplicate_files"] = sum(int(r.get("duplicate_files", 0)) for r in reports)
     totals["seconds"] = round(time.monotonic() - started, 1)
+    enforce_threshold(reports, max_quarantined_share_pct(params))
     return totals
 
 

@@ -15,6 +15,7 @@ from pipeline.charts.profiles import fig02_data
 from pipeline.charts.scatters import DRAWABLE
 from pipeline.config import load_params
 from pipeline.ingest import completeness as inputs
+from pipeline.ingest.clocks import CLOCK_REASONS
 from pipeline.report.formats import month_name, present
 from pipeline.report.tables import port_share_table
 
@@ -45,6 +46,19 @@ OPTIONAL_FACTS = (
             *(f"{key}_{kind}" for key, _, _ in PORT_ROWS for kind in ("share", "change")),
         )
     ),
+)  # fmt: skip
+
+
+# Appendix A (quality_facts); WIRE_ROWS as the ingest reports name them (duplicate
+# datagrams are shown beside duplicate files).
+QUALITY_FACTS = (
+    "dq_duplicate_files", "dq_duplicate_datagrams", "dq_out_of_window", "dq_outside_weeks",
+    "dq_threshold_pct", "dq_worst_share_pct", "dq_worst_exporter", "dq_worst_day", "dq_wire",
+    "dq_default_rate_exporters", "dq_clock_tolerance_minutes",
+)  # fmt: skip
+WIRE_ROWS = (
+    "template_redefinitions", "records_second_pass", "records_default_sampling",
+    "invalid_sampling_announcements", "trailing_bytes", "records_estimated_unsplittable",
 )  # fmt: skip
 
 
@@ -222,6 +236,40 @@ def _port_facts(tables: Tables, year: int) -> Facts:
     return f
 
 
+def quality_facts(tables: Tables, year: int) -> Facts:
+    """Appendix A's trust counts from the data_quality table: duplicates, out-of-window records
+    by reason, records outside the weeks, the set-aside threshold and the worst exporter-day, the
+    wire counters and the exporters on the registry's default sampling rate (None if absent)."""
+    f: Facts = dict.fromkeys(QUALITY_FACTS)
+    f["dq_clock_tolerance_minutes"] = load_params().get("ingest", {}).get("clock_tolerance_minutes")
+    dq = tables.get("data_quality")
+    if dq is None or dq.is_empty():
+        return f
+    if "year" in dq.columns:
+        dq = dq.filter(pl.col("year") == year)
+    rows = dq.select("item", "scope", "value").rows()
+    overall = {item: value for item, scope, value in rows if scope == "all"}
+    f["dq_duplicate_files"] = overall.get("duplicate_files")
+    f["dq_duplicate_datagrams"] = overall.get("duplicate_datagrams")
+    f["dq_outside_weeks"] = overall.get("records_outside_weeks")
+    f["dq_threshold_pct"] = overall.get("max_quarantined_share_pct")
+    if "records_in" in overall:  # reasons never met count 0
+        f["dq_out_of_window"] = {r: overall.get(f"quarantined:{r}", 0.0) for r in CLOCK_REASONS}
+    for item, scope, value in rows:
+        if item == "worst_quarantined_share_pct" and scope.startswith("exporter_day:"):
+            name, _, day = scope.removeprefix("exporter_day:").rpartition("/")
+            f |= {"dq_worst_share_pct": value, "dq_worst_exporter": name, "dq_worst_day": day}
+    if not overall.get("reports_with_wire_counters"):  # no report counted them: say nothing
+        return f | {"dq_duplicate_datagrams": None}
+    wire = {k: overall[k] for k in WIRE_ROWS if overall.get(k) is not None}
+    f["dq_wire"] = wire or None
+    default = [(scope.removeprefix("exporter:"), value) for item, scope, value in rows
+               if item == "records_default_sampling" and scope.startswith("exporter:")]  # fmt: skip
+    if default:
+        f["dq_default_rate_exporters"] = sorted(name for name, n in default if n and n > 0)
+    return f
+
+
 def _sample_facts(tables: Tables, year: int) -> Facts:
     df = tables["scatter_sample"].filter(pl.col("year") == year)
     f: Facts = {}
@@ -339,4 +387,5 @@ def report_facts(tables: Tables, year: int) -> Facts:
     f.update(_port_facts(tables, year))
     f.update(_completeness_facts(tables, year))
     _withdraw_gapped(f)
+    f.update(quality_facts(tables, year))
     return f

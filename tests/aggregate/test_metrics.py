@@ -571,7 +571,57 @@ def test_data_quality(tmp_path: Path, params: dict[str, Any]) -> None:
         *[("exporter:pppoe-1", item) for item in counters],
         ("service:mobile", "unattributed_bytes_pct"),
         ("service:pppoe", "unattributed_bytes_pct"),
+        ("all", "max_quarantined_share_pct"),
+        ("exporter_day:pppoe-1/", "worst_quarantined_share_pct"),
+        ("all", "records_outside_weeks"),
+        ("all", "reports_with_wire_counters"),
     ]
+
+
+def test_data_quality_counts_duplicates_clocks_wire_counters_and_the_worst_share(
+    tmp_path: Path, params: dict[str, Any]
+) -> None:
+    """Counters of newer ingest reports are summed (an older report without them counts 0), the
+    worst exporter-day share is named, and the records of a read neighbouring day that no week
+    holds are counted, not lost."""
+    glob = write_flows(
+        tmp_path,
+        [
+            flow(MON + dt.timedelta(hours=5), "pppoe", 100),
+            flow(MON - dt.timedelta(hours=2), "pppoe", 100),  # Sunday before the week (read)
+            flow(MON - dt.timedelta(hours=3), "pppoe", 100),
+        ],
+    )
+    base = {"messages": 1, "sequence_gaps": 0, "sampling_intervals": {}}
+    reports = [
+        base | {"exporter": "bras-a", "date": "2024-06-03", "files": 3, "records_in": 1000,
+                "records_decoded": 990, "records_quarantined": 10, "duplicate_files": 1,
+                "duplicate_datagrams": 4, "records_default_sampling": 990,
+                "template_redefinitions": 2, "trailing_bytes": 7,
+                "quarantine_by_reason": {"flow time before window": 6,
+                                         "flow end before start": 4}},
+        base | {"exporter": "bras-b", "date": "2024-06-04", "files": 2, "records_in": 100,
+                "records_decoded": 97, "records_quarantined": 3,
+                "quarantine_by_reason": {"flow time after window": 3}},  # an older report
+        base | {"exporter": "unregistered", "date": "2024-06-04", "files": 1, "records_in": 5,
+                "records_decoded": 0, "records_quarantined": 5,
+                "quarantine_by_reason": {"exporter not in registry": 5}},
+    ]  # fmt: skip
+    dq = metrics.data_quality(reports, glob, 2024, params | {"quality": {
+        "max_quarantined_share_pct": 2.5}})  # fmt: skip
+    v = {(i, s): x for _, i, s, x in dq.rows()}
+    assert v[("duplicate_files", "all")] == 1 and v[("duplicate_datagrams", "all")] == 4
+    assert v[("records_default_sampling", "exporter:bras-a")] == 990
+    assert v[("records_default_sampling", "exporter:bras-b")] == 0
+    assert v[("template_redefinitions", "all")] == 2 and v[("trailing_bytes", "all")] == 7
+    assert v[("records_estimated_unsplittable", "all")] == 0
+    assert v[("quarantined:flow time before window", "all")] == 6
+    assert v[("quarantined:flow time after window", "all")] == 3
+    assert v[("quarantined:flow end before start", "all")] == 4
+    assert v[("max_quarantined_share_pct", "all")] == 2.5
+    assert v[("worst_quarantined_share_pct", "exporter_day:bras-b/2024-06-04")] == 3.0
+    assert v[("records_outside_weeks", "all")] == 2
+    assert v[("reports_with_wire_counters", "all")] == 1  # bras-b's older report lacks them
 
 
 def test_data_quality_without_ingest_reports(tmp_path: Path, params: dict[str, Any]) -> None:
@@ -582,6 +632,9 @@ def test_data_quality_without_ingest_reports(tmp_path: Path, params: dict[str, A
         ("ingest_reports", "all", 0.0),
         ("reports_violating_records_invariant", "all", 0.0),
         ("unattributed_bytes_pct", "service:pppoe", 100.0),
+        ("max_quarantined_share_pct", "all", 5.0),
+        ("records_outside_weeks", "all", 0.0),
+        ("reports_with_wire_counters", "all", 0.0),
     ]
 
 

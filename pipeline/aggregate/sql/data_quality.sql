@@ -1,24 +1,59 @@
 -- Report §1.2 and Appendix A: data-quality rows (item, scope, value as DOUBLE) from the registered
--- view ingest_reports (one row per exporter-day ingest report, ARCHITECTURE §3.2) and the attributed
--- flows of the week [$week_start_ms, $week_end_ms). In this order:
---   files, messages, records_in, records_decoded, records_quarantined, sequence_gaps   scope all
+-- views ingest_reports (one row per exporter-day ingest report, ARCHITECTURE §3.2; a counter an
+-- older report lacks is 0) and report_weeks (week_start_ms, week_end_ms of the year's weeks), and
+-- the attributed flows of the days read for the year ($read_days). In this order:
+--   files, messages, records_in, records_decoded, records_quarantined, sequence_gaps,
+--     duplicate_files, and the wire counters (template_redefinitions, records_second_pass,
+--     records_default_sampling, invalid_sampling_announcements, duplicate_datagrams,
+--     trailing_bytes, records_estimated_unsplittable)                              scope all
 --   ingest_reports (how many), reports_violating_records_invariant (records_in is not
 --     records_decoded + records_quarantined)                                          scope all
 --   quarantined:<reason>, sampling_interval:<N> (records; by reason, then by N)        scope all
---   the six counters of each exporter, by exporter name                                scope exporter:<name>
+--   the counters of each exporter, by exporter name                                   scope exporter:<name>
 --   unattributed_bytes_pct: estimated bytes of flows with no user / all bytes * 100,
 --     NaN if none, by service                                                          scope service:<service>
+--   max_quarantined_share_pct: the threshold ($max_quarantined_share_pct)             scope all
+--   worst_quarantined_share_pct: the largest set-aside % of records in of a registered
+--     exporter-day (ties: earliest day, then name)                   scope exporter_day:<name>/<date>
+--   records_outside_weeks: decoded records of the days read whose start lies in no week of the
+--     year (the neighbouring day of a UTC-dated folder; not errors, left out by the weeks)  scope all
+--   reports_with_wire_counters: ingest reports that carry the wire counters (0: their zeros
+--     above mean "not counted", not "none")                                           scope all
 -- Byte sums are exact (bytes_est as HUGEINT, then DOUBLE) so results do not depend on thread order.
 WITH counter_items(item_order, item) AS (
     VALUES (1, 'files'), (2, 'messages'), (3, 'records_in'), (4, 'records_decoded'),
-           (5, 'records_quarantined'), (6, 'sequence_gaps')
+           (5, 'records_quarantined'), (6, 'sequence_gaps'), (7, 'duplicate_files'),
+           (8, 'template_redefinitions'), (9, 'records_second_pass'),
+           (10, 'records_default_sampling'), (11, 'invalid_sampling_announcements'),
+           (12, 'duplicate_datagrams'), (13, 'trailing_bytes'),
+           (14, 'records_estimated_unsplittable')
 ),
 counts AS (  -- one row per report and counter
     UNPIVOT (SELECT exporter, files, messages, records_in, records_decoded, records_quarantined,
-                    sequence_gaps
+                    sequence_gaps, duplicate_files, template_redefinitions, records_second_pass,
+                    records_default_sampling, invalid_sampling_announcements,
+                    duplicate_datagrams, trailing_bytes, records_estimated_unsplittable
              FROM ingest_reports)
-    ON files, messages, records_in, records_decoded, records_quarantined, sequence_gaps
+    ON files, messages, records_in, records_decoded, records_quarantined, sequence_gaps,
+       duplicate_files, template_redefinitions, records_second_pass, records_default_sampling,
+       invalid_sampling_announcements, duplicate_datagrams, trailing_bytes,
+       records_estimated_unsplittable
     INTO NAME item VALUE n
+),
+shares AS (  -- set-aside share of each registered exporter-day that read a record
+    SELECT exporter, date, 100.0 * records_quarantined / records_in AS share_pct
+    FROM ingest_reports
+    WHERE records_in > 0 AND exporter <> $unregistered_exporter
+),
+worst_share AS (
+    SELECT exporter, date, share_pct FROM shares ORDER BY share_pct DESC, date, exporter LIMIT 1
+),
+outside_weeks AS (
+    SELECT count(*) AS records
+    FROM read_parquet($flows_glob, hive_partitioning = true) AS f
+    WHERE list_contains(CAST($read_days AS DATE[]), f.date)
+      AND NOT EXISTS (SELECT 1 FROM report_weeks AS w
+                      WHERE f.flow_start_ms >= w.week_start_ms AND f.flow_start_ms < w.week_end_ms)
 ),
 quarantined AS (
     SELECT q.reason, q.records FROM (SELECT unnest(quarantine_by_reason) AS q FROM ingest_reports)
@@ -65,6 +100,18 @@ quality_rows(section, name, number, item_order, item, scope, value) AS (
     SELECT 7, service, 0, 0, 'unattributed_bytes_pct', 'service:' || service,
            CASE WHEN bytes <> 0 THEN 100 * unattributed_bytes / bytes ELSE 'NaN'::DOUBLE END
     FROM flow_bytes
+    UNION ALL
+    SELECT 8, '', 0, 0, 'max_quarantined_share_pct', 'all', CAST($max_quarantined_share_pct AS DOUBLE)
+    UNION ALL
+    SELECT 9, '', 0, 0, 'worst_quarantined_share_pct', 'exporter_day:' || exporter || '/' || date,
+           share_pct
+    FROM worst_share
+    UNION ALL
+    SELECT 10, '', 0, 0, 'records_outside_weeks', 'all', CAST(records AS DOUBLE) FROM outside_weeks
+    UNION ALL
+    SELECT 11, '', 0, 0, 'reports_with_wire_counters', 'all',
+           CAST(count(*) FILTER (WHERE wire_counters) AS DOUBLE)
+    FROM ingest_reports
 )
 SELECT item, scope, value
 FROM quality_rows
