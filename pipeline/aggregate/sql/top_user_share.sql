@@ -1,11 +1,16 @@
--- Spec §2.5: concentration. For each service and direction, users (all of the population in the
--- registered view user_week_usage) sorted by that direction's weekly bytes, descending; share_pct =
+-- Spec §2.5: concentration. For each service and direction, the users of Tables 1, 2 (observed, with
+-- at least $min_sampled_packets sampled packets in that direction; mobile: billed volume above 0) in
+-- the registered view user_week_usage, sorted by that direction's weekly bytes, descending; share_pct =
 -- bytes of the top ceil(top_pct/100 * N) users / bytes of all N users * 100, for each top_pct in $top_pcts.
 -- Returns service, direction, top_pct, share_pct.
 WITH x AS (
-    SELECT service, 'IN' AS direction, user_key, in_bytes AS bytes FROM user_week_usage
+    SELECT service, 'IN' AS direction, user_key, in_bytes AS bytes,
+           in_packets_sampled AS packets_sampled
+    FROM user_week_usage
     UNION ALL
-    SELECT service, 'OUT' AS direction, user_key, out_bytes AS bytes FROM user_week_usage
+    SELECT service, 'OUT' AS direction, user_key, out_bytes AS bytes,
+           out_packets_sampled AS packets_sampled
+    FROM user_week_usage
 ),
 ranked AS (
     SELECT service, direction, bytes,
@@ -13,6 +18,7 @@ ranked AS (
            count(*) OVER (PARTITION BY service, direction) AS users_total,
            sum(bytes) OVER (PARTITION BY service, direction) AS bytes_total
     FROM x
+    WHERE bytes > 0 AND coalesce(packets_sampled >= $min_sampled_packets, true)
 ),
 pcts AS (
     SELECT CAST(unnest($top_pcts) AS DOUBLE) AS top_pct

@@ -2,10 +2,15 @@
 -- input order, without its addresses, plus service, user_key (first 16 hex chars of
 -- sha256($salt || subscription_id || '/' || user_protocol)), user_protocol (pppoe|ipoe), service_class,
 -- direction (IN = user sends, OUT = user receives) and bytes_est / packets_est (DOUBLE, counter × N).
+-- On-net flows (both sides held by a subscriber): the row's user is the source side (IN, the sender)
+-- and peer_user_key / peer_user_protocol / peer_service_class name the destination-side subscriber,
+-- for whom the same flow is OUT (received); null for every other flow. One row per flow, so totals
+-- never count a flow twice; only the per-user table reads the peer columns.
 -- Relations registered by the caller: pppoe_sessions (reference §3.3), ipoe_leases (reference §3.3).
 -- Matching: IPv4 address equal and start_ms <= flow_start_ms < stop_ms (half-open: at the hand-over
 -- instant the next holder owns the address); IPv6 longest prefix (upper 64 bits) valid at
--- flow_start_ms; source side first, then destination; no match → direction from flow_direction.
+-- flow_start_ms; each side's best holder; the user is the source side's, else the destination's;
+-- no match on either side → direction from flow_direction.
 WITH flows AS (
     SELECT file_row_number AS flow_id, *
     FROM read_parquet($flows_path, file_row_number = true)
@@ -56,13 +61,15 @@ candidates AS (
       ON h.prefix_len = s.prefix_len AND h.prefix_hi = s.masked_hi
      AND h.valid_from_ms <= s.flow_start_ms AND s.flow_start_ms < h.valid_to_ms
 ),
-best AS (
-    SELECT *
+best AS (  -- one holder per flow side: longest prefix, then smallest id
+    SELECT flow_id, side, subscription_id, service_class, user_protocol
     FROM candidates
     QUALIFY row_number() OVER (
-        PARTITION BY flow_id ORDER BY side, prefix_len DESC, subscription_id, user_protocol
+        PARTITION BY flow_id, side ORDER BY prefix_len DESC, subscription_id, user_protocol
     ) = 1
-)
+),
+src_holder AS (SELECT * FROM best WHERE side = 0),
+dst_holder AS (SELECT * FROM best WHERE side = 1)
 SELECT
     f.exporter,
     f.observation_domain_id,
@@ -77,16 +84,25 @@ SELECT
     f.packets,
     f.sampling_interval,
     $service AS service,
-    CASE WHEN b.subscription_id IS NOT NULL
-         THEN left(sha256($salt || b.subscription_id || '/' || b.user_protocol), 16) END AS user_key,
-    b.user_protocol,
-    b.service_class,
-    CASE WHEN b.side = 0 THEN 'IN'
-         WHEN b.side = 1 THEN 'OUT'
+    CASE WHEN s.subscription_id IS NOT NULL
+         THEN left(sha256($salt || s.subscription_id || '/' || s.user_protocol), 16)
+         WHEN d.subscription_id IS NOT NULL
+         THEN left(sha256($salt || d.subscription_id || '/' || d.user_protocol), 16) END AS user_key,
+    coalesce(s.user_protocol, d.user_protocol) AS user_protocol,
+    CASE WHEN s.subscription_id IS NOT NULL THEN s.service_class ELSE d.service_class END
+        AS service_class,
+    CASE WHEN s.subscription_id IS NOT NULL THEN 'IN'
+         WHEN d.subscription_id IS NOT NULL THEN 'OUT'
          WHEN f.flow_direction = 0 THEN 'IN'
          WHEN f.flow_direction = 1 THEN 'OUT' END AS direction,
     f.octets::DOUBLE * f.sampling_interval AS bytes_est,
-    f.packets::DOUBLE * f.sampling_interval AS packets_est
+    f.packets::DOUBLE * f.sampling_interval AS packets_est,
+    CASE WHEN s.subscription_id IS NOT NULL AND d.subscription_id IS NOT NULL
+         THEN left(sha256($salt || d.subscription_id || '/' || d.user_protocol), 16) END
+        AS peer_user_key,
+    CASE WHEN s.subscription_id IS NOT NULL THEN d.user_protocol END AS peer_user_protocol,
+    CASE WHEN s.subscription_id IS NOT NULL THEN d.service_class END AS peer_service_class
 FROM flows AS f
-LEFT JOIN best AS b USING (flow_id)
+LEFT JOIN src_holder AS s USING (flow_id)
+LEFT JOIN dst_holder AS d USING (flow_id)
 ORDER BY f.flow_id
