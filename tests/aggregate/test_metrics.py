@@ -214,9 +214,12 @@ def test_density_of_ten_users(params: dict[str, Any]) -> None:
         if u
     }
     assert got.keys() == {3.0, 5.0, 6.0}
-    assert got[3.0] == (1, pytest.approx(1 / 9 / 0.1))
-    assert got[5.0] == (3, pytest.approx(3 / 9 / 0.1))
-    assert got[6.0] == (5, pytest.approx(5 / 9 / 0.1))
+    # the user not observed in OUT counts among the 10 users (as in Table 1) but is not drawn:
+    # the area is 9/10, the share of users drawn
+    assert got[3.0] == (1, pytest.approx(1 / 10 / 0.1))
+    assert got[5.0] == (3, pytest.approx(3 / 10 / 0.1))
+    assert got[6.0] == (5, pytest.approx(5 / 10 / 0.1))
+    assert out["density"].sum() * 0.1 == pytest.approx(0.9)
     in_ = dens.filter(pl.col("direction") == "IN", pl.col("users") > 0)
     assert in_.select("bin_center_log10", "users").rows() == [(4.0, 4), (4.1, 4), (4.2, 2)]
     assert in_["density"].to_list() == pytest.approx([4.0, 4.0, 2.0])
@@ -234,11 +237,12 @@ def test_density_of_ten_users(params: dict[str, Any]) -> None:
 def test_mean_median_mode(params: dict[str, Any]) -> None:
     s = metrics.daily_usage_summary(user_week("broadband", TEN_IN, TEN_OUT), 2024, params)
     out = s.filter(pl.col("direction") == "OUT").row(0, named=True)
-    # the user with no OUT flow is not observed: left out of mean and median, as of the density
-    assert out["users"] == 9 and out["users_not_observed"] == 1 and out["users_below_rule"] == 0
+    # the user with no OUT flow is not observed: one of the 10 users, ranked below the others,
+    # adding no bytes to the total (as in the density's normalisation), and counted
+    assert out["users"] == 10 and out["users_not_observed"] == 1 and out["users_below_rule"] == 0
     # 1.0964782 MB = 10^6.04 bytes
-    assert out["mean_mb"] == pytest.approx((0.001 + 0.3 + 3.0 + 2 * 1.0964781961) / 9)
-    assert out["median_mb"] == pytest.approx(1.0)  # 5th of 9
+    assert out["mean_mb"] == pytest.approx((0.001 + 0.3 + 3.0 + 2 * 1.0964781961) / 10)
+    assert out["median_mb"] == pytest.approx((0.1 + 1.0) / 2)  # 5th and 6th of 10
     assert out["mode_log10"] == 6.0 and out["mode_mb"] == pytest.approx(1.0)
     in_ = s.filter(pl.col("direction") == "IN").row(0, named=True)
     # bins 4.0 and 4.1 tie at 4 users; median 10^4.1 picks 4.1; left neighbour 4 >= 0.9*4 -> 4.05
@@ -698,22 +702,27 @@ def test_on_net_flow_counts_for_both_users_once_in_totals(
 
 
 def test_not_observed_and_below_rule_alike_in_tables_and_density(params: dict[str, Any]) -> None:
-    """Issue 8 cat. 9: user 0 has no IN packet, user 1 three (below a rule of 5); both are left
-    out of Table 1, the density and the top shares alike, and counted."""
+    """Issue 8 cat. 9: user 0 has no IN packet (not observed), user 1 three (below a rule of 5),
+    user 2 ten packets but a larger estimate than users 3 and 4. Users 0 and 1 are below the
+    detection limit alike in Table 1, the density and the top shares: counted among the 6 users,
+    ranked last, not drawn, and counted as such."""
     params["daily_usage"]["min_sampled_packets"] = 5
-    daily_in = [0.0, 1e3, 1e5, 1e6, 1e6, 1e7]
-    uw = user_week("broadband", daily_in, [1e8] * 6, packets_in=[0, 3, 5, 80, 80, 800])
+    daily_in = [0.0, 5e6, 2e6, 1e6, 1e6, 1e7]
+    uw = user_week("broadband", daily_in, [1e8] * 6, packets_in=[0, 3, 10, 80, 80, 800])
     s = metrics.daily_usage_summary(uw, 2024, params).filter(pl.col("direction") == "IN")
     row = s.row(0, named=True)
-    assert (row["users"], row["users_not_observed"], row["users_below_rule"]) == (4, 1, 1)
-    assert row["mean_mb"] == pytest.approx((0.1 + 1 + 1 + 10) / 4)
+    assert (row["users"], row["users_not_observed"], row["users_below_rule"]) == (6, 1, 1)
+    assert row["mean_mb"] == pytest.approx((5 + 2 + 1 + 1 + 10) / 6)  # estimated total / users
+    # ranked: 0, 0 (below the limit), 1, 1, 2, 10 MB → median between 3rd and 4th = 1 MB;
+    # user 1's 5 MB estimate, on 3 packets, does not rank as 5 MB
     assert row["median_mb"] == pytest.approx(1.0)
     dens = metrics.daily_usage_density(uw, 2024, params).filter(pl.col("direction") == "IN")
-    assert dens["users"].sum() == row["users"]  # the same users as the table
-    assert 3.0 not in dens.filter(pl.col("users") > 0)["bin_center_log10"].to_list()
+    drawn = dens.filter(pl.col("users") > 0)
+    assert drawn.select("bin_center_log10", "users").rows() == [(6.0, 2), (6.3, 1), (7.0, 1)]
+    assert dens["density"].sum() * 0.1 == pytest.approx(4 / 6)  # the same 6 users, 4 drawn
     top = metrics.top_user_share(uw, 2024, params)
     top_in = top.filter((pl.col("direction") == "IN") & (pl.col("top_pct") == 10.0))
-    assert top_in["share_pct"][0] == pytest.approx(100 * 10 / 12.1)  # ceil(0.4) = 1 of 4
+    assert top_in["share_pct"][0] == pytest.approx(100 * 10 / 19)  # ceil(0.6) = 1 of 6
 
 
 def test_flows_spanning_hour_midnight_and_week_end_count_whole_in_their_start_day(

@@ -311,5 +311,6 @@ def test_method_rules_and_users_left_out_are_printed(pdf_text):
     assert "upload (IN) for the sender and download (OUT) for the receiver" in method
     assert "relative error is about 1/√k" in method
     assert "rests on at least 1 sampled packet" in method
-    assert "37 and 4 users had no sampled packet in that direction" in pdf_text
-    assert "112 and 9 had fewer than the rule asks" in pdf_text
+    assert "ranks below every user with a value" in method
+    assert "37 of the 20,000 broadband users had no sampled upload packet (IN) and 4" in pdf_text
+    assert "and 112 and 9 had fewer than the 1 sampled packets" in pdf_text

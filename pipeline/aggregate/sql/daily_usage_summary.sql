@@ -1,10 +1,13 @@
--- Tables 1, 2 (spec §2.4): per service and direction, over the user-directions of the registered
--- view user_week_usage that were observed and whose estimate rests on at least $min_sampled_packets
--- sampled packets (mobile billing is not sampled: a billed volume above 0 counts) — the users of
--- Figures 3, 4. Returns service, direction, users (counted), mean_mb and median_mb (daily bytes /
--- 10^6; the median interpolates between the two middle users), users_not_observed (no flow in that
--- direction, or a billed 0: no estimate) and users_below_rule (observed, fewer sampled packets than
--- the rule). The mode is added in Python from the density histogram (mode.py).
+-- Tables 1, 2 (spec §2.4): per service and direction over all users of the registered view
+-- user_week_usage (the week's personal users). A user-direction whose estimate rests on fewer than
+-- $min_sampled_packets sampled packets (none: not observed; mobile billing is not sampled, a billed 0
+-- is not observed) is below the detection limit: it has no per-user value, but it counts among the
+-- users and ranks below every user with one (censored at the bottom, not set to 0 MB).
+-- Returns service, direction, users (all), mean_mb (the users' estimated total bytes / users / 10^6:
+-- the mean needs no per-user value; a direction with no sampled packet adds no bytes), median_mb
+-- (interpolates between the two middle users; NULL if a middle user is below the limit),
+-- users_not_observed, users_below_rule (observed, fewer sampled packets than the rule).
+-- The mode is added in Python from the density histogram (mode.py).
 WITH x AS (
     SELECT service, 'IN' AS direction, daily_in_bytes AS daily_bytes,
            in_packets_sampled AS packets_sampled
@@ -15,19 +18,22 @@ WITH x AS (
     FROM user_week_usage
 ),
 classified AS (
-    SELECT service, direction, daily_bytes,
+    SELECT service, direction, coalesce(daily_bytes, 0.0) AS daily_bytes,
            coalesce(daily_bytes, 0) <= 0 AS not_observed,
            coalesce(daily_bytes, 0) > 0
                AND NOT coalesce(packets_sampled >= $min_sampled_packets, true) AS below_rule
     FROM x
+),
+ranked AS (
+    SELECT *, CASE WHEN not_observed OR below_rule THEN 0.0 ELSE daily_bytes END AS rank_bytes
+    FROM classified
 )
-SELECT service, direction,
-       count(*) FILTER (WHERE NOT not_observed AND NOT below_rule) AS users,
-       avg(daily_bytes) FILTER (WHERE NOT not_observed AND NOT below_rule) / 1e6 AS mean_mb,
-       CAST(quantile_cont(daily_bytes, 0.5) FILTER (WHERE NOT not_observed AND NOT below_rule)
-            AS DOUBLE) / 1e6 AS median_mb,
+SELECT service, direction, count(*) AS users,
+       avg(daily_bytes) / 1e6 AS mean_mb,
+       CASE WHEN 2 * count(*) FILTER (WHERE not_observed OR below_rule) < count(*) - 1
+            THEN CAST(quantile_cont(rank_bytes, 0.5) AS DOUBLE) / 1e6 END AS median_mb,
        count(*) FILTER (WHERE not_observed) AS users_not_observed,
        count(*) FILTER (WHERE below_rule) AS users_below_rule
-FROM classified
+FROM ranked
 GROUP BY service, direction
 ORDER BY service, direction
