@@ -214,12 +214,10 @@ def test_density_of_ten_users(params: dict[str, Any]) -> None:
         if u
     }
     assert got.keys() == {3.0, 5.0, 6.0}
-    # the user not observed in OUT counts among the 10 users (as in Table 1) but is not drawn:
-    # the area is 9/10, the share of users drawn
-    assert got[3.0] == (1, pytest.approx(1 / 10 / 0.1))
-    assert got[5.0] == (3, pytest.approx(3 / 10 / 0.1))
-    assert got[6.0] == (5, pytest.approx(5 / 10 / 0.1))
-    assert out["density"].sum() * 0.1 == pytest.approx(0.9)
+    # the user not observed in OUT is not drawn: the curve is that of the 9 users with a value
+    assert got[3.0] == (1, pytest.approx(1 / 9 / 0.1))
+    assert got[5.0] == (3, pytest.approx(3 / 9 / 0.1))
+    assert got[6.0] == (5, pytest.approx(5 / 9 / 0.1))
     in_ = dens.filter(pl.col("direction") == "IN", pl.col("users") > 0)
     assert in_.select("bin_center_log10", "users").rows() == [(4.0, 4), (4.1, 4), (4.2, 2)]
     assert in_["density"].to_list() == pytest.approx([4.0, 4.0, 2.0])
@@ -719,7 +717,7 @@ def test_not_observed_and_below_rule_alike_in_tables_and_density(params: dict[st
     dens = metrics.daily_usage_density(uw, 2024, params).filter(pl.col("direction") == "IN")
     drawn = dens.filter(pl.col("users") > 0)
     assert drawn.select("bin_center_log10", "users").rows() == [(6.0, 2), (6.3, 1), (7.0, 1)]
-    assert dens["density"].sum() * 0.1 == pytest.approx(4 / 6)  # the same 6 users, 4 drawn
+    assert dens["density"].sum() * 0.1 == pytest.approx(1.0)  # over the 4 users drawn
     top = metrics.top_user_share(uw, 2024, params)
     top_in = top.filter((pl.col("direction") == "IN") & (pl.col("top_pct") == 10.0))
     assert top_in["share_pct"][0] == pytest.approx(100 * 10 / 19)  # ceil(0.6) = 1 of 6

@@ -1,11 +1,11 @@
 -- Figs 3, 4, 11 (spec §2.3): probability density of log10(daily bytes) per service and direction,
--- from the registered view user_week_usage, over the same users as Tables 1, 2: every user counts in
--- the normalisation, and a user-direction is drawn when its estimate rests on at least
--- $min_sampled_packets sampled packets (mobile billing is not sampled: a billed volume above 0). The
--- others are below the detection limit, not drawn, so the area (sum of density * $bin_width) is the
--- share of users drawn: 1 minus the share below the limit. Bins $bin_width decades wide centred on
--- multiples of $bin_width. Every bin centre in [$min_log10, $max_log10] is listed (0 where empty),
--- plus any occupied bin outside it.
+-- from the registered view user_week_usage: the users of Tables 1, 2 that have a per-user value, i.e.
+-- whose estimate rests on at least $min_sampled_packets sampled packets (mobile billing is not
+-- sampled: a billed volume above 0). The others are below the detection limit: not drawn (Table 1
+-- ranks them last; daily_usage_summary counts them, and the text says how many). Bins $bin_width
+-- decades wide centred on multiples of $bin_width. Every bin centre in [$min_log10, $max_log10] is
+-- listed (0 where empty), plus any occupied bin outside it, so the area (sum of density *
+-- $bin_width) is exactly 1 over the users drawn.
 -- Returns service, direction, bin_center_log10 (log10 bytes/day), users, density (1/decade).
 WITH x AS (
     SELECT service, 'IN' AS direction, daily_in_bytes AS daily_bytes,
@@ -24,11 +24,11 @@ hist AS (
     GROUP BY ALL
 ),
 totals AS (
-    SELECT service, direction, count(*) AS users_total FROM x GROUP BY ALL
+    SELECT service, direction, sum(users) AS users_total FROM hist GROUP BY ALL
 ),
 grid AS (
     SELECT t.service, t.direction, r.range AS bin_index
-    FROM (SELECT DISTINCT service, direction FROM hist) AS t,
+    FROM totals AS t,
          range(CAST(round($min_log10 / $bin_width) AS BIGINT),
                CAST(round($max_log10 / $bin_width) AS BIGINT) + 1) AS r
     UNION

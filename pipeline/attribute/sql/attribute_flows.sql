@@ -68,8 +68,17 @@ best AS (  -- one holder per flow side: longest prefix, then smallest id
         PARTITION BY flow_id, side ORDER BY prefix_len DESC, subscription_id, user_protocol
     ) = 1
 ),
-src_holder AS (SELECT * FROM best WHERE side = 0),
-dst_holder AS (SELECT * FROM best WHERE side = 1)
+holders AS (  -- per flow: the source side's holder (src_*) and the destination side's (dst_*)
+    SELECT flow_id,
+           any_value(subscription_id) FILTER (WHERE side = 0) AS src_id,
+           any_value(user_protocol) FILTER (WHERE side = 0) AS src_protocol,
+           any_value(service_class) FILTER (WHERE side = 0) AS src_class,
+           any_value(subscription_id) FILTER (WHERE side = 1) AS dst_id,
+           any_value(user_protocol) FILTER (WHERE side = 1) AS dst_protocol,
+           any_value(service_class) FILTER (WHERE side = 1) AS dst_class
+    FROM best
+    GROUP BY flow_id
+)
 SELECT
     f.exporter,
     f.observation_domain_id,
@@ -84,25 +93,21 @@ SELECT
     f.packets,
     f.sampling_interval,
     $service AS service,
-    CASE WHEN s.subscription_id IS NOT NULL
-         THEN left(sha256($salt || s.subscription_id || '/' || s.user_protocol), 16)
-         WHEN d.subscription_id IS NOT NULL
-         THEN left(sha256($salt || d.subscription_id || '/' || d.user_protocol), 16) END AS user_key,
-    coalesce(s.user_protocol, d.user_protocol) AS user_protocol,
-    CASE WHEN s.subscription_id IS NOT NULL THEN s.service_class ELSE d.service_class END
-        AS service_class,
-    CASE WHEN s.subscription_id IS NOT NULL THEN 'IN'
-         WHEN d.subscription_id IS NOT NULL THEN 'OUT'
+    CASE WHEN h.src_id IS NOT NULL THEN left(sha256($salt || h.src_id || '/' || h.src_protocol), 16)
+         WHEN h.dst_id IS NOT NULL THEN left(sha256($salt || h.dst_id || '/' || h.dst_protocol), 16)
+    END AS user_key,
+    coalesce(h.src_protocol, h.dst_protocol) AS user_protocol,
+    CASE WHEN h.src_id IS NOT NULL THEN h.src_class ELSE h.dst_class END AS service_class,
+    CASE WHEN h.src_id IS NOT NULL THEN 'IN'
+         WHEN h.dst_id IS NOT NULL THEN 'OUT'
          WHEN f.flow_direction = 0 THEN 'IN'
          WHEN f.flow_direction = 1 THEN 'OUT' END AS direction,
     f.octets::DOUBLE * f.sampling_interval AS bytes_est,
     f.packets::DOUBLE * f.sampling_interval AS packets_est,
-    CASE WHEN s.subscription_id IS NOT NULL AND d.subscription_id IS NOT NULL
-         THEN left(sha256($salt || d.subscription_id || '/' || d.user_protocol), 16) END
-        AS peer_user_key,
-    CASE WHEN s.subscription_id IS NOT NULL THEN d.user_protocol END AS peer_user_protocol,
-    CASE WHEN s.subscription_id IS NOT NULL THEN d.service_class END AS peer_service_class
+    CASE WHEN h.src_id IS NOT NULL AND h.dst_id IS NOT NULL
+         THEN left(sha256($salt || h.dst_id || '/' || h.dst_protocol), 16) END AS peer_user_key,
+    CASE WHEN h.src_id IS NOT NULL THEN h.dst_protocol END AS peer_user_protocol,
+    CASE WHEN h.src_id IS NOT NULL THEN h.dst_class END AS peer_service_class
 FROM flows AS f
-LEFT JOIN src_holder AS s USING (flow_id)
-LEFT JOIN dst_holder AS d USING (flow_id)
+LEFT JOIN holders AS h USING (flow_id)
 ORDER BY f.flow_id
