@@ -46,6 +46,8 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "median_mb": _F,
         "mode_mb": _F,
         "mode_log10": _F,
+        "users_not_observed": _I,
+        "users_below_rule": _I,
     },
     "scatter_sample": {"service": _S, "daily_in_bytes": _F, "daily_out_bytes": _F},
     "top_user_share": {"service": _S, "direction": _S, "top_pct": _F, "share_pct": _F},
@@ -158,6 +160,8 @@ def _daily_usage_summary_rows(service: str, wide: pl.DataFrame) -> pl.DataFrame:
                 pl.col(f"{d}_mean_mb_per_day").cast(pl.Float64).alias("mean_mb"),
                 pl.col(f"{d}_median_mb_per_day").cast(pl.Float64).alias("median_mb"),
                 pl.col(f"{d}_mode_mb_per_day").cast(pl.Float64).alias("mode_mb"),
+                pl.lit(None, dtype=pl.Int64).alias("users_not_observed"),
+                pl.lit(None, dtype=pl.Int64).alias("users_below_rule"),
             )
             for direction, d in (("IN", "in"), ("OUT", "out"))
         ]

@@ -218,7 +218,8 @@ def user_week_usage(
     salt: str,
 ) -> pl.DataFrame:
     """Internal, never published: per personal user of the analysis week, service, user_key (hash),
-    in_bytes, out_bytes, daily_in_bytes, daily_out_bytes."""
+    in_bytes, out_bytes, daily_in_bytes, daily_out_bytes (NULL: direction not observed),
+    in_packets_sampled, out_packets_sampled (NULL for mobile billing)."""
     usage = params["daily_usage"]
     ipoe_from = int(usage.get("ipoe_per_user_from_year", IPOE_PER_USER_FROM_YEAR))
     sql_params = {
@@ -230,6 +231,23 @@ def user_week_usage(
         **_week_params(analysis_week(year, params), params),
     }
     return _year_table("user_week_usage", year, sql_params)
+
+
+def user_day_usage(flows_glob: str, year: int, params: dict[str, Any]) -> pl.DataFrame:
+    """Internal: per personal broadband user and local day of the analysis week, in_bytes,
+    out_bytes, flows — each flow whole in the day of its start, as user_week_usage counts it."""
+    ipoe_from = int(params["daily_usage"].get("ipoe_per_user_from_year", IPOE_PER_USER_FROM_YEAR))
+    sql_params = {
+        "flows_glob": flows_glob,
+        "bb_protocols": ["pppoe", "ipoe"] if year >= ipoe_from else ["pppoe"],
+        **_week_params(analysis_week(year, params), params),
+    }
+    return _year_table("user_day_usage", year, sql_params)
+
+
+def min_sampled_packets(params: dict[str, Any]) -> int:
+    """The reliability rule: sampled packets a user-direction's estimate needs (at least 1)."""
+    return max(1, int(params["daily_usage"].get("min_sampled_packets", 1)))
 
 
 def _user_week_table(
@@ -246,15 +264,21 @@ def daily_usage_density(user_week: pl.DataFrame, year: int, params: dict[str, An
         "bin_width": float(usage["bin_width_decades"]),
         "min_log10": float(usage["density_min_log10"]),
         "max_log10": float(usage["density_max_log10"]),
+        "min_sampled_packets": min_sampled_packets(params),
     }
     return _user_week_table("daily_usage_density", user_week, year, sql_params)
 
 
 def daily_usage_summary(user_week: pl.DataFrame, year: int, params: dict[str, Any]) -> pl.DataFrame:
-    """Tables 1, 2: service, direction, users, mean_mb, median_mb, mode_mb, mode_log10 (§2.4)."""
+    """Tables 1, 2: service, direction, users, mean_mb, median_mb, mode_mb, mode_log10 (§2.4),
+    users_not_observed, users_below_rule (user-directions left out, by the reliability rule)."""
     usage = params["daily_usage"]
     width = float(usage["bin_width_decades"])
-    summary = run_sql("daily_usage_summary", {}, tables={"user_week_usage": user_week})
+    summary = run_sql(
+        "daily_usage_summary",
+        {"min_sampled_packets": min_sampled_packets(params)},
+        tables={"user_week_usage": user_week},
+    )
     # The mode reads the same 0.1-decade histogram the density figures draw (occupied bins only).
     hist = daily_usage_density(user_week, year, params).filter(pl.col("users") > 0)
     hist = hist.with_columns(
@@ -274,22 +298,38 @@ def daily_usage_summary(user_week: pl.DataFrame, year: int, params: dict[str, An
         (10.0 ** (pl.col("mode_log10") - 6)).alias("mode_mb")
     )
     out = out.select(
-        "service", "direction", "users", "mean_mb", "median_mb", "mode_mb", "mode_log10"
+        "service",
+        "direction",
+        "users",
+        "mean_mb",
+        "median_mb",
+        "mode_mb",
+        "mode_log10",
+        "users_not_observed",
+        "users_below_rule",
     )
     return _with_year(out, year)
 
 
 def scatter_sample(user_week: pl.DataFrame, year: int, params: dict[str, Any]) -> pl.DataFrame:
-    """Figs 5, 6: service, daily_in_bytes, daily_out_bytes for a deterministic sample of users."""
+    """Figs 5, 6: service, daily_in_bytes, daily_out_bytes for a sample of users drawn anew each
+    year (hash of year, seed and salted user key), rounded to the chart's resolution, by value."""
     usage = params["daily_usage"]
-    sql_params = {"seed": str(usage["scatter_sample_seed"]), "n": int(usage["scatter_sample_size"])}
+    sql_params = {
+        "seed": str(usage["scatter_sample_seed"]),
+        "n": int(usage["scatter_sample_size"]),
+        "year": str(year),
+        "log10_digits": int(usage.get("scatter_log10_digits", 2)),
+        "min_sampled_packets": min_sampled_packets(params),
+    }
     return _user_week_table("scatter_sample", user_week, year, sql_params)
 
 
 def top_user_share(user_week: pl.DataFrame, year: int, params: dict[str, Any]) -> pl.DataFrame:
     """Spec §2.5: service, direction, top_pct, share_pct (bytes share of the top ceil(p·N))."""
     pcts = [float(p) for p in params["daily_usage"]["top_shares_pct"]]
-    return _user_week_table("top_user_share", user_week, year, {"top_pcts": pcts})
+    sql_params = {"top_pcts": pcts, "min_sampled_packets": min_sampled_packets(params)}
+    return _user_week_table("top_user_share", user_week, year, sql_params)
 
 
 def usage_by_port(flows_glob: str, year: int, params: dict[str, Any]) -> pl.DataFrame:

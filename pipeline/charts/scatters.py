@@ -12,12 +12,14 @@ from pipeline.charts.style import HALF_WIDTH, Tables, finish
 SCATTER_DIGITS = 2  # 0.01 decade: finer than a pixel at this size
 
 
-# A user with no bytes in one direction has no place on the log axes (the text counts them).
+# A direction not observed, or below the reliability rule, is NULL in scatter_sample: no place on
+# the log axes (the text counts these users). The sample's values are already at 0.01 decade.
 DRAWABLE = (pl.col("daily_in_bytes") > 0) & (pl.col("daily_out_bytes") > 0)
 
 
 def _scatter_data(tables: Tables, service: str, year: int) -> pl.DataFrame:
-    """log10 daily OUT and IN bytes per sampled user; users with a zero direction are dropped."""
+    """log10 daily OUT and IN bytes per sampled user, ordered by value; users with a direction
+    not drawn (NULL) are dropped."""
     df = tables["scatter_sample"].filter((pl.col("service") == service) & (pl.col("year") == year))
     df = df.filter(DRAWABLE)
     out = np.round(np.log10(df["daily_out_bytes"].to_numpy()), SCATTER_DIGITS)

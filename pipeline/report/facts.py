@@ -95,6 +95,25 @@ def _summary(tables: Tables, service: str, year: int) -> dict[str, float] | None
     return out
 
 
+def _left_out(tables: Tables, service: str, year: int) -> dict[str, int] | None:
+    """Measured user-directions of Tables 1, 2 counted and left out (not observed, below the
+    reliability rule) per direction; None without measured counts."""
+    df = tables["daily_usage_summary"].filter(
+        (pl.col("service") == service) & (pl.col("year") == year) & (pl.col("source") == "measured")
+    )
+    if "users_not_observed" not in df.columns or df.height != 2:
+        return None
+    out: dict[str, int] = {}
+    for d, users, not_observed, below in df.select(
+        "direction", "users", "users_not_observed", "users_below_rule"
+    ).rows():
+        if users is None or not_observed is None or below is None:
+            return None
+        dl = d.lower()
+        out |= {f"{dl}_users": users, f"{dl}_not_observed": not_observed, f"{dl}_below": below}
+    return out
+
+
 def _top_share(tables: Tables, service: str, direction: str, top_pct: float, year: int):
     df = tables["top_user_share"].filter(
         (pl.col("service") == service)
@@ -275,11 +294,13 @@ def _sample_facts(tables: Tables, year: int) -> Facts:
     f: Facts = {}
     for svc, short in SERVICES:
         part = df.filter(pl.col("service") == svc)
+        drawn = part.filter(DRAWABLE)  # a direction not observed or below the rule is NULL
+        if drawn.height:
+            n_out = drawn.filter(pl.col("daily_out_bytes") > pl.col("daily_in_bytes")).height
+            f[f"{short}_sample_out_gt_in_pct"] = 100 * n_out / drawn.height
         if part.height:
-            n_out = part.filter(pl.col("daily_out_bytes") > pl.col("daily_in_bytes")).height
-            f[f"{short}_sample_out_gt_in_pct"] = 100 * n_out / part.height
             f[f"{short}_sample_users"] = part.height
-            f[f"{short}_sample_not_drawn"] = part.height - part.filter(DRAWABLE).height
+            f[f"{short}_sample_not_drawn"] = part.height - drawn.height
     return f
 
 
@@ -376,6 +397,7 @@ def report_facts(tables: Tables, year: int) -> Facts:
         f[f"{short}_usage"] = _summary(tables, svc, year)
         f[f"{short}_usage_prev"] = _summary(tables, svc, year - 1)
         f[f"{short}_usage_5y"] = _summary(tables, svc, year - 5)
+        f[f"{short}_left_out"] = _left_out(tables, svc, year)
         for d in ("IN", "OUT"):
             for p in (10, 1):
                 f[f"{short}_top{p}_{d.lower()}"] = _top_share(tables, svc, d, p, year)

@@ -248,6 +248,7 @@ def render_html(
         days_per_week=params.get("daily_usage", {}).get("days_per_week", 7),
         mode_rule=params.get("daily_usage", {}).get("mode_rule", "tilt"),
         mode_fit_bins=params.get("daily_usage", {}).get("mode_fit_bins", 7),
+        min_sampled_packets=params.get("daily_usage", {}).get("min_sampled_packets", 1),
         table_titles=table_titles(year),
         tables={k: v.to_dicts() for k, v in printed_tables(tables, year).items()},
         port_years=list(range(year - 4, year + 1)),

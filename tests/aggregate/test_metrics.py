@@ -21,6 +21,7 @@ MON = dt.datetime(2024, 6, 3, tzinfo=UTC) - JST  # local Monday 2024-06-03 00:00
 FLOW_SCHEMA = {
     "exporter": pl.String,
     "flow_start_ms": pl.Int64,
+    "flow_end_ms": pl.Int64,
     "ip_version": pl.UInt8,
     "protocol": pl.UInt8,
     "src_port": pl.UInt16,
@@ -35,6 +36,9 @@ FLOW_SCHEMA = {
     "direction": pl.String,
     "bytes_est": pl.Float64,
     "packets_est": pl.Float64,
+    "peer_user_key": pl.String,
+    "peer_user_protocol": pl.String,
+    "peer_service_class": pl.String,
 }
 
 
@@ -88,16 +92,20 @@ def flow(
     user_key: str | None = None,
     user_protocol: str | None = None,
     service_class: str | None = None,
+    packets: int = 1,
+    peer_user_key: str | None = None,
+    peer_service_class: str = "personal",
 ) -> dict[str, Any]:
     return {
         "exporter": f"{service}-1",
         "flow_start_ms": at(start),
+        "flow_end_ms": at(start) + 1000,
         "ip_version": 4,
         "protocol": protocol,
         "src_port": src_port,
         "dst_port": dst_port,
         "octets": int(bytes_est),
-        "packets": 1,
+        "packets": packets,
         "sampling_interval": 1,
         "service": service,
         "user_key": user_key,
@@ -105,7 +113,10 @@ def flow(
         "service_class": service_class,
         "direction": direction,
         "bytes_est": float(bytes_est),
-        "packets_est": 1.0,
+        "packets_est": float(packets),
+        "peer_user_key": peer_user_key,
+        "peer_user_protocol": service if peer_user_key else None,
+        "peer_service_class": peer_service_class if peer_user_key else None,
     }
 
 
@@ -146,18 +157,46 @@ def write_flows(root: Path, rows: list[dict[str, Any]]) -> str:
     return str(root / "attributed" / "date=*" / "exporter=*" / "flows.parquet")
 
 
-def user_week(service: str, daily_in: list[float], daily_out: list[float]) -> pl.DataFrame:
+def user_week(
+    service: str,
+    daily_in: list[float | None],
+    daily_out: list[float | None],
+    packets_in: list[int] | None = None,
+    packets_out: list[int] | None = None,
+) -> pl.DataFrame:
+    """A per-user table as user_week_usage returns it: a 0 or None direction is not observed
+    (NULL bytes, 0 sampled packets); others rest on 100 sampled packets unless given."""
     n = len(daily_in)
+
+    def observed(daily: list[float | None]) -> list[float | None]:
+        return [v if v else None for v in daily]
+
+    def packets(daily: list[float | None], given: list[int] | None) -> list[int | None]:
+        if service == "mobile":
+            return [None] * n
+        return given if given is not None else [100 if v else 0 for v in daily]
+
+    din, dout = observed(daily_in), observed(daily_out)
     return pl.DataFrame(
         {
             "year": [2024] * n,
             "service": [service] * n,
             "user_key": [f"k{i:03d}" for i in range(n)],
-            "in_bytes": [v * 7 for v in daily_in],
-            "out_bytes": [v * 7 for v in daily_out],
-            "daily_in_bytes": daily_in,
-            "daily_out_bytes": daily_out,
-        }
+            "in_bytes": [v * 7 if v else None for v in din],
+            "out_bytes": [v * 7 if v else None for v in dout],
+            "daily_in_bytes": din,
+            "daily_out_bytes": dout,
+            "in_packets_sampled": packets(daily_in, packets_in),
+            "out_packets_sampled": packets(daily_out, packets_out),
+        },
+        schema_overrides={
+            "in_bytes": pl.Float64,
+            "out_bytes": pl.Float64,
+            "daily_in_bytes": pl.Float64,
+            "daily_out_bytes": pl.Float64,
+            "in_packets_sampled": pl.Int64,
+            "out_packets_sampled": pl.Int64,
+        },
     )
 
 
@@ -178,6 +217,7 @@ def test_density_of_ten_users(params: dict[str, Any]) -> None:
         if u
     }
     assert got.keys() == {3.0, 5.0, 6.0}
+    # the user not observed in OUT is not drawn: the curve is that of the 9 users with a value
     assert got[3.0] == (1, pytest.approx(1 / 9 / 0.1))
     assert got[5.0] == (3, pytest.approx(3 / 9 / 0.1))
     assert got[6.0] == (5, pytest.approx(5 / 9 / 0.1))
@@ -198,7 +238,9 @@ def test_density_of_ten_users(params: dict[str, Any]) -> None:
 def test_mean_median_mode(params: dict[str, Any]) -> None:
     s = metrics.daily_usage_summary(user_week("broadband", TEN_IN, TEN_OUT), 2024, params)
     out = s.filter(pl.col("direction") == "OUT").row(0, named=True)
-    assert out["users"] == 10  # the zero user counts for mean and median
+    # the user with no OUT flow is not observed: one of the 10 users, ranked below the others,
+    # adding no bytes to the total (as in the density's normalisation), and counted
+    assert out["users"] == 10 and out["users_not_observed"] == 1 and out["users_below_rule"] == 0
     # 1.0964782 MB = 10^6.04 bytes
     assert out["mean_mb"] == pytest.approx((0.001 + 0.3 + 3.0 + 2 * 1.0964781961) / 10)
     assert out["median_mb"] == pytest.approx((0.1 + 1.0) / 2)  # 5th and 6th of 10
@@ -234,7 +276,42 @@ def test_scatter_sample_is_deterministic_and_anonymous(params: dict[str, Any]) -
     assert a.equals(b)
     assert a.columns == ["year", "service", "daily_in_bytes", "daily_out_bytes"]
     assert a.height == 3
-    assert set(a["daily_out_bytes"]) <= {float(i * 10) for i in range(20)}
+
+
+def test_scatter_points_rounded_ordered_and_unlinkable_across_years(
+    params: dict[str, Any],
+) -> None:
+    """Issue 8 cat. 12: the same 400 users in two years give samples drawn independently (no
+    shared draw order, no row-by-row join), points at 0.01 decade, rows by value, no identifier."""
+    n = 400
+    daily_in = [10 ** (4 + 3 * ((i * 37) % n) / n) for i in range(n)]
+    daily_out = [10 ** (6 + 3 * ((i * 91) % n) / n) + 0.123 for i in range(n)]
+    params["daily_usage"].update(scatter_sample_size=40)
+    uw = user_week("broadband", daily_in, daily_out)
+    uw_next = uw.with_columns(pl.lit(2025).alias("year"))  # same users and values, next year
+    a = metrics.scatter_sample(uw, 2024, params)
+    b = metrics.scatter_sample(uw_next, 2025, params)
+    assert a.columns == ["year", "service", "daily_in_bytes", "daily_out_bytes"]
+    for df in (a, b):
+        for col in ("daily_in_bytes", "daily_out_bytes"):
+            logs = [math.log10(v) for v in df[col]]
+            assert all(abs(x * 100 - round(x * 100)) < 1e-6 for x in logs)  # 0.01 decade
+        assert df["daily_out_bytes"].to_list() == sorted(df["daily_out_bytes"])  # by value
+    # Values unchanged between the years: a row link would show as a shared point. The two
+    # samples are independent draws of 40 of 400: they share a few users, not the sample.
+    pts_a = set(zip(a["daily_in_bytes"], a["daily_out_bytes"], strict=True))
+    pts_b = set(zip(b["daily_in_bytes"], b["daily_out_bytes"], strict=True))
+    assert len(pts_a & pts_b) < 15
+    # the same year drawn again is the same sample (deterministic)
+    assert metrics.scatter_sample(uw.reverse(), 2024, params).equals(a)
+
+
+def test_scatter_leaves_out_directions_below_the_rule(params: dict[str, Any]) -> None:
+    params["daily_usage"].update(scatter_sample_size=10, min_sampled_packets=5)
+    uw = user_week("broadband", [1e6, 2e6, 0.0], [3e6, 4e6, 5e6], packets_in=[3, 50, 0])
+    got = metrics.scatter_sample(uw, 2024, params)
+    assert got["daily_in_bytes"].null_count() == 2  # 3 packets < 5, and not observed
+    assert got["daily_out_bytes"].null_count() == 0
 
 
 def _port_flows() -> list[dict[str, Any]]:
@@ -405,9 +482,10 @@ def test_user_week_usage(tmp_path: Path, params: dict[str, Any]) -> None:
     bb = uw.filter(pl.col("service") == "broadband").sort("user_key")
     assert bb.select(
         "user_key", "in_bytes", "out_bytes", "daily_in_bytes", "daily_out_bytes"
-    ).rows() == [("u1", 700.0, 7000.0, 100.0, 1000.0), ("u2", 0.0, 1400.0, 0.0, 200.0)]
+    ).rows() == [("u1", 700.0, 7000.0, 100.0, 1000.0), ("u2", None, 1400.0, None, 200.0)]
+    assert bb.select("in_packets_sampled", "out_packets_sampled").rows() == [(1, 2), (0, 1)]
     mob = uw.filter(pl.col("service") == "mobile").sort("daily_out_bytes")
-    assert mob.select("daily_in_bytes", "daily_out_bytes").rows() == [(0.0, 5.0), (20.0, 200.0)]
+    assert mob.select("daily_in_bytes", "daily_out_bytes").rows() == [(None, 5.0), (20.0, 200.0)]
     keys = mob["user_key"].to_list()
     assert all(len(k) == 64 and "0901111" not in k and "0705555" not in k for k in keys)
     # 2020 (same week in this fixture): per-user stats are PPPoE only
@@ -653,3 +731,90 @@ def test_no_identifier_in_published_tables(tmp_path: Path, params: dict[str, Any
         text = df.write_csv()
         assert not any(k in text for k in keys) and "0901111" not in text
     assert math.isfinite(metrics.daily_usage_summary(uw, 2024, params)["mode_log10"][0])
+
+
+def test_on_net_flow_counts_for_both_users_once_in_totals(
+    tmp_path: Path, params: dict[str, Any]
+) -> None:
+    """Issue 8 cat. 8: u1 sends 5000 bytes to u2 (both ours). Per-user: IN 5000 for u1 and
+    OUT 5000 for u2; the totals (port shares, weekly profile) count the flow once."""
+    t = MON + dt.timedelta(days=1, hours=20)
+    rows = [
+        user_flow(t, "pppoe", 5000, "u1", direction="IN", peer_user_key="u2"),
+        user_flow(t, "pppoe", 3000, "u2", direction="OUT", src_port=80),
+        user_flow(
+            t,
+            "pppoe",
+            2000,
+            "u3",
+            direction="IN",
+            peer_user_key="u4",
+            peer_service_class="enterprise",
+        ),  # fmt: skip
+        flow(t, "mobile", 100),  # Table 4 needs some mobile traffic
+    ]
+    glob = write_flows(tmp_path, rows)
+    uw = metrics.user_week_usage(glob, _billing(tmp_path), 2024, params, salt="s")
+    bb = uw.filter(pl.col("service") == "broadband").sort("user_key")
+    assert bb.select("user_key", "in_bytes", "out_bytes").rows() == [
+        ("u1", 5000.0, None),
+        ("u2", None, 8000.0),
+        ("u3", 2000.0, None),  # its enterprise peer u4 is not a personal user
+    ]
+    ports = metrics.usage_by_port(glob, 2024, params)
+    tcp = ports.filter((pl.col("service") == "broadband") & (pl.col("row_id") == "tcp_443"))
+    assert tcp["share_pct"][0] == pytest.approx(100 * 7000 / 10000)  # each flow once
+    prof = metrics.weekday_hourly_profile(glob, 2024, params)
+    assert prof["mean_bps"].sum() == pytest.approx(10000 / 5 * 8 / 3600)
+
+
+def test_not_observed_and_below_rule_alike_in_tables_and_density(params: dict[str, Any]) -> None:
+    """Issue 8 cat. 9: user 0 has no IN packet (not observed), user 1 three (below a rule of 5),
+    user 2 ten packets but a larger estimate than users 3 and 4. Users 0 and 1 are below the
+    detection limit alike in Table 1, the density and the top shares: counted among the 6 users,
+    ranked last, not drawn, and counted as such."""
+    params["daily_usage"]["min_sampled_packets"] = 5
+    daily_in = [0.0, 5e6, 2e6, 1e6, 1e6, 1e7]
+    uw = user_week("broadband", daily_in, [1e8] * 6, packets_in=[0, 3, 10, 80, 80, 800])
+    s = metrics.daily_usage_summary(uw, 2024, params).filter(pl.col("direction") == "IN")
+    row = s.row(0, named=True)
+    assert (row["users"], row["users_not_observed"], row["users_below_rule"]) == (6, 1, 1)
+    assert row["mean_mb"] == pytest.approx((5 + 2 + 1 + 1 + 10) / 6)  # estimated total / users
+    # ranked: 0, 0 (below the limit), 1, 1, 2, 10 MB → median between 3rd and 4th = 1 MB;
+    # user 1's 5 MB estimate, on 3 packets, does not rank as 5 MB
+    assert row["median_mb"] == pytest.approx(1.0)
+    dens = metrics.daily_usage_density(uw, 2024, params).filter(pl.col("direction") == "IN")
+    drawn = dens.filter(pl.col("users") > 0)
+    assert drawn.select("bin_center_log10", "users").rows() == [(6.0, 2), (6.3, 1), (7.0, 1)]
+    assert dens["density"].sum() * 0.1 == pytest.approx(1.0)  # over the 4 users drawn
+    top = metrics.top_user_share(uw, 2024, params)
+    top_in = top.filter((pl.col("direction") == "IN") & (pl.col("top_pct") == 10.0))
+    assert top_in["share_pct"][0] == pytest.approx(100 * 10 / 19)  # ceil(0.6) = 1 of 6
+
+
+def test_flows_spanning_hour_midnight_and_week_end_count_whole_in_their_start_day(
+    tmp_path: Path, params: dict[str, Any]
+) -> None:
+    """Issue 8 cat. 3: a flow counts whole in the local hour, day and week of its start. Flows
+    spanning an hour, midnight and the week's end: per-day totals add to the per-user weekly
+    total, each flow in exactly one day."""
+    sun_late = MON + dt.timedelta(days=6, hours=23, minutes=59)
+    rows = [
+        user_flow(MON + dt.timedelta(hours=10, minutes=59), "pppoe", 1000, "u1"),  # spans 11:00
+        user_flow(MON + dt.timedelta(hours=23, minutes=58), "pppoe", 2000, "u1"),  # spans midnight
+        user_flow(sun_late, "pppoe", 4000, "u1"),  # spans the week's end: in this week
+        user_flow(MON - dt.timedelta(minutes=1), "pppoe", 8000, "u1"),  # started the week before
+        user_flow(MON + dt.timedelta(days=7), "pppoe", 16000, "u1"),  # starts next week
+    ]
+    for r, minutes in zip(rows, (3, 5, 10, 10, 1), strict=True):
+        r["flow_end_ms"] = r["flow_start_ms"] + minutes * 60_000
+    glob = write_flows(tmp_path, rows)
+    uw = metrics.user_week_usage(glob, _billing(tmp_path), 2024, params, salt="s")
+    daily = metrics.user_day_usage(glob, 2024, params)
+    assert daily.filter(pl.col("user_key") == "u1").select("day", "out_bytes").rows() == [
+        ("2024-06-03", 3000.0),
+        ("2024-06-09", 4000.0),
+    ]
+    week = uw.filter(pl.col("user_key") == "u1")["out_bytes"][0]
+    assert daily["out_bytes"].sum() == week == 7000.0
+    assert daily["flows"].sum() == 3  # each flow of the week in exactly one day

@@ -305,3 +305,32 @@ def test_largest_counter_times_largest_interval_does_not_overflow(pppoe_warehous
     assert out.get_column("octets").to_list() == [2**64 - 1]
     assert out.get_column("sampling_interval").to_list() == [16_384]
     assert out.get_column("bytes_est").to_list() == [pytest.approx(3.022314549036573e23)]
+
+
+def test_on_net_flow_names_both_subscribers(pppoe_warehouse: Path) -> None:
+    """Issue 8 cat. 8: a flow between two subscribers is IN for the sender (the row's user) and
+    OUT for the receiver (the peer columns); one row per flow, so the totals count it once."""
+    wh = pppoe_warehouse
+    a1, a2, a3 = v4("100.64.0.1"), v4("100.64.0.2"), v4("100.64.0.3")
+    write_flows(
+        wh,
+        PPPOE,
+        [
+            flow(T0 + 90 * MIN, src=a1, dst=a3, octets=2000),  # 0: s1 → s4, both ours
+            flow(T0 + 30 * MIN, src=a3, dst=a2, octets=500),  # 1: s4 → s3 (c1 session)
+            flow(T0 + 90 * MIN, src=a3, dst=a2),  # 2: s4 → a2 in s3's gap: off-net, no peer
+            flow(T0 + 90 * MIN, dst=a3),  # 3: only the destination is ours → s4, OUT, no peer
+            flow(T0 + 20 * H, src=a3, dst=a1),  # 4: a1 unheld at T0+20h: off-net, no peer
+        ],
+    )
+    counts = attribute_day(wh, DAY, PPPOE, SALT)
+    out = read_out(wh, PPPOE)
+    s1, s3, s4 = (key(s, "pppoe") for s in ("s0000001", "s0000003", "s0000004"))
+    assert out["user_key"].to_list() == [s1, s4, s4, s4, s4]
+    assert out["direction"].to_list() == ["IN", "IN", "IN", "OUT", "IN"]
+    assert out["peer_user_key"].to_list() == [s4, s3, None, None, None]
+    assert out["peer_user_protocol"].to_list() == ["pppoe", "pppoe", None, None, None]
+    assert out["peer_service_class"].to_list() == ["personal", "personal", None, None, None]
+    # one row per flow: the grand total is each flow's bytes once
+    assert out.height == 5 and counts["flows"] == 5
+    assert counts["bytes_est"] == (2000 + 500 + 1000 * 3) * 1024.0

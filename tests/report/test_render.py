@@ -300,3 +300,17 @@ def test_each_figure_and_table_follows_the_text_that_discusses_it(built):
         between = chapter[mention.end() : placed]
         assert "<h2" not in between, (word, n)
         assert between.count("<p>") <= 2, (word, n)
+
+
+def test_method_rules_and_users_left_out_are_printed(pdf_text):
+    """Issue 8 cats 3, 8, 9, 12: the method section states the span rule, the on-net rule, the
+    reliability rule with its parameter, and Section 1.3 counts the users left out (fixture:
+    broadband IN 37 not observed + 112 below the rule, OUT 4 + 9)."""
+    method = pdf_text.split("Appendix B")[-1]
+    assert "counts whole in the local hour, day and week in which it started" in method
+    assert "upload (IN) for the sender and download (OUT) for the receiver" in method
+    assert "relative error is about 1/√k" in method
+    assert "rests on at least 1 sampled packet" in method
+    assert "ranks below every user with a value" in method
+    assert "37 of the 20,000 broadband users had no sampled upload packet (IN) and 4" in pdf_text
+    assert "and 112 and 9 had fewer than the 1 sampled packets" in pdf_text

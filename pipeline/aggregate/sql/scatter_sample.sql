@@ -1,13 +1,25 @@
--- Figs 5, 6: a deterministic sample of at most $n users per service from the registered view
--- user_week_usage: users ordered by sha256(user_key || $seed). No identifier is returned.
--- Returns service, daily_in_bytes, daily_out_bytes (bytes/day), in sample order.
-WITH ranked AS (
-    SELECT service, daily_in_bytes, daily_out_bytes,
-           row_number() OVER (PARTITION BY service
-                              ORDER BY sha256(user_key || $seed), user_key) AS sample_rank
+-- Figs 5, 6: a sample of at most $n users per service from the registered view user_week_usage,
+-- published point by point, so nothing in it may single out a subscriber or link a row to another
+-- year's row. The sample draws users in the order of sha256($year || ':' || $seed || ':' || user_key):
+-- the user key is itself a hash under the secret salt (never published), so the draw cannot be
+-- reproduced from outside; the year makes each year's sample independent of the others'. Values are rounded to $log10_digits decimals of log10(bytes/day) (the
+-- resolution of the log axes) and the rows are ordered by value, not by draw. A direction that was
+-- not observed or rests on fewer than $min_sampled_packets sampled packets is NULL (not drawn, as in
+-- Tables 1, 2). No identifier is returned.
+-- Returns service, daily_in_bytes, daily_out_bytes (bytes/day, 10^(rounded log10), or NULL).
+WITH drawn AS (
+    SELECT service,
+           CASE WHEN daily_in_bytes > 0 AND coalesce(in_packets_sampled >= $min_sampled_packets, true)
+                THEN pow(10, round(log10(daily_in_bytes), $log10_digits)) END AS daily_in_bytes,
+           CASE WHEN daily_out_bytes > 0 AND coalesce(out_packets_sampled >= $min_sampled_packets, true)
+                THEN pow(10, round(log10(daily_out_bytes), $log10_digits)) END AS daily_out_bytes,
+           row_number() OVER (
+               PARTITION BY service
+               ORDER BY sha256($year || ':' || $seed || ':' || user_key), user_key
+           ) AS draw
     FROM user_week_usage
 )
 SELECT service, daily_in_bytes, daily_out_bytes
-FROM ranked
-WHERE sample_rank <= $n
-ORDER BY service, sample_rank
+FROM drawn
+WHERE draw <= $n
+ORDER BY service, daily_out_bytes NULLS LAST, daily_in_bytes NULLS LAST

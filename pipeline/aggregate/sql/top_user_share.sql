@@ -1,18 +1,27 @@
--- Spec §2.5: concentration. For each service and direction, users (all of the population in the
--- registered view user_week_usage) sorted by that direction's weekly bytes, descending; share_pct =
--- bytes of the top ceil(top_pct/100 * N) users / bytes of all N users * 100, for each top_pct in $top_pcts.
+-- Spec §2.5: concentration. For each service and direction, all N users of the registered view
+-- user_week_usage (as Tables 1, 2), sorted by that direction's weekly bytes, descending, with the
+-- users below the detection limit (fewer than $min_sampled_packets sampled packets, or none) ranked
+-- last; share_pct = bytes of the top ceil(top_pct/100 * N) users / estimated bytes of all N users *
+-- 100, for each top_pct in $top_pcts.
 -- Returns service, direction, top_pct, share_pct.
 WITH x AS (
-    SELECT service, 'IN' AS direction, user_key, in_bytes AS bytes FROM user_week_usage
+    SELECT service, 'IN' AS direction, user_key, in_bytes AS bytes,
+           in_packets_sampled AS packets_sampled
+    FROM user_week_usage
     UNION ALL
-    SELECT service, 'OUT' AS direction, user_key, out_bytes AS bytes FROM user_week_usage
+    SELECT service, 'OUT' AS direction, user_key, out_bytes AS bytes,
+           out_packets_sampled AS packets_sampled
+    FROM user_week_usage
 ),
 ranked AS (
     SELECT service, direction, bytes,
-           row_number() OVER (PARTITION BY service, direction ORDER BY bytes DESC, user_key) AS user_rank,
+           row_number() OVER (PARTITION BY service, direction
+                              ORDER BY detected DESC, bytes DESC, user_key) AS user_rank,
            count(*) OVER (PARTITION BY service, direction) AS users_total,
            sum(bytes) OVER (PARTITION BY service, direction) AS bytes_total
-    FROM x
+    FROM (SELECT *, coalesce(bytes, 0) > 0
+                    AND coalesce(packets_sampled >= $min_sampled_packets, true) AS detected
+          FROM x)
 ),
 pcts AS (
     SELECT CAST(unnest($top_pcts) AS DOUBLE) AS top_pct

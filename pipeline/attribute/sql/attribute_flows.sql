@@ -2,10 +2,15 @@
 -- input order, without its addresses, plus service, user_key (first 16 hex chars of
 -- sha256($salt || subscription_id || '/' || user_protocol)), user_protocol (pppoe|ipoe), service_class,
 -- direction (IN = user sends, OUT = user receives) and bytes_est / packets_est (DOUBLE, counter × N).
+-- On-net flows (both sides held by a subscriber): the row's user is the source side (IN, the sender)
+-- and peer_user_key / peer_user_protocol / peer_service_class name the destination-side subscriber,
+-- for whom the same flow is OUT (received); null for every other flow. One row per flow, so totals
+-- never count a flow twice; only the per-user table reads the peer columns.
 -- Relations registered by the caller: pppoe_sessions (reference §3.3), ipoe_leases (reference §3.3).
 -- Matching: IPv4 address equal and start_ms <= flow_start_ms < stop_ms (half-open: at the hand-over
 -- instant the next holder owns the address); IPv6 longest prefix (upper 64 bits) valid at
--- flow_start_ms; source side first, then destination; no match → direction from flow_direction.
+-- flow_start_ms; each side's best holder; the user is the source side's, else the destination's;
+-- no match on either side → direction from flow_direction.
 WITH flows AS (
     SELECT file_row_number AS flow_id, *
     FROM read_parquet($flows_path, file_row_number = true)
@@ -56,12 +61,23 @@ candidates AS (
       ON h.prefix_len = s.prefix_len AND h.prefix_hi = s.masked_hi
      AND h.valid_from_ms <= s.flow_start_ms AND s.flow_start_ms < h.valid_to_ms
 ),
-best AS (
-    SELECT *
+best AS (  -- one holder per flow side: longest prefix, then smallest id
+    SELECT flow_id, side, subscription_id, service_class, user_protocol
     FROM candidates
     QUALIFY row_number() OVER (
-        PARTITION BY flow_id ORDER BY side, prefix_len DESC, subscription_id, user_protocol
+        PARTITION BY flow_id, side ORDER BY prefix_len DESC, subscription_id, user_protocol
     ) = 1
+),
+holders AS (  -- per flow: the source side's holder (src_*) and the destination side's (dst_*)
+    SELECT flow_id,
+           any_value(subscription_id) FILTER (WHERE side = 0) AS src_id,
+           any_value(user_protocol) FILTER (WHERE side = 0) AS src_protocol,
+           any_value(service_class) FILTER (WHERE side = 0) AS src_class,
+           any_value(subscription_id) FILTER (WHERE side = 1) AS dst_id,
+           any_value(user_protocol) FILTER (WHERE side = 1) AS dst_protocol,
+           any_value(service_class) FILTER (WHERE side = 1) AS dst_class
+    FROM best
+    GROUP BY flow_id
 )
 SELECT
     f.exporter,
@@ -77,16 +93,21 @@ SELECT
     f.packets,
     f.sampling_interval,
     $service AS service,
-    CASE WHEN b.subscription_id IS NOT NULL
-         THEN left(sha256($salt || b.subscription_id || '/' || b.user_protocol), 16) END AS user_key,
-    b.user_protocol,
-    b.service_class,
-    CASE WHEN b.side = 0 THEN 'IN'
-         WHEN b.side = 1 THEN 'OUT'
+    CASE WHEN h.src_id IS NOT NULL THEN left(sha256($salt || h.src_id || '/' || h.src_protocol), 16)
+         WHEN h.dst_id IS NOT NULL THEN left(sha256($salt || h.dst_id || '/' || h.dst_protocol), 16)
+    END AS user_key,
+    coalesce(h.src_protocol, h.dst_protocol) AS user_protocol,
+    CASE WHEN h.src_id IS NOT NULL THEN h.src_class ELSE h.dst_class END AS service_class,
+    CASE WHEN h.src_id IS NOT NULL THEN 'IN'
+         WHEN h.dst_id IS NOT NULL THEN 'OUT'
          WHEN f.flow_direction = 0 THEN 'IN'
          WHEN f.flow_direction = 1 THEN 'OUT' END AS direction,
     f.octets::DOUBLE * f.sampling_interval AS bytes_est,
-    f.packets::DOUBLE * f.sampling_interval AS packets_est
+    f.packets::DOUBLE * f.sampling_interval AS packets_est,
+    CASE WHEN h.src_id IS NOT NULL AND h.dst_id IS NOT NULL
+         THEN left(sha256($salt || h.dst_id || '/' || h.dst_protocol), 16) END AS peer_user_key,
+    CASE WHEN h.src_id IS NOT NULL THEN h.dst_protocol END AS peer_user_protocol,
+    CASE WHEN h.src_id IS NOT NULL THEN h.dst_class END AS peer_service_class
 FROM flows AS f
-LEFT JOIN best AS b USING (flow_id)
+LEFT JOIN holders AS h USING (flow_id)
 ORDER BY f.flow_id
