@@ -216,19 +216,34 @@ def user_week_usage(
     year: int,
     params: dict[str, Any],
     salt: str,
+    completeness: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Internal, never published: per personal user of the analysis week, service, user_key (hash),
     in_bytes, out_bytes, daily_in_bytes, daily_out_bytes (NULL: direction not observed),
-    in_packets_sampled, out_packets_sampled (NULL for mobile billing)."""
+    in_packets_sampled, out_packets_sampled (NULL for mobile billing). Only the days whose
+    per-user inputs are complete count; daily = week total / their number."""
     usage = params["daily_usage"]
     ipoe_from = int(usage.get("ipoe_per_user_from_year", IPOE_PER_USER_FROM_YEAR))
+    week = analysis_week(year, params)
+    if completeness is None:
+        bb_days, mobile_days = week.days, week.days
+    else:
+        bb_days = inputs.days_present(
+            completeness, week, ("pppoe", "ipoe"), ("radius", "ipoe_leases")
+        )
+        mobile_days = inputs.days_present(completeness, week, (), ("mobile_billing",))
+    if not bb_days or not mobile_days:
+        raise ValueError(f"{year}: no day of the analysis week has complete per-user inputs")
     sql_params = {
         "flows_glob": flows_glob,
         "mobile_path": str(mobile_usage_path),
         "bb_protocols": ["pppoe", "ipoe"] if year >= ipoe_from else ["pppoe"],
-        "days_per_week": float(usage["days_per_week"]),
+        "bb_day_indices": [(d - week.start).days for d in bb_days],
+        "mobile_dates": [d.isoformat() for d in mobile_days],
+        "bb_divisor": float(usage["days_per_week"]) * len(bb_days) / 7,
+        "mobile_divisor": float(usage["days_per_week"]) * len(mobile_days) / 7,
         "salt": salt,
-        **_week_params(analysis_week(year, params), params),
+        **_week_params(week, params),
     }
     return _year_table("user_week_usage", year, sql_params)
 

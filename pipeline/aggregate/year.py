@@ -34,6 +34,7 @@ def compute_user_week(paths: Paths, year: int, salt: str) -> pl.DataFrame:
         year,
         load_params(),
         salt,
+        completeness_of(paths, year),
     )
     write_parquet_atomic(df, user_week_path(paths, year))
     return df

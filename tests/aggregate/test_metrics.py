@@ -493,6 +493,30 @@ def test_user_week_usage(tmp_path: Path, params: dict[str, Any]) -> None:
     assert uw2020.filter(pl.col("service") == "broadband")["user_key"].to_list() == ["u1"]
 
 
+def test_user_week_usage_over_the_days_present(tmp_path: Path, params: dict[str, Any]) -> None:
+    """A day whose per-user inputs are missing leaves the week's sums and the divisor alike."""
+    glob = write_flows(tmp_path, _user_flows())
+    sunday = "2024-06-09"  # local dates of the analysis week 2024-06-03..09
+    completeness = pl.DataFrame(
+        {
+            "kind": ["flows", "mobile_billing", "radius"],
+            "service": ["pppoe", "mobile", "pppoe"],
+            "scope": ["bras01", "", ""],
+            "period": [sunday, sunday, "2024-06-05"],
+            "present": [False, False, True],
+            "records": [0, 0, 10],
+        }
+    )
+    uw = metrics.user_week_usage(glob, _billing(tmp_path), 2024, params, "s", completeness)
+    u1 = uw.filter(pl.col("user_key") == "u1")
+    assert u1.select("in_bytes", "out_bytes", "daily_in_bytes", "daily_out_bytes").rows() == [
+        (700.0, 3000.0, 700.0 / 6, 500.0)  # Sunday's 4000 B OUT left out, 6 days
+    ]
+    mob = uw.filter((pl.col("service") == "mobile") & pl.col("daily_in_bytes").is_not_null())
+    rows = mob.select("in_bytes", "out_bytes", "daily_out_bytes").rows()
+    assert rows == [(70.0, 700.0, 700.0 / 6)]
+
+
 def _bytes_for_rate(month: str, bps: float) -> float:
     y, m = map(int, month.split("-"))
     return bps * calendar.monthrange(y, m)[1] * 86400 / 8

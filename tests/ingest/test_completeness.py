@@ -144,6 +144,7 @@ def test_build_stops_below_the_threshold_with_one_line(
 ) -> None:
     raw, warehouse = write_year(tmp_path, params)
     df = inputs.input_completeness(raw, warehouse, YEAR, params)
+    params["completeness"]["per_user_days_complete"] = True
     with pytest.raises(inputs.IncompleteInputsError) as err:
         inputs.stop_if_incomplete(YEAR, df, params)
     message = str(err.value)
