@@ -113,6 +113,13 @@ REASON_RECORD_LENGTH_ZERO = "record length 0"
 REASON_RECORD_OVERRUNS_SET = "record overruns set"
 REASON_SAMPLING_MISSING = "sampling rate missing"
 REASON_NO_ADDRESS = "no IP address fields"
+# trust under faulty inputs (issue 8): unsplittable sets, trailing bytes, counters, sampling
+REASON_TEMPLATE_NEVER_SEEN = "template never seen (records estimated from sequence numbers)"
+REASON_TEMPLATE_NEVER_SEEN_UNCOUNTED = "template never seen (record count unknown)"
+REASON_SET_TRAILING_BYTES = "non-zero bytes after a set's last record"
+REASON_ZERO_LENGTH_COUNTER = "zero-length counter field"
+REASON_INVALID_SAMPLING = "invalid sampling announcement"
+MAX_SAMPLING_INTERVAL = 2**31  # an announced 1-in-N above this (or N = 0) is not a rate
 
 # NetFlow v9 (RFC 3954) and v5 (Cisco) export packets.
 NETFLOW_V9_VERSION = 9

@@ -46,7 +46,7 @@ from pipeline.wire.ipfix.framing import message_bounds
 from pipeline.wire.ipfix.sets import SetReader
 from pipeline.wire.ipfix.templates import Template, gather_be
 from pipeline.wire.records import FLOW_SCHEMA, DecodeResult, DecodeStats
-from pipeline.wire.streams import distinct, restart_flags, sequence_stats
+from pipeline.wire.streams import distinct, restart_flags, sequence_stats, unsplittable
 
 
 class FlowDecoder:
@@ -65,6 +65,9 @@ class FlowDecoder:
         self._samplers: Samplers = {}
         self._seq_next: dict[int, int] = {}  # stream → expected next sequence number
         self._last: dict[int, tuple[int, int, int]] = {}  # stream → (seq, uptime ms, export ms)
+        # IPFIX stream → (highest seq, lowest seq, newest export ms, session start export ms)
+        self._session: dict[int, tuple[int, int, int, int]] = {}
+        self._seen = np.zeros(0, np.uint64)  # keys of the export datagrams decoded (sorted)
 
     # ---------------------------------------------------------------- public
     def decode(self, buf: bytes, source: str) -> DecodeResult:
@@ -88,6 +91,9 @@ class FlowDecoder:
         from pipeline.wire import netflow_v5
 
         payload = payload if isinstance(payload, bytes) else bytes(payload)
+        starts, lengths, file_offsets, duplicates = netflow_frames.drop_duplicates(
+            self, payload, starts, lengths, file_offsets
+        )
         frames = netflow_frames.frame_datagrams(payload, starts, lengths, file_offsets, source)
         if frames.ipfix_buffer:
             run = _Run(self, frames.ipfix_buffer, source, frames=frames)
@@ -95,7 +101,9 @@ class FlowDecoder:
         else:
             result = DecodeResult(FLOW_SCHEMA.empty_table(), [], DecodeStats())
         v5 = netflow_v5.decode_v5(self, payload, frames, source)
-        return netflow_frames.merge_results(result, v5, frames.quarantine)
+        result = netflow_frames.merge_results(result, v5, frames.quarantine)
+        result.stats.duplicate_datagrams += duplicates
+        return result
 
 
 IpfixDecoder = FlowDecoder  # the name callers used before NetFlow support
@@ -133,14 +141,14 @@ class _Run(SetReader):
             self.msg_uptime = np.zeros(m, dtype=np.int64)
         self.msg_domain = gather_be(u8, st + 12, 4) | (self.msg_version << 32)
         self.msg_records = np.zeros(m, dtype=np.int64)
-        self.restart = restart_flags(
-            self.d, self.msg_domain, self.msg_seq, self.msg_uptime, self.msg_export_s * 1000
-        )
         # "simple" message: exactly one non-empty data set filling it (the bulk of any stream)
         has_set = ln >= C.MESSAGE_HEADER_BYTES + C.SET_HEADER_BYTES
         at = np.where(has_set, st + C.MESSAGE_HEADER_BYTES, 0)
         set_id = gather_be(u8, at, 2)
         set_len = gather_be(u8, at + 2, 2)
+        self.restart = restart_flags(
+            self.d, self.msg_domain, self.msg_seq, self.msg_uptime, self.msg_export_s * 1000
+        )
         simple = has_set & (set_id >= C.MIN_DATA_SET_ID) & (set_len == ln - C.MESSAGE_HEADER_BYTES)
         simple &= (set_len > C.SET_HEADER_BYTES) & ~self.restart
         prev = 0
@@ -194,31 +202,53 @@ class _Run(SetReader):
         msg = info[:, 3][set_idx]
         uptime = self.msg_uptime[msg] if tpl.version == C.NETFLOW_V9_VERSION else None
         default = self.d.default_sampling_interval or 0
-        interval = sampling(tpl, vals, info[:, 4][set_idx], self.snapshots, default)
+        interval = sampling(tpl, vals, info[:, 4][set_idx], self.snapshots, 0)
+        by_default = (interval == 0) & (default > 0)
+        interval[by_default] = default
         cols, problem = flow_columns(tpl, vals, self._msg_export_ms[msg], uptime, interval)
         keep = problem == 0
+        self.stats.records_default_sampling += int((by_default & keep).sum())
+        if self.second_pass:
+            late = np.isin(info[:, 2][set_idx], np.asarray(self.second_pass, np.int64))
+            self.stats.records_second_pass += int((late & keep).sum())
         if not keep.all():
             reasons = (C.REASON_NO_ADDRESS, C.REASON_SAMPLING_MISSING)
+            key = dict(stream=tpl.domain, template_id=tpl.template_id)
             for code, reason in enumerate(reasons, start=1):
                 per_set = np.bincount(set_idx[problem == code], minlength=len(info))
                 for i in np.flatnonzero(per_set).tolist():  # loop over sets
                     start = int(info[i, 0]) - C.SET_HEADER_BYTES
                     length = int(info[i, 1]) - start
-                    self._quarantine(start, length, reason, int(per_set[i]))
+                    self._quarantine(start, length, reason, int(per_set[i]), **key)
             cols = {k: (take(v, keep), take(m, keep)) for k, (v, m) in cols.items()}
         by_version = self.stats.records_by_version
         by_version[tpl.version] = by_version.get(tpl.version, 0) + int(keep.sum())
         self.columns.add(cols, info[:, 2][set_idx[keep]])
 
     # ---------------------------------------------------------------- end of buffer
+    def _count_unknown_sets(self) -> None:
+        """Records of data sets whose template never became usable (see `unsplittable`)."""
+        never: list[tuple] = []
+        for entry, stream, tid, msg, size in self.unknown:  # loop over such sets
+            if id(entry) in self.resolved:
+                continue
+            tpl = self.d._templates.get((stream, tid))
+            if tpl is not None and tpl.fixed_length:  # known later (after a restart): split it
+                entry.records = size // tpl.fixed_length
+                self.msg_records[msg] += entry.records - 1
+            elif tpl is None:
+                never.append((entry, msg, size))
+        if never:
+            self.stats.records_estimated_unsplittable += unsplittable(
+                never, self.msg_domain, self.msg_seq, self.msg_records, self.msg_version,
+                self.restart,
+            )  # fmt: skip
+
     def _finish(self) -> DecodeResult:
         self._msg_export_ms = self.msg_export_s * 1000
         for tpl in self.pending_templates.values():
             self._flush_template(tpl)
-        for entry, stream, tid in self.unknown:  # count records once the template is known
-            tpl = self.d._templates.get((stream, tid))
-            if id(entry) not in self.resolved and tpl is not None and tpl.fixed_length:
-                entry.records = (entry.length - C.SET_HEADER_BYTES) // tpl.fixed_length
+        self._count_unknown_sets()
         if self.resolved:
             self.quarantine = [q for q in self.quarantine if id(q) not in self.resolved]
         increment = np.where(self.msg_version == C.IPFIX_VERSION, self.msg_records, 1)
