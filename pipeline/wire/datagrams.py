@@ -88,6 +88,8 @@ def drop_duplicates(
     starts = np.asarray(starts, dtype=np.int64)
     lengths = np.asarray(lengths, dtype=np.int64)
     file_offsets = np.asarray(file_offsets, dtype=np.int64)
+    if not len(starts) == len(lengths) == len(file_offsets):
+        return starts, lengths, file_offsets, 0  # a malformed batch: framing reports it
     keys = datagram_keys(payload, starts, lengths)
     keyed = np.flatnonzero(keys)
     if keyed.size == 0:

@@ -34,8 +34,12 @@ def restart_flags(
     seq: np.ndarray,
     uptime_ms: np.ndarray,
     export_ms: np.ndarray,
+    stragglers: np.ndarray | None = None,
 ) -> np.ndarray:
     """Messages where the exporter restarted (state of earlier calls included; updated here).
+
+    `stragglers` (IPFIX), when given, is set where a message was sent by the session before the
+    last restart (see `_ipfix_restarts`): it belongs to the previous session's templates.
 
     v9/v5: sysUptime steps back by more than a tolerance and the boot time it implies is after
     the previous packet's export time (a mere step back, as between captures taken apart, is
@@ -47,7 +51,10 @@ def restart_flags(
         idx = np.flatnonzero(stream == s)
         sq, up, ex = seq[idx], uptime_ms[idx], export_ms[idx]
         if s >> 32 == C.IPFIX_VERSION:
-            out[idx] = _ipfix_restarts(decoder, s, sq, ex)
+            flags, late = _ipfix_restarts(decoder, s, sq, ex)
+            out[idx] = flags
+            if stragglers is not None:
+                stragglers[idx] = late
             continue
         last = decoder._last.get(s)
         prev_up = np.concatenate(([last[1] if last else up[0]], up[:-1]))
@@ -61,45 +68,60 @@ def restart_flags(
     return out
 
 
-def _ipfix_restarts(decoder, s: int, sq: np.ndarray, ex: np.ndarray) -> np.ndarray:
-    """IPFIX restarts of one stream, from more evidence than the sequence number.
+def _ipfix_restarts(
+    decoder, s: int, sq: np.ndarray, ex: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """IPFIX restarts of one stream, from more evidence than one sequence step.
 
-    The session state (decoder._session: highest sequence, lowest sequence, newest export time,
-    export time at the session's start) persists across calls. A message whose sequence steps
-    back from the session's highest is a restart only when the step is large (more than the
-    tolerance, or from at least the tolerance to below it) AND it was sent after everything seen
-    (export time later than the newest; in the same second, only if its sequence also falls
-    below every sequence the session has shown). A message sent earlier than the newest one
-    (a late, reordered message) or before the session began is never a restart and moves no
-    state. In-order streams take a vectorised path; others a loop over their messages.
+    The session state (decoder._session: highest and lowest sequence number seen, newest export
+    time, export time at the restart and the previous session's highest, -1 before any restart)
+    persists across calls. A restart is a message not sent before the newest one seen (export
+    time not earlier) whose sequence number either falls below everything the session has
+    shown — by more than the tolerance, or from at least the tolerance to below it (a reset to
+    ~0) — or steps back that far from the highest and the stream's next message continues from
+    it rather than from the highest (without a next message in the call: its export time is
+    later than the newest by a reboot's time, 10 s). Other steps back are reordering (a template
+    message captured after the burst of data it precedes; a late message). A message sent before
+    the restart (earlier export time) whose sequence number is nearer the previous session's
+    highest than this one's is a straggler of the previous session: it moves no state and is
+    returned in the second array. In-order streams take a vectorised path; others a loop over
+    their messages.
     """
     tol = C.RESTART_SEQUENCE_TOLERANCE
     state = decoder._session.get(s)
     if state is None:
-        state = (int(sq[0]), int(sq[0]), int(ex[0]), int(ex[0]))
-    hi, lo, newest, start = state
+        state = (int(sq[0]), int(sq[0]), int(ex[0]), -1, -1)
+    hi, lo, newest, start, before = state
     flags = np.zeros(len(sq), dtype=bool)
+    late = np.zeros(len(sq), dtype=bool)
     prev_sq = np.concatenate(([hi], sq[:-1]))
     prev_ex = np.concatenate(([newest], ex[:-1]))
     if (_signed(sq - prev_sq) >= 0).all() and (ex >= prev_ex).all():  # in order: the bulk
-        decoder._session[s] = (int(sq[-1]), lo, int(ex[-1]), start)
-        return flags
+        decoder._session[s] = (int(sq[-1]), lo, int(ex[-1]), start, before)
+        return flags, late
     for i, (q, e) in enumerate(zip(sq.tolist(), ex.tolist(), strict=True)):  # loop over messages
         step = _signed(q - hi)
-        if e < start or (step >= 0 and e < newest):
-            continue  # sent before this session began, or late with an inconsistent sequence
+        if e < start and abs(_signed(q - before)) < abs(step):
+            late[i] = True  # sent by the previous session
+            continue
         if step >= 0:
             hi, newest = q, max(newest, e)
             continue
-        below = _signed(q - lo) < 0
-        large = step < -tol or (q < tol <= hi)
-        if large and (e > newest or (e == newest and below)):
+        below = _signed(q - lo)
+        restart = e >= newest and (below < -tol or q < tol <= lo)
+        if not restart and e >= newest and (step < -tol or q < tol <= hi):  # back to ~0 ...
+            if i + 1 < len(sq):  # ... and the next message continues from it, not from before
+                nxt = int(sq[i + 1])
+                restart = abs(_signed(nxt - q)) < abs(_signed(nxt - hi))
+            else:  # nothing follows in this call: export time moved on by a reboot's time
+                restart = e >= newest + C.RESTART_MIN_EXPORT_GAP_MS
+        if restart:
             flags[i] = True
-            hi, lo, newest, start = q, q, e, e
-        elif below:
+            hi, lo, newest, start, before = q, q, e, e, hi
+        elif below < 0:
             lo = q  # reordered: the session's range grows downwards
-    decoder._session[s] = (hi, lo, newest, start)
-    return flags
+    decoder._session[s] = (hi, lo, newest, start, before)
+    return flags, late
 
 
 def unsplittable(

@@ -148,6 +148,7 @@ V5_SAMPLING_MODE_SHIFT = 14
 RESTART_UPTIME_TOLERANCE_MS = 5_000  # sysUptime may step back this much (reordered datagrams)
 UPTIME_WRAP_TOLERANCE_MS = 60_000  # boot time moving by 2^32 ms ± this = 32-bit uptime wrap
 RESTART_SEQUENCE_TOLERANCE = 1_000  # IPFIX: records a sequence number may step back
+RESTART_MIN_EXPORT_GAP_MS = 10_000  # IPFIX: a reboot takes longer (a template stamped 1 s late)
 
 REASON_EMPTY_DATAGRAM = "empty datagram"
 REASON_SHORT_DATAGRAM = "datagram shorter than its header"

@@ -65,8 +65,11 @@ class FlowDecoder:
         self._samplers: Samplers = {}
         self._seq_next: dict[int, int] = {}  # stream → expected next sequence number
         self._last: dict[int, tuple[int, int, int]] = {}  # stream → (seq, uptime ms, export ms)
-        # IPFIX stream → (highest seq, lowest seq, newest export ms, session start export ms)
-        self._session: dict[int, tuple[int, int, int, int]] = {}
+        # IPFIX stream → (highest seq, lowest seq, newest export ms, restart export ms, highest
+        # seq before the restart); see streams._ipfix_restarts
+        self._session: dict[int, tuple[int, int, int, int, int]] = {}
+        # stream → (templates by id, samplers) of the session before its last restart
+        self._previous: dict[int, tuple[dict, Samplers]] = {}
         self._seen = np.zeros(0, np.uint64)  # keys of the export datagrams decoded (sorted)
 
     # ---------------------------------------------------------------- public
@@ -146,11 +149,13 @@ class _Run(SetReader):
         at = np.where(has_set, st + C.MESSAGE_HEADER_BYTES, 0)
         set_id = gather_be(u8, at, 2)
         set_len = gather_be(u8, at + 2, 2)
+        self.straggler = np.zeros(m, dtype=bool)
         self.restart = restart_flags(
-            self.d, self.msg_domain, self.msg_seq, self.msg_uptime, self.msg_export_s * 1000
-        )
+            self.d, self.msg_domain, self.msg_seq, self.msg_uptime, self.msg_export_s * 1000,
+            self.straggler,
+        )  # fmt: skip
         simple = has_set & (set_id >= C.MIN_DATA_SET_ID) & (set_len == ln - C.MESSAGE_HEADER_BYTES)
-        simple &= (set_len > C.SET_HEADER_BYTES) & ~self.restart
+        simple &= (set_len > C.SET_HEADER_BYTES) & ~self.restart & ~self.straggler
         prev = 0
         for i in np.flatnonzero(~simple).tolist() + [m]:  # loop over non-simple messages
             if prev < i:

@@ -30,6 +30,7 @@ class ExporterState(Protocol):
 
     _templates: dict[tuple[int, int], Template]
     _samplers: Samplers
+    _previous: dict[int, tuple[dict, Samplers]]
 
 
 class SetReader:
@@ -48,6 +49,8 @@ class SetReader:
         self.msg_version = np.zeros(0, np.int64)
         self.msg_seq = np.zeros(0, np.int64)
         self.restart = np.zeros(0, dtype=bool)
+        self.straggler = np.zeros(0, dtype=bool)  # sent by the session before a restart
+        self.previous_epoch: dict[int, int] = {}  # stream → snapshot of its previous samplers
         self.n_chunks = 0
         self.pending_templates: dict[int, Template] = {}  # id() → template with chunks
         # data sets of unknown templates: entry, stream, template id, message, payload bytes
@@ -109,6 +112,9 @@ class SetReader:
         v9 = self.msg_version[msg] == C.NETFLOW_V9_VERSION
         if self.restart[msg]:
             self._restart_stream(stream, msg)
+        elif self.straggler[msg]:
+            self._straggler(stream, msg, off, length)
+            return
         end = off + length
         pos = off + C.MESSAGE_HEADER_BYTES
         while pos < end:  # loop over sets
@@ -140,13 +146,50 @@ class SetReader:
         for tpl, *waiting in deferred:
             self._resolve(tpl, *waiting)
 
+    def _straggler(self, stream: int, msg: int, off: int, length: int) -> None:
+        """A message the previous session sent before the restart, captured after it: its data
+        sets are read with that session's templates and samplers (kept at the restart), its
+        template and options sets change nothing; sets of templates it did not know are set
+        aside as "template unknown" (1 record each)."""
+        templates, samplers = self.d._previous.get(stream, ({}, {}))
+        if stream not in self.previous_epoch:
+            self.snapshots.append(dict(samplers))
+            self.previous_epoch[stream] = len(self.snapshots) - 1
+        epoch = self.previous_epoch[stream]
+        end = off + length
+        pos = off + C.MESSAGE_HEADER_BYTES
+        while end - pos >= C.SET_HEADER_BYTES:  # loop over sets
+            set_id, set_len = C.SET_HEADER.unpack_from(self.buf, pos)
+            if set_len < C.SET_HEADER_BYTES or pos + set_len > end:
+                self._quarantine(pos, end - pos, C.REASON_BAD_SET_LENGTH, stream=stream)
+                return
+            body, pos = pos + C.SET_HEADER_BYTES, pos + set_len
+            if set_id < C.MIN_DATA_SET_ID or body == pos:
+                continue
+            tpl = templates.get(set_id)
+            if tpl is not None and tpl.scope_count and tpl.error is None:
+                continue  # an old sampling announcement: not the current state
+            if tpl is not None and tpl.error is None:
+                tpl.chunks.append((body, pos, self.n_chunks, msg, epoch))
+                self.n_chunks += 1
+                self.pending_templates[id(tpl)] = tpl
+            elif tpl is None:
+                start = body - C.SET_HEADER_BYTES
+                self._quarantine(start, pos - start, C.REASON_TEMPLATE_UNKNOWN, 1, stream, set_id)
+                self.msg_records[msg] += 1
+            else:
+                self._special_data_set(tpl, set_id, body, pos, stream, msg)
+        if pos < end:
+            self._quarantine(pos, end - pos, C.REASON_BAD_SET_LENGTH, stream=stream)
+
     def _restart_stream(self, stream: int, msg: int) -> None:
         """The exporter restarted: forget this stream's templates and samplers, and the waiting
         data sent before the restart; data sets of the new session that overtook its template
         message (sequence at or after the restart's, within the tolerance) keep waiting."""
         templates, samplers = self.d._templates, self.d._samplers
-        for key in [k for k in templates if k[0] == stream]:
-            del templates[key]
+        old = {k[1]: templates.pop(k) for k in [k for k in templates if k[0] == stream]}
+        self.d._previous[stream] = (old, {k: v for k, v in samplers.items() if k[0] == stream})
+        self.previous_epoch.pop(stream, None)
         dropped = [k for k in samplers if k[0] == stream]
         for key in dropped:
             del samplers[key]
