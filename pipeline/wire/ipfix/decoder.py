@@ -18,9 +18,11 @@ The decoder is split along its seams (this module ties them together):
 Templates are keyed by (version, domain, template id): the "stream" key is version << 32 | domain
 (IPFIX observation domain, v9 source id, v5 engine_type << 8 | engine_id). Data whose template comes
 later in the same call is decoded with the first definition that follows it (second pass). An
-exporter restart (v9/v5: sysUptime steps back; IPFIX: sequence number steps back) drops that
-stream's templates and samplers. Templates, samplers, sequence expectations and restart state
-persist across calls of one decoder (consecutive files or datagram batches of one exporter).
+exporter restart (v9/v5: sysUptime steps back; IPFIX: sequence number falls below the session's
+range, judged with export times — see pipeline.wire.streams) drops that stream's templates and
+samplers. Export datagrams already decoded are left out (`datagrams.drop_duplicates`). Templates,
+samplers, sequence expectations, restart state and datagram keys persist across calls of one
+decoder (consecutive files or datagram batches of one exporter).
 
 A Python loop walks messages and sets (never records) and files each data set under the template it
 was read with; records are then decoded per template over all its sets at once: `np.frombuffer`
@@ -30,8 +32,9 @@ index × field, vectorised across sets) for templates with variable-length field
 Accounting: `records_in == records_decoded + records_quarantined` counts flow data records.
 Options data records (sampling announcements) are counted apart in `options_records`. Where bytes
 cannot be parsed and their record count is unknowable (bad header, bad set length, reserved set id,
-a record that overruns its set, a data set whose template never becomes known or has variable
-length), each quarantined piece counts as 1 record. Records with no IPv4/IPv6 address field
+a record that overruns its set, a data set whose template has variable length), each quarantined
+piece counts as 1 record; a data set whose template is never seen counts the records the IPFIX
+sequence numbers give it (`streams.unsplittable`), else 1. Records with no IPv4/IPv6 address field
 are quarantined ("no IP address fields"); records whose template has no timing IE take the
 message export time as start and end.
 """
