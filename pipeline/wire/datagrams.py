@@ -70,11 +70,15 @@ def datagram_keys(payload: bytes, starts: np.ndarray, lengths: np.ndarray) -> np
     is one exporter address's. 0 for datagrams too short to be an export packet (never deduped).
     """
     mv = memoryview(payload)
+    ok = (lengths >= C.MESSAGE_HEADER_BYTES) & (starts >= 0) & (starts + lengths <= len(payload))
+    rows = np.flatnonzero(ok)
+    a, b = starts[rows].tolist(), (starts[rows] + lengths[rows]).tolist()
+    digests = b"".join(
+        hashlib.blake2b(mv[i:j], digest_size=8).digest()
+        for i, j in zip(a, b, strict=True)  # loop over datagrams
+    )
     keys = np.zeros(len(starts), dtype=np.uint64)
-    for i, (a, n) in enumerate(zip(starts.tolist(), lengths.tolist(), strict=True)):  # datagrams
-        if n >= C.MESSAGE_HEADER_BYTES and 0 <= a and a + n <= len(payload):
-            digest = hashlib.blake2b(mv[a : a + n], digest_size=8).digest()
-            keys[i] = int.from_bytes(digest, "big") | 1
+    keys[rows] = np.frombuffer(digests, dtype=">u8").astype(np.uint64) | np.uint64(1)
     return keys
 
 

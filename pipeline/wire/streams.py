@@ -95,9 +95,8 @@ def _ipfix_restarts(
     flags = np.zeros(len(sq), dtype=bool)
     late = np.zeros(len(sq), dtype=bool)
     prev_sq = np.concatenate(([hi], sq[:-1]))
-    prev_ex = np.concatenate(([newest], ex[:-1]))
-    if (_signed(sq - prev_sq) >= 0).all() and (ex >= prev_ex).all():  # in order: the bulk
-        decoder._session[s] = (int(sq[-1]), lo, int(ex[-1]), start, before)
+    if (_signed(sq - prev_sq) >= 0).all() and (start < 0 or (ex >= start).all()):  # in order
+        decoder._session[s] = (int(sq[-1]), lo, max(newest, int(ex.max())), start, before)
         return flags, late
     for i, (q, e) in enumerate(zip(sq.tolist(), ex.tolist(), strict=True)):  # loop over messages
         step = _signed(q - hi)

@@ -434,3 +434,15 @@ def test_ingest_report_and_quarantine_parquet_carry_the_new_keys(tmp_path):
     assert q.schema == QUARANTINE_SCHEMA
     assert q.column("observation_domain_id").to_pylist() == [1, 1, 258]
     assert q.column("template_id").to_pylist() == [400, 400, None]
+
+
+def test_formats_without_announcements_count_records_on_the_default_rate():
+    """nfcapd / nfdump text: rows of unknown interval take the registry default — counted."""
+    from pipeline.ingest.flow_readers import apply_default_sampling
+    from pipeline.wire.records import FLOW_SCHEMA, DecodeResult, DecodeStats
+
+    cols = {f.name: pa.nulls(3, f.type) for f in FLOW_SCHEMA}
+    cols["sampling_interval"] = pa.array([0, 2048, 0], pa.uint32())
+    result = DecodeResult(pa.table(cols, schema=FLOW_SCHEMA), [], DecodeStats(3, 3))
+    out = apply_default_sampling(result, 4096, "f.nfcapd")
+    assert out.stats.records_default_sampling == 2
