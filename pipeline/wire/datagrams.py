@@ -31,6 +31,7 @@ class Frames:
     ipfix_buffer: bytes = b""  # IPFIX and translated v9 messages, in datagram order
     msg_version: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     msg_uptime: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    msg_count: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # v9; -1 IPFIX
     msg_datagram: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     msg_start: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # in buffer
     v5: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # datagram indices
@@ -183,6 +184,7 @@ def frame_datagrams(
     frames.msg_datagram = keep
     frames.msg_version = np.where(v9, C.NETFLOW_V9_VERSION, C.IPFIX_VERSION).astype(np.int64)
     frames.msg_uptime = np.where(v9, _be(pad, safe[keep] + 4, 4), 0)
+    frames.msg_count = np.where(v9, word[keep], -1).astype(np.int64)
     frames.msg_start = np.concatenate(([0], np.cumsum(out_len)[:-1])).astype(np.int64)
     # v9: version 10, length, then unix secs, sequence, source id as they are (bytes 8..20)
     k9 = keep[v9]

@@ -130,23 +130,25 @@ def unsplittable(
     msg_records: np.ndarray,
     version: np.ndarray,
     restart: np.ndarray,
+    v9_data: np.ndarray,
 ) -> int:
-    """Records of data sets whose template was never seen, estimated from IPFIX sequence numbers.
+    """Records of data sets whose template was never seen, estimated from the export headers.
 
     `sets`: (quarantine entry, message, payload bytes). The sequence number counts the data
     records sent before a message, so the message held (the next sequence number of its stream
     and session, in sequence order; equal numbers in arrival order) − (its own); minus the records
     decoded or counted from it, the rest belongs to its unsplittable sets (shared by their bytes).
-    Where no next message exists in the call (or NetFlow v9, whose sequence counts packets), or
-    the estimate is below 1 record per set or above 1 record per byte (a loss between the
-    messages, not records of the set), the set counts as 1 record, "record count unknown".
+    NetFlow v9 (whose sequence counts packets): the header's count of records minus its template
+    records (`v9_data`, -1 where unknown) is what the packet held. Where no next message exists in
+    the call, or the estimate is below 1 record per set or above 1 record per byte (a loss between
+    the messages, not records of the set), the set counts as 1 record, "record count unknown".
     Updates the entries and `msg_records`; returns the records estimated.
     """
     by_msg: dict[int, list[tuple]] = {}
     for entry, msg, size in sets:  # loop over unsplittable sets
         by_msg.setdefault(msg, []).append((entry, size))
     msgs = np.array(sorted(by_msg), dtype=np.int64)
-    held = np.full(len(msgs), -1, dtype=np.int64)
+    held = np.where(version[msgs] == C.NETFLOW_V9_VERSION, v9_data[msgs], -1)
     ipfix = version[msgs] == C.IPFIX_VERSION
     for s in distinct(stream[msgs[ipfix]]) if ipfix.any() else []:  # loop over streams
         idx = np.flatnonzero(stream == s)

@@ -446,3 +446,59 @@ def test_formats_without_announcements_count_records_on_the_default_rate():
     result = DecodeResult(pa.table(cols, schema=FLOW_SCHEMA), [], DecodeStats(3, 3))
     out = apply_default_sampling(result, 4096, "f.nfcapd")
     assert out.stats.records_default_sampling == 2
+
+
+def test_v9_unsplittable_set_is_estimated_from_the_header_count():
+    """NetFlow v9's sequence counts packets; its header count (records of the packet, templates
+    included) gives the records of a flowset whose template was never seen."""
+    known = flowset(256, rec_ab(1, 2, 3, 4, 6, 100, 1, 3_500_000, 3_590_000, 8) * 2)
+    tpl = flowset(0, struct.pack(">HH", 256, len(FIELDS_A)) + b"".join(
+        struct.pack(">HH", *f) for f in FIELDS_A
+    ))  # fmt: skip
+    grams = [
+        v9([tpl], seq=0, count=1),
+        v9([known, flowset(300, bytes(36))], seq=1, count=5),  # 2 known + 3 of template 300
+        v9([flowset(300, bytes(8))], seq=2, count=40),  # 40 records cannot fit in 8 bytes
+    ]
+    r = decode_grams(FlowDecoder("x", None), grams)
+    got = [(q.reason, q.records, q.template_id) for q in r.quarantine]
+    assert got == [
+        (C.REASON_TEMPLATE_NEVER_SEEN, 3, 300),
+        (C.REASON_TEMPLATE_NEVER_SEEN_UNCOUNTED, 1, 300),
+    ]
+    assert r.stats.records_estimated_unsplittable == 3 and r.stats.records_in == 2 + 3 + 1
+
+
+def test_real_v9_data_without_its_template_is_counted_as_tshark_counts_it():
+    """The real captures' data datagrams alone: their header counts give the records Wireshark
+    decodes (and we decode) once the template capture comes first."""
+    data_dir = require_shared() / "flow-exports"
+    for name in ("data", "icmp-data", "samplingrate-data"):
+        g = read_export_datagrams(data_dir / f"{name}.pcap")
+        alone = FlowDecoder("x", 1).decode_datagrams(
+            g.payload, g.starts, g.lengths, g.file_offsets, name
+        )
+        template = read_export_datagrams(data_dir / f"{name.replace('data', 'template')}.pcap")
+        decoder = FlowDecoder("x", 1)
+        decoder.decode_datagrams(
+            template.payload, template.starts, template.lengths, template.file_offsets, "t"
+        )
+        full = decoder.decode_datagrams(g.payload, g.starts, g.lengths, g.file_offsets, name)
+        assert full.stats.records_decoded > 0, name
+        assert alone.stats.records_estimated_unsplittable == full.stats.records_decoded, name
+        assert alone.stats.records_in == full.stats.records_in, name
+
+
+def test_data_before_a_refused_template_is_counted_once_in_the_sequence():
+    """A set that preceded its template, which then turns out refused: its records are set aside
+    under the template's reason and the sequence accounting counts them once."""
+    bad = [(8, 4), (12, 4), (1, 0), (2, 4)]  # zero-length octetDeltaCount: refused
+    buf = (
+        message([data_set(256, struct.pack(">III", 1, 2, 3) * 4)], seq=0)
+        + message([template_set(template(256, bad))], seq=4)
+        + message([data_set(256, struct.pack(">III", 1, 2, 3))], seq=4)
+    )
+    r = IpfixDecoder("x").decode(buf, "f.ipfix")
+    assert r.stats.quarantine_by_reason == {C.REASON_ZERO_LENGTH_COUNTER: 5}
+    (stream,) = r.stats.sequence
+    assert (stream["gaps"], stream["missing"]) == (0, 0)

@@ -114,7 +114,7 @@ REASON_RECORD_OVERRUNS_SET = "record overruns set"
 REASON_SAMPLING_MISSING = "sampling rate missing"
 REASON_NO_ADDRESS = "no IP address fields"
 # trust under faulty inputs (issue 8): unsplittable sets, trailing bytes, counters, sampling
-REASON_TEMPLATE_NEVER_SEEN = "template never seen (records estimated from sequence numbers)"
+REASON_TEMPLATE_NEVER_SEEN = "template never seen (record count estimated)"
 REASON_TEMPLATE_NEVER_SEEN_UNCOUNTED = "template never seen (record count unknown)"
 REASON_SET_TRAILING_BYTES = "non-zero bytes after a set's last record"
 REASON_ZERO_LENGTH_COUNTER = "zero-length counter field"

@@ -142,11 +142,14 @@ class _Run(SetReader):
         if self.frames is not None and len(self.frames.msg_version) == m:
             self.msg_version = self.frames.msg_version
             self.msg_uptime = self.frames.msg_uptime
+            self.msg_count = self.frames.msg_count
         else:
             self.msg_version = np.full(m, C.IPFIX_VERSION, dtype=np.int64)
             self.msg_uptime = np.zeros(m, dtype=np.int64)
+            self.msg_count = np.full(m, -1, dtype=np.int64)
         self.msg_domain = gather_be(u8, st + 12, 4) | (self.msg_version << 32)
         self.msg_records = np.zeros(m, dtype=np.int64)
+        self.msg_templates = np.zeros(m, dtype=np.int64)
         # "simple" message: exactly one non-empty data set filling it (the bulk of any stream)
         has_set = ln >= C.MESSAGE_HEADER_BYTES + C.SET_HEADER_BYTES
         at = np.where(has_set, st + C.MESSAGE_HEADER_BYTES, 0)
@@ -238,8 +241,8 @@ class _Run(SetReader):
         """Records of data sets whose template never became usable (see `unsplittable`)."""
         never: list[tuple] = []
         for entry, stream, tid, msg, size in self.unknown:  # loop over such sets
-            if id(entry) in self.resolved:
-                continue
+            if id(entry) in self.resolved or entry.reason != C.REASON_TEMPLATE_UNKNOWN:
+                continue  # decoded in the second pass, or set aside under its (bad) template
             tpl = self.d._templates.get((stream, tid))
             if tpl is not None and tpl.fixed_length:  # known later (after a restart): split it
                 entry.records = size // tpl.fixed_length
@@ -247,9 +250,10 @@ class _Run(SetReader):
             elif tpl is None:
                 never.append((entry, msg, size))
         if never:
+            v9_data = np.where(self.msg_count >= 0, self.msg_count - self.msg_templates, -1)
             self.stats.records_estimated_unsplittable += unsplittable(
                 never, self.msg_domain, self.msg_seq, self.msg_records, self.msg_version,
-                self.restart,
+                self.restart, v9_data,
             )  # fmt: skip
 
     def _finish(self) -> DecodeResult:

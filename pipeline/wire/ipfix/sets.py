@@ -48,6 +48,8 @@ class SetReader:
         self.msg_records = np.zeros(0, np.int64)  # data records per message (sequence checks)
         self.msg_version = np.zeros(0, np.int64)
         self.msg_seq = np.zeros(0, np.int64)
+        self.msg_count = np.zeros(0, np.int64)  # NetFlow v9 header count (records), -1 IPFIX
+        self.msg_templates = np.zeros(0, np.int64)  # v9 (options) template records per message
         self.restart = np.zeros(0, dtype=bool)
         self.straggler = np.zeros(0, dtype=bool)  # sent by the session before a restart
         self.previous_epoch: dict[int, int] = {}  # stream → snapshot of its previous samplers
@@ -213,7 +215,7 @@ class SetReader:
         """Template and options template sets (IPFIX 2, 3; NetFlow v9 flowsets 0, 1); anything
         else below 256 is quarantined as reserved."""
         if v9 and set_id in (C.V9_TEMPLATE_FLOWSET_ID, C.V9_OPTIONS_TEMPLATE_FLOWSET_ID):
-            self._v9_template_flowset(set_id, body, end, stream)
+            self._v9_template_flowset(set_id, body, end, stream, msg)
         elif not v9 and set_id in (C.TEMPLATE_SET_ID, C.OPTIONS_TEMPLATE_SET_ID):
             self._template_set(set_id, body, end, stream)
         else:
@@ -336,12 +338,13 @@ class SetReader:
                 error = C.REASON_BAD_TEMPLATE
             self._define(stream, tid, fields, scope, error, rec_start, pos)
 
-    def _v9_template_flowset(self, set_id: int, pos: int, end: int, stream: int) -> None:
+    def _v9_template_flowset(self, set_id: int, pos: int, end: int, stream: int, msg: int) -> None:
         """NetFlow v9 (options) template flowset: define each record; a broken one ends it."""
         if set_id == C.V9_TEMPLATE_FLOWSET_ID:
             records, broken = parse_v9_templates(self.buf, pos, end)
         else:
             records, broken = parse_v9_options_templates(self.buf, pos, end)
+        self.msg_templates[msg] += len(records) + (broken is not None)  # records of the count
         for r in records:
             error = C.REASON_BAD_TEMPLATE if r.template_id < C.MIN_DATA_SET_ID else None
             self._define(stream, r.template_id, r.fields, r.scope_count, error, r.start, r.end)
