@@ -115,6 +115,7 @@ def apply_default_sampling(result: DecodeResult, default: int | None, source: st
         return result
     stats = result.stats
     if default:
+        stats.records_default_sampling += int(n_unknown)
         filled = pc.if_else(unknown, pa.scalar(default, interval.type), interval)
         idx = flows.schema.get_field_index("sampling_interval")
         flows = flows.set_column(idx, "sampling_interval", filled)

@@ -20,7 +20,7 @@ from pipeline.ingest.clocks import clock_tolerance_ms, day_window_ms, set_aside_
 from pipeline.ingest.duplicates import file_sha256, listed_files
 from pipeline.ingest.flow_readers import FlowFileReader
 from pipeline.ingest.sources import UNREGISTERED, ExporterMatcher, FlowSource, parse_sources
-from pipeline.wire.records import FLOW_SCHEMA, DecodeResult, QuarantineEntry
+from pipeline.wire.records import FLOW_SCHEMA, TRUST_COUNTERS, DecodeResult, QuarantineEntry
 
 NORMALISED_SCHEMA = pa.schema([pa.field("exporter", pa.string()), *FLOW_SCHEMA])
 QUARANTINE_SCHEMA = pa.schema(
@@ -30,6 +30,8 @@ QUARANTINE_SCHEMA = pa.schema(
         ("length", pa.int64()),
         ("reason", pa.string()),
         ("payload", pa.binary()),
+        ("observation_domain_id", pa.uint32()),  # null where the reader cannot tell
+        ("template_id", pa.uint16()),
     ]
 )
 # Deterministic row order of a partition: time first, then every other column in FLOW_SCHEMA order.
@@ -85,6 +87,8 @@ def _quarantine_table(entries: list[QuarantineEntry]) -> pa.Table:
             "length": [e.length for e in entries],
             "reason": [e.reason for e in entries],
             "payload": [e.payload for e in entries],
+            "observation_domain_id": [e.domain for e in entries],
+            "template_id": [e.template_id for e in entries],
         },
         schema=QUARANTINE_SCHEMA,
     )
@@ -96,6 +100,7 @@ REPORT_COUNTERS = (
     "records_decoded",
     "records_quarantined",
     "sequence_gaps",
+    *TRUST_COUNTERS,
 )
 
 
@@ -120,6 +125,7 @@ def _empty_report() -> dict[str, Any]:
         "sampling_intervals": {},
         "records_by_version": {},
         "sequence_gaps": 0,
+        **dict.fromkeys(TRUST_COUNTERS, 0),
         "sequence": [],
     }
 
@@ -145,7 +151,7 @@ class _ExporterDay:
             r["files"] += 1
             r["formats"][fmt] = r["formats"].get(fmt, 0) + 1
         for key in REPORT_COUNTERS:
-            r[key] += getattr(s, key)
+            r[key] += getattr(s, key, 0)
         _merge_counts(r["quarantine_by_reason"], s.quarantine_by_reason)
         _merge_counts(r["sampling_intervals"], s.sampling_intervals)
         _merge_counts(r["records_by_version"], getattr(s, "records_by_version", {}))

@@ -8,13 +8,14 @@ Datagrams that cannot be framed are quarantined here with the file offset they c
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 
 from pipeline.wire.ipfix import constants as C
-from pipeline.wire.records import DecodeResult, DecodeStats, QuarantineEntry
+from pipeline.wire.records import TRUST_COUNTERS, DecodeResult, DecodeStats, QuarantineEntry
 
 _V9_SHRINK = C.V9_HEADER_BYTES - C.MESSAGE_HEADER_BYTES  # 4
 
@@ -30,6 +31,7 @@ class Frames:
     ipfix_buffer: bytes = b""  # IPFIX and translated v9 messages, in datagram order
     msg_version: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     msg_uptime: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    msg_count: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # v9; -1 IPFIX
     msg_datagram: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     msg_start: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # in buffer
     v5: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # datagram indices
@@ -61,6 +63,52 @@ def _be(u8: np.ndarray, offsets: np.ndarray, width: int) -> np.ndarray:
     for j in range(width):
         out = out * 256 + u8[offsets + j]
     return out
+
+
+def datagram_keys(payload: bytes, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Key of each export datagram: 64-bit BLAKE2b of its bytes, header included — so of (version,
+    observation domain / source id / engine, sequence number, export time, payload); the decoder
+    is one exporter address's. 0 for datagrams too short to be an export packet (never deduped).
+    """
+    mv = memoryview(payload)
+    ok = (lengths >= C.MESSAGE_HEADER_BYTES) & (starts >= 0) & (starts + lengths <= len(payload))
+    rows = np.flatnonzero(ok)
+    a, b = starts[rows].tolist(), (starts[rows] + lengths[rows]).tolist()
+    digests = b"".join(
+        hashlib.blake2b(mv[i:j], digest_size=8).digest()
+        for i, j in zip(a, b, strict=True)  # loop over datagrams
+    )
+    keys = np.zeros(len(starts), dtype=np.uint64)
+    keys[rows] = np.frombuffer(digests, dtype=">u8").astype(np.uint64) | np.uint64(1)
+    return keys
+
+
+def drop_duplicates(
+    decoder, payload: bytes, starts: np.ndarray, lengths: np.ndarray, file_offsets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Leave out datagrams already decoded (earlier in this batch or an earlier call of the same
+    decoder): the same export datagram captured twice is decoded once. A restart that reuses a
+    sequence number sends other bytes (export time, records), hence another key. Returns the kept
+    starts, lengths, file offsets and the number left out."""
+    starts = np.asarray(starts, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    file_offsets = np.asarray(file_offsets, dtype=np.int64)
+    if not len(starts) == len(lengths) == len(file_offsets):
+        return starts, lengths, file_offsets, 0  # a malformed batch: framing reports it
+    keys = datagram_keys(payload, starts, lengths)
+    keyed = np.flatnonzero(keys)
+    if keyed.size == 0:
+        return starts, lengths, file_offsets, 0
+    _, first = np.unique(keys[keyed], return_index=True)
+    repeat = np.ones(keyed.size, dtype=bool)
+    repeat[first] = False
+    repeat |= np.isin(keys[keyed], decoder._seen)
+    decoder._seen = np.union1d(decoder._seen, keys[keyed])
+    if not repeat.any():
+        return starts, lengths, file_offsets, 0
+    keep = np.ones(len(starts), dtype=bool)
+    keep[keyed[repeat]] = False
+    return starts[keep], lengths[keep], file_offsets[keep], int(repeat.sum())
 
 
 def frame_datagrams(
@@ -126,7 +174,7 @@ def frame_datagrams(
         frames.quarantine.append(
             QuarantineEntry(
                 source, int(file_offsets[i]) + hl, ln - hl, C.REASON_TRAILING_BYTES,
-                payload[s + hl : s + ln],
+                payload[s + hl : s + ln], domain=int(_be(pad, safe[i : i + 1] + 12, 4)[0]),
             )
         )  # fmt: skip
     if keep.size == 0:
@@ -136,6 +184,7 @@ def frame_datagrams(
     frames.msg_datagram = keep
     frames.msg_version = np.where(v9, C.NETFLOW_V9_VERSION, C.IPFIX_VERSION).astype(np.int64)
     frames.msg_uptime = np.where(v9, _be(pad, safe[keep] + 4, 4), 0)
+    frames.msg_count = np.where(v9, word[keep], -1).astype(np.int64)
     frames.msg_start = np.concatenate(([0], np.cumsum(out_len)[:-1])).astype(np.int64)
     # v9: version 10, length, then unix secs, sequence, source id as they are (bytes 8..20)
     k9 = keep[v9]
@@ -173,6 +222,8 @@ def merge_results(
         stats.messages += s5.messages
         stats.sequence_gaps += s5.sequence_gaps
         stats.sequence += s5.sequence
+        for key in TRUST_COUNTERS:
+            setattr(stats, key, getattr(stats, key) + getattr(s5, key))
         for mine, theirs in (
             (stats.records_by_version, s5.records_by_version),
             (stats.sampling_intervals, s5.sampling_intervals),

@@ -78,7 +78,10 @@ def decode_v5(decoder, payload: bytes, frames, source: str) -> DecodeResult | No
     sequence_stats(decoder, stream, seq, count, restart, stats)
 
     interval = (hdr["sampling"] & C.V5_SAMPLING_INTERVAL_MASK).astype(np.int64)
-    interval = np.where(interval == 0, decoder.default_sampling_interval or 0, interval)
+    default = decoder.default_sampling_interval or 0
+    if default:
+        stats.records_default_sampling = int(count[interval == 0].sum())
+    interval = np.where(interval == 0, default, interval)
     quarantine = []
     for i in np.flatnonzero((interval == 0) & (count > 0)).tolist():  # loop over datagrams
         at = int(starts[i]) + C.V5_HEADER_BYTES
@@ -91,6 +94,7 @@ def decode_v5(decoder, payload: bytes, frames, source: str) -> DecodeResult | No
                 C.REASON_SAMPLING_MISSING,
                 payload[at : at + size],
                 int(count[i]),
+                int(stream[i] & 0xFFFFFFFF),
             )
         )
     good = np.flatnonzero((interval > 0) & (count > 0))

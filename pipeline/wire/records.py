@@ -36,7 +36,10 @@ FLOW_SCHEMA = pa.schema(
 
 @dataclass
 class QuarantineEntry:
-    """Bytes set aside: where they were (`offset` in the source file), why, and how many records."""
+    """Bytes set aside: where they were (`offset` in the source file), why, and how many records.
+
+    `domain` (observation domain / v9 source id / v5 engine) and `template_id` where known.
+    """
 
     source: str
     offset: int
@@ -44,6 +47,8 @@ class QuarantineEntry:
     reason: str
     payload: bytes
     records: int = 1
+    domain: int | None = None
+    template_id: int | None = None
 
 
 @dataclass
@@ -63,6 +68,25 @@ class DecodeStats:
     records_by_version: dict[int, int] = field(default_factory=dict)
     # one entry per stream: version, domain, messages, gaps, missing, unit (see _sequence_stats)
     sequence: list[dict] = field(default_factory=list)
+    # trust counters (ingest report keys of the same name; see ARCHITECTURE §2.1)
+    template_redefinitions: int = 0  # same key, another definition
+    records_second_pass: int = 0  # decoded with a template that came after them
+    records_default_sampling: int = 0  # decoded with the registry's default_sampling_interval
+    invalid_sampling_announcements: int = 0  # options records announcing N = 0 or N > 2^31
+    duplicate_datagrams: int = 0  # the same export datagram captured again, decoded once
+    trailing_bytes: int = 0  # bytes after a data set's last whole record (padding included)
+    records_estimated_unsplittable: int = 0  # records of never-decoded sets, from sequence numbers
+
+
+TRUST_COUNTERS = (
+    "template_redefinitions",
+    "records_second_pass",
+    "records_default_sampling",
+    "invalid_sampling_announcements",
+    "duplicate_datagrams",
+    "trailing_bytes",
+    "records_estimated_unsplittable",
+)
 
 
 @dataclass

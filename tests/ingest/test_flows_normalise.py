@@ -12,6 +12,7 @@ import pytest
 
 from pipeline.ingest.flows import load_exporters, normalise_exporter_day
 from pipeline.wire.ipfix.writer import write_ipfix_file
+from pipeline.wire.records import TRUST_COUNTERS
 
 DAY = dt.date(2024, 6, 3)
 T0 = 1_717_340_400_000  # 2024-06-03 00:00 JST: flow times within the day folder's window
@@ -109,6 +110,7 @@ def test_normalise_exporter_day_writes_sorted_partition_report_and_quarantine(tm
         "quarantine_by_reason": {"unknown version": 1},
         "sampling_intervals": {"4096": 5},
         "sequence_gaps": 0,
+        **dict.fromkeys(TRUST_COUNTERS, 0),  # issue 8's counters: none here
     }
     part = wh / "flows" / "date=2024-06-03" / "exporter=bras-tokyo-1" / "flows.parquet"
     table = pq.read_table(part)
@@ -127,7 +129,10 @@ def test_normalise_exporter_day_writes_sorted_partition_report_and_quarantine(tm
     q = pq.read_table(
         wh / "quarantine" / "date=2024-06-03" / "exporter=bras-tokyo-1" / "quarantine.parquet"
     )
-    assert q.column_names == ["source_file", "offset", "length", "reason", "payload"]
+    assert q.column_names == [
+        "source_file", "offset", "length", "reason", "payload", "observation_domain_id",
+        "template_id",
+    ]  # fmt: skip
     assert q.to_pylist() == [
         {
             "source_file": "ipfix/bras-tokyo-1/2024-06-03/0200.ipfix",
@@ -135,6 +140,8 @@ def test_normalise_exporter_day_writes_sorted_partition_report_and_quarantine(tm
             "length": 19,
             "reason": "unknown version",
             "payload": b"\x00\x09garbage-not-ipfix",
+            "observation_domain_id": None,  # no message header to read it from
+            "template_id": None,
         }
     ]
     # deterministic: a second run gives the same bytes

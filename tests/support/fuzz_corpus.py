@@ -437,6 +437,7 @@ def check_result(
     assert result.flows.schema.equals(FLOW_SCHEMA, check_metadata=False), result.flows.schema
     assert sum(q.records for q in result.quarantine) == s.records_quarantined, s
     assert sum(s.quarantine_by_reason.values()) == s.records_quarantined, s
+    check_trust_counters(result)
     for q in result.quarantine:
         assert q.source == source, q
         assert q.reason and reason_known(q.reason), q.reason
@@ -450,6 +451,26 @@ def check_result(
         assert not sampled or (sampling > 0).all(), "a flow of unknown sampling interval was kept"
         versions = set(result.flows.column("ip_version").to_pylist())
         assert versions <= {4, 6}, versions
+
+
+def check_trust_counters(result) -> None:
+    """The issue-8 counters: non-negative ints; estimated records are exactly those of the
+    entries that say so (part of records_quarantined); counted decoded records within decoded;
+    domain and template id of entries in range where known."""
+    from pipeline.wire.records import TRUST_COUNTERS
+
+    s = result.stats
+    for key in TRUST_COUNTERS:
+        value = getattr(s, key)
+        assert isinstance(value, int) and value >= 0, (key, value)
+    estimated = [q.records for q in result.quarantine if q.reason == C.REASON_TEMPLATE_NEVER_SEEN]
+    assert s.records_estimated_unsplittable == sum(estimated) <= s.records_quarantined, s
+    assert all(n >= 1 for n in estimated), estimated
+    assert s.records_second_pass <= s.records_decoded, s
+    assert s.records_default_sampling <= s.records_decoded, s
+    for q in result.quarantine:
+        assert q.domain is None or 0 <= q.domain < 2**32, q
+        assert q.template_id is None or 0 <= q.template_id < 2**16, q
 
 
 def flow_rows(result) -> Counter:

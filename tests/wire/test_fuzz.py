@@ -309,6 +309,40 @@ def test_datagrams_bad_datagram_between_valid_ones_loses_nothing(garbage, where,
     assert missing_rows(valid, result) == 0
 
 
+@FUZZ
+@given(rng=RNGS)
+def test_unsplittable_sets_reordering_and_duplicates_keep_the_accounting(rng):
+    """Data sets of a template never seen, messages swapped, datagrams captured twice: records
+    in = decoded + quarantined with the sequence estimates, equal to the records sent, and the
+    sequence accounting shows nothing missing; duplicates change no total."""
+    tpl = ipfix_message(ipfix_set(2, ipfix_template(SMALL_TID, SMALL_FIELDS)))
+    msgs, seq, sent, unknown = [tpl], 0, 0, 0
+    for m in range(rng.randrange(2, 12)):
+        n = rng.randrange(1, 5)
+        sets = [ipfix_set(SMALL_TID, small_records(n, seed=m))]
+        k = rng.randrange(1, 6) if rng.random() < 0.5 else 0
+        if k:
+            sets.insert(rng.randrange(2), ipfix_set(999, rng.randbytes(12 * k)))
+        msgs.append(ipfix_message(*sets, seq=seq))
+        seq, sent, unknown = seq + n + k, sent + n + k, unknown + k
+    msgs.append(ipfix_message(ipfix_set(SMALL_TID, small_records(1, seed=99)), seq=seq))
+    sent += 1
+    for _ in range(rng.randrange(3)):  # swap two data messages (the template stays first)
+        i = rng.randrange(1, len(msgs) - 1)
+        msgs[i], msgs[i + 1] = msgs[i + 1], msgs[i]
+    (result,) = call_target(TARGETS["ipfix"], b"".join(msgs), source="fuzz.input").results
+    s = result.stats
+    assert s.records_in == sent and s.records_estimated_unsplittable == unknown, s
+    (stream,) = s.sequence
+    assert stream["missing"] == 0 and stream["restarts"] == 0, stream
+    twice = [g for g in msgs for _ in range(rng.randrange(1, 3))]
+    once = run_datagrams(msgs, "fuzz.input")[0]
+    (again,) = call_target(target("datagrams"), twice, source="fuzz.input").results
+    assert flow_rows(again) == flow_rows(once) == flow_rows(result)
+    assert again.stats.duplicate_datagrams == len(twice) - len(msgs)
+    assert again.stats.records_in == once.stats.records_in == sent
+
+
 def test_v9_zero_length_field_template_does_not_hang():
     t = target("datagrams")
     tpl = v9_packet(v9_flowset(0, struct.pack(">HHHHHH", 400, 2, 8, 0, 12, 0)))
@@ -338,7 +372,8 @@ def test_v5_count_greater_than_records_present():
     t = target("datagrams")
     good = v5_packet(2)
     short = v5_packet(3, count=30) + b"\x00"  # says 30 records, carries 3 and 1 more byte
-    (result,) = call_target(t, [good, short, good], source="fuzz.input").results
+    later = good[:16] + struct.pack(">I", 5) + good[20:]  # the next packet (flow sequence 5)
+    (result,) = call_target(t, [good, short, later], source="fuzz.input").results
     assert result.flows.num_rows == 4  # the two good packets; nothing salvaged or invented
     assert [(q.offset, q.length, q.reason, q.records) for q in result.quarantine] == [
         (len(good), len(short), C.REASON_V5_COUNT_MISMATCH, 3)

@@ -8,6 +8,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline.wire.ipfix import constants as C
 from pipeline.wire.ipfix.decoder import IpfixDecoder
 from pipeline.wire.records import FLOW_SCHEMA
 
@@ -204,7 +205,7 @@ def test_template_withdrawal_then_data_is_template_unknown():
     assert accounting_holds(r)
     assert r.stats.records_decoded == 1
     # the template is unknown at the end of the buffer too, so its record count is unknowable
-    assert r.stats.quarantine_by_reason == {"template unknown": 1}
+    assert r.stats.quarantine_by_reason == {C.REASON_TEMPLATE_NEVER_SEEN_UNCOUNTED: 1}
 
 
 def test_withdraw_all_templates_of_a_domain():
@@ -213,7 +214,7 @@ def test_withdraw_all_templates_of_a_domain():
         [template_set(struct.pack(">HH", 2, 0)), data_set(257, rec)]
     )
     r = IpfixDecoder("w", default_sampling_interval=1).decode(buf, "f")
-    assert r.stats.quarantine_by_reason == {"template unknown": 1}
+    assert r.stats.quarantine_by_reason == {C.REASON_TEMPLATE_NEVER_SEEN_UNCOUNTED: 1}
 
 
 def test_same_template_id_in_two_domains_stays_separate():
@@ -255,7 +256,9 @@ def test_data_whose_template_comes_in_a_later_call_is_quarantined_with_its_bytes
     r = IpfixDecoder("b").decode(early, "early.ipfix")
     assert accounting_holds(r)
     assert r.stats.records_decoded == 0
-    assert r.stats.quarantine_by_reason == {"template unknown": 1}  # length of a record unknown
+    assert r.stats.quarantine_by_reason == {
+        C.REASON_TEMPLATE_NEVER_SEEN_UNCOUNTED: 1
+    }  # length of a record unknown
     (q,) = r.quarantine
     assert (q.source, q.offset, q.length, q.payload) == (
         "early.ipfix",

@@ -286,7 +286,7 @@ def test_v9_restart_across_calls_leaves_old_template_unused():
     )
     assert result.flows.num_rows == 0
     (q,) = result.quarantine
-    assert (q.reason, q.offset) == (C.REASON_TEMPLATE_UNKNOWN, 24 + PCAP_OVERHEAD + 20)
+    assert (q.reason, q.offset) == (C.REASON_TEMPLATE_NEVER_SEEN, 24 + PCAP_OVERHEAD + 20)
 
 
 def test_uptime_step_back_without_reboot_is_not_a_restart():
@@ -348,7 +348,7 @@ def test_v9_data_before_template_in_one_call_decoded_later_call_quarantined():
     assert result.flows.column("octets").to_pylist() == [100] and result.quarantine == []
     split = FlowDecoder("x", None)
     first = decode_grams(split, grams[:1])
-    assert [q.reason for q in first.quarantine] == [C.REASON_TEMPLATE_UNKNOWN]
+    assert [(q.reason, q.records) for q in first.quarantine] == [(C.REASON_TEMPLATE_NEVER_SEEN, 1)]
     assert decode_grams(split, grams[1:]).flows.num_rows == 0  # no retroactive decode
 
 

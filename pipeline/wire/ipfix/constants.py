@@ -113,6 +113,13 @@ REASON_RECORD_LENGTH_ZERO = "record length 0"
 REASON_RECORD_OVERRUNS_SET = "record overruns set"
 REASON_SAMPLING_MISSING = "sampling rate missing"
 REASON_NO_ADDRESS = "no IP address fields"
+# trust under faulty inputs (issue 8): unsplittable sets, trailing bytes, counters, sampling
+REASON_TEMPLATE_NEVER_SEEN = "template never seen (record count estimated)"
+REASON_TEMPLATE_NEVER_SEEN_UNCOUNTED = "template never seen (record count unknown)"
+REASON_SET_TRAILING_BYTES = "non-zero bytes after a set's last record"
+REASON_ZERO_LENGTH_COUNTER = "zero-length counter field"
+REASON_INVALID_SAMPLING = "invalid sampling announcement"
+MAX_SAMPLING_INTERVAL = 2**31  # an announced 1-in-N above this (or N = 0) is not a rate
 
 # NetFlow v9 (RFC 3954) and v5 (Cisco) export packets.
 NETFLOW_V9_VERSION = 9
@@ -141,6 +148,7 @@ V5_SAMPLING_MODE_SHIFT = 14
 RESTART_UPTIME_TOLERANCE_MS = 5_000  # sysUptime may step back this much (reordered datagrams)
 UPTIME_WRAP_TOLERANCE_MS = 60_000  # boot time moving by 2^32 ms ± this = 32-bit uptime wrap
 RESTART_SEQUENCE_TOLERANCE = 1_000  # IPFIX: records a sequence number may step back
+RESTART_MIN_EXPORT_GAP_MS = 10_000  # IPFIX: a reboot takes longer (a template stamped 1 s late)
 
 REASON_EMPTY_DATAGRAM = "empty datagram"
 REASON_SHORT_DATAGRAM = "datagram shorter than its header"
@@ -205,6 +213,10 @@ _REVERSED_COUNTERS = (
     IE_POST_PACKET_DELTA_COUNT,
     IE_LAYER2_OCTET_DELTA_COUNT,
     IE_LAYER2_OCTET_TOTAL_COUNT,
+)
+# every vendor volume IE, forward and reverse (a zero-length one refuses its template)
+VENDOR_VOLUME_IES = frozenset(_VENDOR_COUNTERS) | frozenset(
+    REVERSE | ie for ie in _REVERSED_COUNTERS
 )
 # encodings accepted for the vendor IEs (merged into templates.ACCEPTED_LENGTHS)
 VENDOR_ACCEPTED_LENGTHS: dict[int, frozenset[int]] = {

@@ -18,9 +18,11 @@ The decoder is split along its seams (this module ties them together):
 Templates are keyed by (version, domain, template id): the "stream" key is version << 32 | domain
 (IPFIX observation domain, v9 source id, v5 engine_type << 8 | engine_id). Data whose template comes
 later in the same call is decoded with the first definition that follows it (second pass). An
-exporter restart (v9/v5: sysUptime steps back; IPFIX: sequence number steps back) drops that
-stream's templates and samplers. Templates, samplers, sequence expectations and restart state
-persist across calls of one decoder (consecutive files or datagram batches of one exporter).
+exporter restart (v9/v5: sysUptime steps back; IPFIX: sequence number falls below the session's
+range, judged with export times — see pipeline.wire.streams) drops that stream's templates and
+samplers. Export datagrams already decoded are left out (`datagrams.drop_duplicates`). Templates,
+samplers, sequence expectations, restart state and datagram keys persist across calls of one
+decoder (consecutive files or datagram batches of one exporter).
 
 A Python loop walks messages and sets (never records) and files each data set under the template it
 was read with; records are then decoded per template over all its sets at once: `np.frombuffer`
@@ -30,8 +32,9 @@ index × field, vectorised across sets) for templates with variable-length field
 Accounting: `records_in == records_decoded + records_quarantined` counts flow data records.
 Options data records (sampling announcements) are counted apart in `options_records`. Where bytes
 cannot be parsed and their record count is unknowable (bad header, bad set length, reserved set id,
-a record that overruns its set, a data set whose template never becomes known or has variable
-length), each quarantined piece counts as 1 record. Records with no IPv4/IPv6 address field
+a record that overruns its set, a data set whose template has variable length), each quarantined
+piece counts as 1 record; a data set whose template is never seen counts the records the IPFIX
+sequence numbers give it (`streams.unsplittable`), else 1. Records with no IPv4/IPv6 address field
 are quarantined ("no IP address fields"); records whose template has no timing IE take the
 message export time as start and end. Vendor IEs (`vendor`, ARCHITECTURE §2.2): a record with no
 octet counter is set aside ("no volume field"); a biflow / firewall record with reverse counters is
@@ -49,7 +52,7 @@ from pipeline.wire.ipfix.framing import message_bounds
 from pipeline.wire.ipfix.sets import SetReader
 from pipeline.wire.ipfix.templates import Template, gather_be
 from pipeline.wire.records import FLOW_SCHEMA, DecodeResult, DecodeStats
-from pipeline.wire.streams import distinct, restart_flags, sequence_stats
+from pipeline.wire.streams import distinct, restart_flags, sequence_stats, unsplittable
 
 
 class FlowDecoder:
@@ -69,6 +72,12 @@ class FlowDecoder:
         self._seq_next: dict[int, int] = {}  # stream → expected next sequence number
         self._last: dict[int, tuple[int, int, int]] = {}  # stream → (seq, uptime ms, export ms)
         self._totals = vendor.TotalCounts()  # last total counters per flow (ARCHITECTURE §2.2)
+        # IPFIX stream → (highest seq, lowest seq, newest export ms, restart export ms, highest
+        # seq before the restart); see streams._ipfix_restarts
+        self._session: dict[int, tuple[int, int, int, int, int]] = {}
+        # stream → (templates by id, samplers) of the session before its last restart
+        self._previous: dict[int, tuple[dict, Samplers]] = {}
+        self._seen = np.zeros(0, np.uint64)  # keys of the export datagrams decoded (sorted)
 
     # ---------------------------------------------------------------- public
     def decode(self, buf: bytes, source: str) -> DecodeResult:
@@ -92,6 +101,9 @@ class FlowDecoder:
         from pipeline.wire import netflow_v5
 
         payload = payload if isinstance(payload, bytes) else bytes(payload)
+        starts, lengths, file_offsets, duplicates = netflow_frames.drop_duplicates(
+            self, payload, starts, lengths, file_offsets
+        )
         frames = netflow_frames.frame_datagrams(payload, starts, lengths, file_offsets, source)
         if frames.ipfix_buffer:
             run = _Run(self, frames.ipfix_buffer, source, frames=frames)
@@ -99,7 +111,9 @@ class FlowDecoder:
         else:
             result = DecodeResult(FLOW_SCHEMA.empty_table(), [], DecodeStats())
         v5 = netflow_v5.decode_v5(self, payload, frames, source)
-        return netflow_frames.merge_results(result, v5, frames.quarantine)
+        result = netflow_frames.merge_results(result, v5, frames.quarantine)
+        result.stats.duplicate_datagrams += duplicates
+        return result
 
 
 IpfixDecoder = FlowDecoder  # the name callers used before NetFlow support
@@ -133,21 +147,26 @@ class _Run(SetReader):
         if self.frames is not None and len(self.frames.msg_version) == m:
             self.msg_version = self.frames.msg_version
             self.msg_uptime = self.frames.msg_uptime
+            self.msg_count = self.frames.msg_count
         else:
             self.msg_version = np.full(m, C.IPFIX_VERSION, dtype=np.int64)
             self.msg_uptime = np.zeros(m, dtype=np.int64)
+            self.msg_count = np.full(m, -1, dtype=np.int64)
         self.msg_domain = gather_be(u8, st + 12, 4) | (self.msg_version << 32)
         self.msg_records = np.zeros(m, dtype=np.int64)
-        self.restart = restart_flags(
-            self.d, self.msg_domain, self.msg_seq, self.msg_uptime, self.msg_export_s * 1000
-        )
+        self.msg_templates = np.zeros(m, dtype=np.int64)
         # "simple" message: exactly one non-empty data set filling it (the bulk of any stream)
         has_set = ln >= C.MESSAGE_HEADER_BYTES + C.SET_HEADER_BYTES
         at = np.where(has_set, st + C.MESSAGE_HEADER_BYTES, 0)
         set_id = gather_be(u8, at, 2)
         set_len = gather_be(u8, at + 2, 2)
+        self.straggler = np.zeros(m, dtype=bool)
+        self.restart = restart_flags(
+            self.d, self.msg_domain, self.msg_seq, self.msg_uptime, self.msg_export_s * 1000,
+            self.straggler,
+        )  # fmt: skip
         simple = has_set & (set_id >= C.MIN_DATA_SET_ID) & (set_len == ln - C.MESSAGE_HEADER_BYTES)
-        simple &= (set_len > C.SET_HEADER_BYTES) & ~self.restart
+        simple &= (set_len > C.SET_HEADER_BYTES) & ~self.restart & ~self.straggler
         prev = 0
         for i in np.flatnonzero(~simple).tolist() + [m]:  # loop over non-simple messages
             if prev < i:
@@ -199,18 +218,25 @@ class _Run(SetReader):
         msg = info[:, 3][set_idx]
         uptime = self.msg_uptime[msg] if tpl.version == C.NETFLOW_V9_VERSION else None
         default = self.d.default_sampling_interval or 0
-        interval = sampling(tpl, vals, info[:, 4][set_idx], self.snapshots, default)
+        interval = sampling(tpl, vals, info[:, 4][set_idx], self.snapshots, 0)
+        by_default = (interval == 0) & (default > 0)
+        interval[by_default] = default
         cols, problem, vol = flow_columns(
             tpl, vals, self._msg_export_ms[msg], uptime, interval, self.d._totals
         )
         keep = problem == 0
+        self.stats.records_default_sampling += int((by_default & keep).sum())
+        if self.second_pass:
+            late = np.isin(info[:, 2][set_idx], np.asarray(self.second_pass, np.int64))
+            self.stats.records_second_pass += int((late & keep).sum())
         if not keep.all():
+            key = dict(stream=tpl.domain, template_id=tpl.template_id)
             for code, reason in enumerate(vendor.PROBLEM_REASONS, start=1):
                 per_set = np.bincount(set_idx[problem == code], minlength=len(info))
                 for i in np.flatnonzero(per_set).tolist():  # loop over sets
                     start = int(info[i, 0]) - C.SET_HEADER_BYTES
                     length = int(info[i, 1]) - start
-                    self._quarantine(start, length, reason, int(per_set[i]))
+                    self._quarantine(start, length, reason, int(per_set[i]), **key)
             cols = {k: (take(v, keep), take(m, keep)) for k, (v, m) in cols.items()}
         by_version = self.stats.records_by_version
         by_version[tpl.version] = by_version.get(tpl.version, 0) + int(keep.sum())
@@ -229,14 +255,30 @@ class _Run(SetReader):
                 self.stats.reverse_rows += int(rows.sum())
 
     # ---------------------------------------------------------------- end of buffer
+    def _count_unknown_sets(self) -> None:
+        """Records of data sets whose template never became usable (see `unsplittable`)."""
+        never: list[tuple] = []
+        for entry, stream, tid, msg, size in self.unknown:  # loop over such sets
+            if id(entry) in self.resolved or entry.reason != C.REASON_TEMPLATE_UNKNOWN:
+                continue  # decoded in the second pass, or set aside under its (bad) template
+            tpl = self.d._templates.get((stream, tid))
+            if tpl is not None and tpl.fixed_length:  # known later (after a restart): split it
+                entry.records = size // tpl.fixed_length
+                self.msg_records[msg] += entry.records - 1
+            elif tpl is None:
+                never.append((entry, msg, size))
+        if never:
+            v9_data = np.where(self.msg_count >= 0, self.msg_count - self.msg_templates, -1)
+            self.stats.records_estimated_unsplittable += unsplittable(
+                never, self.msg_domain, self.msg_seq, self.msg_records, self.msg_version,
+                self.restart, v9_data,
+            )  # fmt: skip
+
     def _finish(self) -> DecodeResult:
         self._msg_export_ms = self.msg_export_s * 1000
         for tpl in self.pending_templates.values():
             self._flush_template(tpl)
-        for entry, stream, tid in self.unknown:  # count records once the template is known
-            tpl = self.d._templates.get((stream, tid))
-            if id(entry) not in self.resolved and tpl is not None and tpl.fixed_length:
-                entry.records = (entry.length - C.SET_HEADER_BYTES) // tpl.fixed_length
+        self._count_unknown_sets()
         if self.resolved:
             self.quarantine = [q for q in self.quarantine if id(q) not in self.resolved]
         increment = np.where(self.msg_version == C.IPFIX_VERSION, self.msg_records, 1)

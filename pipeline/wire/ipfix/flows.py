@@ -96,11 +96,14 @@ def in_record_sampling(vals: Values) -> np.ndarray | None:
     return None
 
 
-def update_samplers(tpl: Template, vals: Values, samplers: Samplers) -> bool:
-    """Apply the sampling announcements of decoded options records; True when one changed."""
+def update_samplers(tpl: Template, vals: Values, samplers: Samplers) -> tuple[bool, list[int]]:
+    """Apply the sampling announcements of decoded options records: (whether one changed, the
+    records announcing an invalid N — 0 or above MAX_SAMPLING_INTERVAL —, which withdraw the
+    rate of their scope: its records follow the default rule)."""
+    invalid: list[int] = []
     n_values = in_record_sampling(vals)
     if n_values is None or vals.n == 0:
-        return False
+        return False, invalid
     scope_ies = {ie for ie, _ in tpl.fields[: tpl.scope_count]}
     domain_col = vals.get(C.IE_OBSERVATION_DOMAIN_ID)
     selector_col = vals.first(C.IE_SELECTOR_ID, C.IE_SAMPLER_ID)
@@ -112,8 +115,9 @@ def update_samplers(tpl: Template, vals: Values, samplers: Samplers) -> bool:
     )
     for i in range(vals.n):  # options records: a handful per file
         n_value = int(n_values[i])
-        if not 1 <= n_value <= U32_MAX:
-            continue
+        valid = 1 <= n_value <= C.MAX_SAMPLING_INTERVAL
+        if not valid:
+            invalid.append(i)
         domain = tpl.domain
         if C.IE_OBSERVATION_DOMAIN_ID in scope_ies and domain_col is not None:
             value = int(domain_col[i])
@@ -124,10 +128,12 @@ def update_samplers(tpl: Template, vals: Values, samplers: Samplers) -> bool:
             key = (domain, "template", int(template_col[i]))
         else:
             key = (domain, "domain", 0)
-        if samplers.get(key) != n_value:
+        if not valid:
+            changed |= samplers.pop(key, None) is not None
+        elif samplers.get(key) != n_value:
             samplers[key] = n_value
             changed = True
-    return changed
+    return changed, invalid
 
 
 def sampling(

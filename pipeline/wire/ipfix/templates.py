@@ -60,6 +60,18 @@ ACCEPTED_LENGTHS: dict[int, frozenset[int]] = {
     **C.VENDOR_ACCEPTED_LENGTHS,  # vendor IEs: pipeline.wire.ipfix.vendor
 }
 _MAX_RECORD_BYTES = C.MAX_MESSAGE_BYTES - C.MESSAGE_HEADER_BYTES - C.SET_HEADER_BYTES
+# volume IEs: a zero-length one would read as 0 bytes/packets, so its template is refused
+COUNTER_IES = (
+    frozenset(
+        {
+            C.IE_OCTET_DELTA_COUNT,
+            C.IE_PACKET_DELTA_COUNT,
+            C.IE_OCTET_TOTAL_COUNT,
+            C.IE_PACKET_TOTAL_COUNT,
+        }
+    )
+    | C.VENDOR_VOLUME_IES
+)
 
 
 @dataclass(eq=False)
@@ -97,6 +109,12 @@ class Template:
             self.error = C.REASON_IMPLAUSIBLE_FIELD_LENGTH
         elif self.min_length == 0:
             self.error = C.REASON_RECORD_LENGTH_ZERO
+        elif (
+            self.error is None
+            and not self.scope_count
+            and any(n == 0 and ie in COUNTER_IES for ie, n in self.fields)
+        ):
+            self.error = C.REASON_ZERO_LENGTH_COUNTER
 
     @property
     def version(self) -> int:
@@ -184,11 +202,12 @@ def _values_fixed(tpl: Template, joined: bytes) -> Values:
 
 def _walk_variable(
     u8: np.ndarray, tpl: Template, starts: np.ndarray, ends: np.ndarray
-) -> tuple[Values, np.ndarray, list[tuple[int, int]]]:
+) -> tuple[Values, np.ndarray, list[tuple[int, int]], np.ndarray]:
     """Walk all sets of a variable-length template in lockstep (record index × field).
 
     Returns the values, the set index of each record (records of a set in order, sets interleaved
-    by record index) and the (set index, byte offset) of records that overrun their set.
+    by record index), the (set index, byte offset) of records that overrun their set and where
+    each set's unread rest starts (its end after an overrun).
     """
     pos = starts.astype(np.int64).copy()
     ends = ends.astype(np.int64)
@@ -253,27 +272,28 @@ def _walk_variable(
         else:
             mat = u8[np.minimum(offs[:, None] + np.arange(n), limit)]
             vals.uint[ie] = be_uint(mat)
-    return vals, sets[order], overruns
+    pos[~active] = ends[~active]  # an overrunning record is set aside up to the set's end
+    return vals, sets[order], overruns, pos
 
 
 def decode_sets(
     buf: memoryview, u8: np.ndarray, tpl: Template, starts: np.ndarray, ends: np.ndarray
-) -> tuple[Values, np.ndarray, np.ndarray, list[tuple[int, int]]]:
+) -> tuple[Values, np.ndarray, np.ndarray, list[tuple[int, int]], np.ndarray]:
     """Decode all records of the data sets buf[starts[i]:ends[i]] (payloads) of one template.
 
     Returns the values, the set index of each record, the records per set (an overrunning record
-    counts, for sequence checks) and the (set index, byte offset) of each overrunning record.
+    counts, for sequence checks), the (set index, byte offset) of each overrunning record and
+    where each set's trailing bytes (shorter than one record) start (= its end when none).
     """
     if tpl.fixed_length is not None:
         rec = tpl.fixed_length
         counts = (ends - starts) // rec
-        joined = b"".join(
-            map(buf.__getitem__, map(slice, starts.tolist(), (starts + counts * rec).tolist()))
-        )
+        tail = starts + counts * rec
+        joined = b"".join(map(buf.__getitem__, map(slice, starts.tolist(), tail.tolist())))
         vals = _values_fixed(tpl, joined)
-        return vals, np.repeat(np.arange(len(starts)), counts), counts, []
-    vals, set_idx, overruns = _walk_variable(u8, tpl, starts, ends)
+        return vals, np.repeat(np.arange(len(starts)), counts), counts, [], tail
+    vals, set_idx, overruns, tail = _walk_variable(u8, tpl, starts, ends)
     counts = np.bincount(set_idx, minlength=len(starts))
     for i, _ in overruns:
         counts[i] += 1
-    return vals, set_idx, counts, overruns
+    return vals, set_idx, counts, overruns, tail

@@ -351,8 +351,9 @@ class _FileDecode:
             3: C.REASON_NO_ADDRESS,
             4: REASON_SCALED_UNKNOWN,
         }
+        domain = self.exporters.get(sysid, ("", 0, None))[2]
         for code, reason in reasons.items():
-            quarantine += self._record_quarantine(rows[st == code], reason)
+            quarantine += self._record_quarantine(rows[st == code], reason, domain)
         keep = rows[st == 0]
         scaled = cols["_scaled"][keep]
         divisor = np.where(scaled, max(static, 1), 1).astype(np.uint64)
@@ -383,8 +384,11 @@ class _FileDecode:
         stats = DecodeStats(messages=len(np.unique(self.v3_block[rows])))
         return _finish(DecodeResult(table, [], stats), quarantine)
 
-    def _record_quarantine(self, rows: np.ndarray, reason: str) -> list[QuarantineEntry]:
-        """One entry per block for the V3 records `rows` set aside for `reason`."""
+    def _record_quarantine(
+        self, rows: np.ndarray, reason: str, domain: int | None = None
+    ) -> list[QuarantineEntry]:
+        """One entry per block for the V3 records `rows` set aside for `reason` (`domain`: the
+        exporter's observation domain where nfcapd recorded it)."""
         entries = []
         if not len(rows):
             return entries
@@ -398,7 +402,9 @@ class _FileDecode:
             if not block.compressed:
                 where += F.BLOCK_HEADER.size + first - int(self.block_base[b])
             entries.append(
-                QuarantineEntry(self.source, where, len(payload), reason, payload, len(r))
+                QuarantineEntry(
+                    self.source, where, len(payload), reason, payload, len(r), domain=domain
+                )
             )
         return entries
 
