@@ -101,6 +101,7 @@ def test_normalise_exporter_day_writes_sorted_partition_report_and_quarantine(tm
         for k, v in report.items()
         if k in ("files", "messages", "quarantine_by_reason", "sampling_intervals", "sequence_gaps")
         or k in ("records_in", "records_decoded", "records_quarantined")
+        or k in TRUST_COUNTERS
     } == {
         "files": 3,
         "messages": 4,
