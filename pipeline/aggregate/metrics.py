@@ -27,6 +27,7 @@ from pipeline.config import (
     weeks_for_year,
 )
 from pipeline.ingest import completeness as inputs
+from pipeline.ingest.flows import TRUST_COUNTERS as WIRE_COUNTERS  # 0 in reports before them
 from pipeline.ingest.quality import DEFAULT_MAX_SHARE_PCT
 from pipeline.ingest.sources import UNREGISTERED
 
@@ -36,16 +37,6 @@ WEEK_CLASSES = {
     "mobile": ["total", "tcp80", "tcp443", "udp443"],
 }
 EXPORTER_SERVICE = {"broadband": "pppoe", "mobile": "mobile"}  # port analyses: PPPoE only (spec §0)
-# Wire-level counters of the ingest reports (0 in reports written before they existed).
-WIRE_COUNTERS = (
-    "template_redefinitions",
-    "records_second_pass",
-    "records_default_sampling",
-    "invalid_sampling_announcements",
-    "duplicate_datagrams",
-    "trailing_bytes",
-    "records_estimated_unsplittable",
-)
 INGEST_COUNTERS = (
     "files",
     "messages",
