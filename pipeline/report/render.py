@@ -12,7 +12,7 @@ import polars as pl
 from weasyprint import HTML
 
 from pipeline.charts.render import write_bytes_atomic
-from pipeline.config import REPO_ROOT
+from pipeline.config import REPO_ROOT, time_zone
 from pipeline.report import formats
 from pipeline.report.facts import report_facts
 from pipeline.report.formats import fmt_number, month_name
@@ -246,6 +246,7 @@ def render_html(
         fig=figure_srcs,
         fig_titles=figure_titles(year, params.get("report", {}).get("normalise_month", "2020-01")),
         days_per_week=params.get("daily_usage", {}).get("days_per_week", 7),
+        time_zone=str(time_zone(params)),
         mode_rule=params.get("daily_usage", {}).get("mode_rule", "tilt"),
         mode_fit_bins=params.get("daily_usage", {}).get("mode_fit_bins", 7),
         min_sampled_packets=params.get("daily_usage", {}).get("min_sampled_packets", 1),

@@ -312,5 +312,7 @@ def test_method_rules_and_users_left_out_are_printed(pdf_text):
     assert "relative error is about 1/√k" in method
     assert "rests on at least 1 sampled packet" in method
     assert "ranks below every user with a value" in method
+    assert "Local time is Asia/Tokyo, with its daylight-saving rules" in " ".join(method.split())
+    assert "left out of both the week's total and the divisor" in " ".join(method.split())
     assert "37 of the 20,000 broadband users had no sampled upload packet (IN) and 4" in pdf_text
     assert "and 112 and 9 had fewer than the 1 sampled packets" in pdf_text
