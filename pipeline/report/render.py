@@ -55,12 +55,21 @@ EDITORIAL_PARAMS = ("report.editions", "report.default_subtitle")
 
 
 def flatten_params(params: Any, prefix: str = "") -> list[tuple[str, str]]:
-    """Nested params as sorted ('a.b.c', 'value') pairs; lists are printed inline."""
+    """Nested params as sorted ('a.b.c', 'value') pairs; lists are printed inline, a list of flat
+    mappings one row per entry ('k=v, …'); empty lists and mappings (nothing set) are left out."""
     if isinstance(params, dict):
         out: list[tuple[str, str]] = []
         for key in sorted(params, key=str):
             out += flatten_params(params[key], f"{prefix}.{key}" if prefix else str(key))
         return out
+    if isinstance(params, list) and not params:
+        return []
+    if isinstance(params, list) and all(isinstance(v, dict) for v in params):
+        if all(not isinstance(x, dict | list) for v in params for x in v.values()):
+            return [
+                (f"{prefix}[{i}]", ", ".join(f"{k}={v[k]}" for k in sorted(v, key=str)))
+                for i, v in enumerate(params)
+            ]
     if isinstance(params, list) and any(isinstance(v, dict) for v in params):
         return [pair for i, v in enumerate(params) for pair in flatten_params(v, f"{prefix}[{i}]")]
     if isinstance(params, list):

@@ -241,12 +241,17 @@ def test_pdf_dates_from_source_date_epoch(built):
 
 
 def test_flatten_params_worked_example():
-    params = {"b": {"y": [1, 2]}, "a": 1, "w": {2024: {"extra": [{"start": "x", "role": "r"}]}}}
+    params = {
+        "b": {"y": [1, 2]},
+        "a": 1,
+        "w": {2024: {"extra": [{"start": "x", "role": "r"}]}, 2023: {"extra": []}},
+        "n": [{"k": {"deep": 1}}],
+    }
     assert flatten_params(params) == [
         ("a", "1"),
         ("b.y", "1, 2"),
-        ("w.2024.extra[0].role", "r"),
-        ("w.2024.extra[0].start", "x"),
+        ("n[0].k.deep", "1"),
+        ("w.2024.extra[0]", "role=r, start=x"),
     ]
 
 
