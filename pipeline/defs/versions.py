@@ -7,14 +7,12 @@ recorded (or an upstream's data version changed), which is what `pipeline.build`
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from pathlib import Path
 
 from dagster import AssetsDefinition
 
-from pipeline.config import PARAMS_FILE, PUBLISHED_DIR, REPO_ROOT, Settings, load_params
+from pipeline.config import PUBLISHED_DIR, REPO_ROOT, Settings, load_params, params_path
 from pipeline.fingerprint import digest, file_sha256, params_subset, source_digest
 from pipeline.simulate.cache import code_sha256 as simulator_code_sha256
 
@@ -92,7 +90,7 @@ def code_version(asset: str, settings: Settings) -> str:
     spec = inputs_of(asset)
     parts: dict = {"sources": _sources(spec.modules, spec.files)}
     if spec.params == ("*",):
-        parts["params"] = file_sha256(Path(os.environ.get("BBTR_PARAMS", PARAMS_FILE)))
+        parts["params"] = file_sha256(params_path())
     else:
         parts["params"] = params_subset(load_params(), spec.params)
     parts["settings"] = {k: v for k, v in asdict(settings).items() if k in spec.settings}

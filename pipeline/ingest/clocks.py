@@ -50,7 +50,8 @@ def _reason_codes(flows: pa.Table, window: tuple[int, int]) -> np.ndarray:
 def set_aside_out_of_window(
     result: DecodeResult, window: tuple[int, int], rel: str
 ) -> DecodeResult:
-    """`result` with its implausibly timed rows moved to the quarantine, one entry per reason."""
+    """`result` with its implausibly timed rows moved to the quarantine, one entry per reason and
+    observation domain (the template id is not known after decoding)."""
     flows = result.flows
     if flows.num_rows == 0:
         return result
@@ -62,10 +63,13 @@ def set_aside_out_of_window(
         rows = flows.filter(pa.array(codes == code))
         if rows.num_rows == 0:
             continue
-        payload = _ipc_bytes(rows)
-        result.quarantine.append(
-            QuarantineEntry(rel, 0, len(payload), reason, payload, rows.num_rows)
-        )
+        domains = rows.column("observation_domain_id").to_numpy(zero_copy_only=False)
+        for domain in np.unique(domains).tolist():  # loop over domains, not records
+            part = rows.filter(pa.array(domains == domain))
+            payload = _ipc_bytes(part)
+            result.quarantine.append(
+                QuarantineEntry(rel, 0, len(payload), reason, payload, part.num_rows, int(domain))
+            )
         stats.quarantine_by_reason[reason] = (
             stats.quarantine_by_reason.get(reason, 0) + rows.num_rows
         )

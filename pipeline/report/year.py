@@ -17,7 +17,7 @@ import polars as pl
 from pipeline.aggregate.history import published_history, read_history
 from pipeline.atomic import replace_dir, staging_dir, write_text_atomic
 from pipeline.charts.render import build_charts
-from pipeline.config import PARAMS_FILE, REPO_ROOT, Paths, analysis_week, load_params, report_years
+from pipeline.config import REPO_ROOT, Paths, analysis_week, load_params, params_path, report_years
 from pipeline.report.render import build_report, file_sha256
 
 REPORT_TABLES = (
@@ -184,7 +184,7 @@ def build_context(paths: Paths, year: int, source: str, tables: dict[str, pl.Dat
             "code_version": code_version(),
             "inputs_sha256": inputs.get("inputs_sha256", "unknown"),
             "input_files": len(inputs.get("files", {})),
-            "params_sha256": hashlib.sha256(PARAMS_FILE.read_bytes()).hexdigest(),
+            "params_sha256": hashlib.sha256(params_path().read_bytes()).hexdigest(),
             "source_date_epoch": source_date_epoch(),
             "simulator": inputs.get("simulator"),
         }

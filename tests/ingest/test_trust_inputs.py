@@ -208,6 +208,7 @@ def test_implausible_flow_times_are_set_aside_with_a_reason(tmp_path):
     kept = {}
     for row in q:  # the set-aside rows are kept, readable, with file and reason
         assert row["source_file"] == "ipfix/bras-a/2024-06-03/0200.ipfix"
+        assert row["observation_domain_id"] == 1 and row["template_id"] is None
         rows = pa.ipc.open_stream(row["payload"]).read_all()
         kept[row["reason"]] = sorted(rows.column("flow_start_ms").to_pylist())
     assert kept == {
