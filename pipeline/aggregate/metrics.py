@@ -239,18 +239,6 @@ def user_week_usage(
     return _year_table("user_week_usage", year, sql_params)
 
 
-def user_day_usage(flows_glob: str, year: int, params: dict[str, Any]) -> pl.DataFrame:
-    """Internal: per personal broadband user and local day of the analysis week, in_bytes,
-    out_bytes, flows — each flow whole in the day of its start, as user_week_usage counts it."""
-    ipoe_from = int(params["daily_usage"].get("ipoe_per_user_from_year", IPOE_PER_USER_FROM_YEAR))
-    sql_params = {
-        "flows_glob": flows_glob,
-        "bb_protocols": ["pppoe", "ipoe"] if year >= ipoe_from else ["pppoe"],
-        **_week_params(analysis_week(year, params), params),
-    }
-    return _year_table("user_day_usage", year, sql_params)
-
-
 def min_sampled_packets(params: dict[str, Any]) -> int:
     """The reliability rule: sampled packets a user-direction's estimate needs (at least 1)."""
     return max(1, int(params["daily_usage"].get("min_sampled_packets", 1)))

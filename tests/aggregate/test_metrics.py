@@ -833,12 +833,24 @@ def test_flows_spanning_hour_midnight_and_week_end_count_whole_in_their_start_da
     for r, minutes in zip(rows, (3, 5, 10, 10, 1), strict=True):
         r["flow_end_ms"] = r["flow_start_ms"] + minutes * 60_000
     glob = write_flows(tmp_path, rows)
-    uw = metrics.user_week_usage(glob, _billing(tmp_path), 2024, params, salt="s")
-    daily = metrics.user_day_usage(glob, 2024, params)
-    assert daily.filter(pl.col("user_key") == "u1").select("day", "out_bytes").rows() == [
-        ("2024-06-03", 3000.0),
-        ("2024-06-09", 4000.0),
-    ]
-    week = uw.filter(pl.col("user_key") == "u1")["out_bytes"][0]
-    assert daily["out_bytes"].sum() == week == 7000.0
-    assert daily["flows"].sum() == 3  # each flow of the week in exactly one day
+    billing = _billing(tmp_path)
+    week = metrics.user_week_usage(glob, billing, 2024, params, "s")
+    days = [f"2024-06-{d:02d}" for d in range(3, 10)]  # local dates of the analysis week
+    by_day = {}
+    for day in days:  # the per-user query over one day: the others marked missing
+        others = [d for d in days if d != day]
+        one_day = pl.DataFrame(
+            {
+                "kind": "flows",
+                "service": "pppoe",
+                "scope": "bras01",
+                "period": others,
+                "present": False,
+                "records": 0,
+            }  # fmt: skip
+        )
+        usage = metrics.user_week_usage(glob, billing, 2024, params, "s", one_day)
+        by_day[day] = usage.filter(pl.col("user_key") == "u1")["out_bytes"].sum()
+    assert {d: b for d, b in by_day.items() if b} == {"2024-06-03": 3000.0, "2024-06-09": 4000.0}
+    # 1000 + 2000 + 4000: each flow of the week in exactly one day, none in two or none
+    assert sum(by_day.values()) == week.filter(pl.col("user_key") == "u1")["out_bytes"][0] == 7000.0
