@@ -7,6 +7,7 @@ import hashlib
 from pathlib import Path
 
 from pipeline.config import weeks_for_year
+from pipeline.fingerprint import file_sha256
 
 
 def days_for_year(year: int) -> list[dt.date]:
@@ -50,11 +51,7 @@ def sha256_of_files(files: list[Path], root: Path) -> tuple[str, dict[str, str]]
     """Combined digest over (relative path, file digest) pairs, plus each file's digest."""
     per_file: dict[str, str] = {}
     for f in files:
-        h = hashlib.sha256()
-        with f.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 22), b""):
-                h.update(chunk)
-        per_file[f.relative_to(root).as_posix()] = h.hexdigest()
+        per_file[f.relative_to(root).as_posix()] = file_sha256(f)
     combined = hashlib.sha256()
     for name in sorted(per_file):
         combined.update(f"{name}\0{per_file[name]}\n".encode())

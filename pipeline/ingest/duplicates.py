@@ -8,22 +8,11 @@ its path and the path of the copy that was read), so totals do not change.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from pipeline.fingerprint import file_sha256
 from pipeline.ingest.sources import FlowSource
-
-CHUNK_BYTES = 1 << 22
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes, read in chunks (constant memory)."""
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for chunk in iter(lambda: fh.read(CHUNK_BYTES), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def listed_files(

@@ -16,8 +16,9 @@ import pyarrow.parquet as pq
 import yaml
 
 from pipeline.atomic import write_atomic
+from pipeline.fingerprint import file_sha256
 from pipeline.ingest.clocks import clock_tolerance_ms, day_window_ms, set_aside_out_of_window
-from pipeline.ingest.duplicates import file_sha256, listed_files
+from pipeline.ingest.duplicates import listed_files
 from pipeline.ingest.flow_readers import FlowFileReader
 from pipeline.ingest.sources import UNREGISTERED, ExporterMatcher, FlowSource, parse_sources
 from pipeline.wire.records import FLOW_SCHEMA, TRUST_COUNTERS, DecodeResult, QuarantineEntry
