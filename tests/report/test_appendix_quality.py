@@ -97,6 +97,17 @@ def test_wire_counters_no_report_carried_are_not_printed_as_zero():
     assert "largest share set aside: bb-pppoe-1, 2024-06-05 0.43%" in text
 
 
+def test_a_tiny_worst_share_is_not_printed_as_zero():
+    """0.0016 % set aside is not "0.00%": a reader must see that something was set aside."""
+    rows = [
+        (item, scope, 0.0016 if item == "worst_quarantined_share_pct" else value)
+        for item, scope, value in TRUST_ROWS
+    ]
+    text = _appendix_text(_tables_with(rows))
+    assert "largest share set aside: bb-pppoe-1, 2024-06-05 < 0.01%" in text
+    assert "2024-06-05 0.00%" not in text
+
+
 def test_appendix_a_without_the_new_rows_leaves_them_out():
     """A data_quality table without these rows (e.g. an ISP's older reports): no row, no crash."""
     text = _appendix_text(make_tables(YEAR))
