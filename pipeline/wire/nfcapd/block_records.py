@@ -1,9 +1,12 @@
 """Records inside decompressed nfcapd data blocks: the record chain and little-endian gathers.
 
-Records are variable-size, so their starts are found per block by pointer jumping: every
-4-byte-aligned offset whose {type, size} looks like a record is a candidate, its successor is
-offset + size, and repeated squaring of that successor map lists the chain from offset 0 in
-O(n log n) numpy work. `Words` then gathers fields at many record offsets at once.
+Records are variable-size. A block of V3 records only (what nfcapd writes) is chained in O(n):
+the 4-aligned words whose type is V3 are the candidates, and they are the block's records exactly
+when each one ends where the next begins, the first at 0 and the last at the block end
+(`v3_chain`). Any other block is chained by pointer jumping (`record_chain`): every 4-aligned
+offset whose {type, size} looks like a record is a candidate, its successor is offset + size, and
+repeated squaring of that successor map lists the chain from offset 0 in O(n log n) numpy work.
+`Words` then gathers fields at many record offsets at once.
 """
 
 from __future__ import annotations
@@ -51,13 +54,35 @@ def record_chain(u8: np.ndarray) -> tuple[np.ndarray, int]:
     return offsets, stop
 
 
+def v3_chain(w16: np.ndarray, base: int, length: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(offsets, sizes) of the records of the block at byte `base` (4-aligned) of the buffer whose
+    little-endian uint16 view is `w16`, when they are all V3 records chained from its start to its
+    end; None otherwise (then `record_chain` decides)."""
+    if length <= 0 or length % 4 or base % 4:
+        return None
+    lo, hi = base // 2, (base + length) // 2
+    cand = np.flatnonzero(w16[lo:hi:2] == F.TYPE_V3_FLOW)  # word index of each V3-typed word
+    if not len(cand) or cand[0] != 0:
+        return None
+    size = w16[lo + 1 : hi : 2][cand].astype(np.int64)
+    start = cand * 4
+    ends = start + size
+    if ends[-1] != length or not np.array_equal(ends[:-1], start[1:]):
+        return None
+    return start + base, size
+
+
 # ------------------------------------------------------------------------------ gathers
 class Words:
-    """Little-endian gathers at byte offsets from one buffer (length a multiple of 8)."""
+    """Little-endian gathers at byte offsets from one buffer (any length; a gather must fit)."""
 
     def __init__(self, data: bytes) -> None:
         self.u8 = np.frombuffer(data, np.uint8)
-        self.w16, self.w32, self.w64 = (self.u8.view(t) for t in ("<u2", "<u4", "<u8"))
+        n = len(self.u8)
+        self.w16 = np.ndarray((n // 2,), "<u2", data)
+        self.w32 = np.ndarray((n // 4,), "<u4", data)
+        self.w64 = np.ndarray((n // 8,), "<u8", data)
+        self.w64_4 = np.ndarray((max(n - 4, 0) // 8,), "<u8", data, min(n, 4))  # words at 8k + 4
 
     def _bytes(self, o: np.ndarray, width: int) -> np.ndarray:
         rows = np.ascontiguousarray(self.u8[o[:, None] + np.arange(width)])
@@ -75,5 +100,7 @@ class Words:
             return self.w64[o >> 3]
         if (o & 3).any():
             return self._bytes(o, 8)
+        if not aligned.any():  # all at 8k + 4
+            return self.w64_4[o >> 3]
         q = o >> 2  # all 4-aligned: two 32-bit gathers
         return self.w32[q].astype(np.uint64) | (self.w32[q + 1].astype(np.uint64) << np.uint64(32))

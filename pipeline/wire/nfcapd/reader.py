@@ -1,9 +1,10 @@
 """Native, vectorised reader of nfcapd files (nfdump 1.7.x, LAYOUT_VERSION_2, V3 flow records).
 
 A Python loop walks the file's data blocks (and the few exporter/sampler records); flow records are
-never looped over. Record starts come from the pointer-jumping record chain of each block
-(`block_records`); V3 elements are then walked in lockstep (loop over the element index,
-vectorised across records) and fields gathered with numpy.
+never looped over. Uncompressed blocks are read in place from the file's bytes. Record starts come
+from the O(n) V3 chain of each block, or the pointer-jumping record chain of a block that is not
+all V3 (`block_records`); V3 records are decoded in cache-sized chunks, by learnt element layouts
+or an element walk in lockstep (`v3_records`), with numpy gathers.
 
 Counters: nfcapd 1.7.1 stores counters as exported (unscaled) unless it was started with `-s N`
 (default sampler, id -2) or `-s -N` (overwrite, id -3); it then multiplies them by N and sets the
@@ -28,12 +29,13 @@ import pyarrow as pa
 
 from pipeline.wire.ipfix import constants as C
 from pipeline.wire.nfcapd import format as F
-from pipeline.wire.nfcapd.block_records import Words, record_chain
+from pipeline.wire.nfcapd.block_records import Words, record_chain, v3_chain
 from pipeline.wire.nfcapd.compression import (
     CorruptBlock,
     UnsupportedCompression,
     decompress_block,
 )
+from pipeline.wire.nfcapd.v3_records import decode_v3
 from pipeline.wire.records import FLOW_SCHEMA, DecodeResult, DecodeStats, QuarantineEntry
 
 REASON_BAD_FILE_HEADER = "bad nfcapd file header"
@@ -70,7 +72,8 @@ class _Block:
     file_offset: int  # of the block header
     num_records: int
     compressed: bool
-    data: bytes
+    size: int  # bytes of records
+    data: bytes | None  # decompressed records; None: in the file after the block header
 
 
 def read_nfcapd(path: Path, source: str | None = None) -> list[NfcapdExporterFlows]:
@@ -78,16 +81,18 @@ def read_nfcapd(path: Path, source: str | None = None) -> list[NfcapdExporterFlo
     return decode_nfcapd(Path(path).read_bytes(), source or str(path))
 
 
-def decode_nfcapd(buf: bytes, source: str) -> list[NfcapdExporterFlows]:
-    """Same as read_nfcapd, from the file's bytes; never raises on bad input."""
-    return _FileDecode(bytes(buf), source).run()
+def decode_nfcapd(buf: bytes, source: str, *, fast: bool = True) -> list[NfcapdExporterFlows]:
+    """Same as read_nfcapd, from the file's bytes; never raises on bad input. `fast=False` chains
+    every block by pointer jumping and walks every record's elements (the reference)."""
+    return _FileDecode(bytes(buf), source, fast).run()
 
 
 # ------------------------------------------------------------------------------ decoding
 class _FileDecode:
-    def __init__(self, buf: bytes, source: str) -> None:
+    def __init__(self, buf: bytes, source: str, fast: bool = True) -> None:
         self.buf = buf
         self.source = source
+        self.fast = fast
         self.file_quarantine: list[QuarantineEntry] = []
         self.blocks: list[_Block] = []
         self.exporters: dict[int, tuple[str, int, int]] = {}  # sysid → (address, version, domain)
@@ -136,15 +141,16 @@ class _FileDecode:
                 self._quarantine(pos, buf[pos:end], REASON_TRUNCATED_BLOCK, num_records)
                 seen += 1
                 break
-            payload = buf[body : body + size]
             seen += 1
             if btype != F.DATA_BLOCK_TYPE_3:
                 self._quarantine(pos, buf[pos : body + size], REASON_UNSUPPORTED_BLOCK, num_records)
+            elif flags & F.FLAG_BLOCK_UNCOMPRESSED or compression == 0:
+                self.blocks.append(_Block(pos, num_records, False, size, None))
             else:
-                block_compression = 0 if flags & F.FLAG_BLOCK_UNCOMPRESSED else compression
+                block_compression = compression
                 try:
-                    data = decompress_block(payload, block_compression)
-                    self.blocks.append(_Block(pos, num_records, block_compression != 0, data))
+                    data = decompress_block(buf[body : body + size], block_compression)
+                    self.blocks.append(_Block(pos, num_records, True, len(data), data))
                 except UnsupportedCompression:
                     reason = (
                         REASON_UNSUPPORTED_LZO if block_compression == 1
@@ -159,35 +165,68 @@ class _FileDecode:
         return compression
 
     # ---------------------------------------------------------------- records
-    def _decode_records(self) -> None:
-        """Concatenate block payloads (8-aligned), chain their records, decode them all at once."""
-        parts, bases, offs, blk = [], [], [], []
-        base = 0
-        for i, block in enumerate(self.blocks):
-            u8 = np.frombuffer(block.data, np.uint8)
-            offsets, stop = record_chain(u8)
-            if stop < len(u8):
-                missing = block.num_records - len(offsets)
-                where = block.file_offset if block.compressed else block.file_offset + 12 + stop
-                self._quarantine(where, block.data[stop:], REASON_RECORD_CHAIN, missing)
+    def _records_buffer(self) -> tuple[bytes, list[int]]:
+        """The bytes holding every block's records and where each block's records start: the file
+        itself when every block is stored uncompressed at a 4-aligned offset and at least 8 bytes
+        follow the last one (header reads of a short last record stay inside); else the blocks'
+        records concatenated, each part 8-aligned, with 8 zero bytes after."""
+        blocks = self.blocks
+        direct = all(b.data is None and b.file_offset % 4 == 0 for b in blocks)
+        if direct and blocks:
+            last = blocks[-1]
+            direct = last.file_offset + F.BLOCK_HEADER.size + last.size + 8 <= len(self.buf)
+        if direct:
+            return self.buf, [b.file_offset + F.BLOCK_HEADER.size for b in blocks]
+        parts, bases, base = [], [], 0
+        for b in blocks:
+            body = b.file_offset + F.BLOCK_HEADER.size
+            data = b.data if b.data is not None else self.buf[body : body + b.size]
+            pad = -len(data) % 8
+            parts += [data, b"\0" * pad]
             bases.append(base)
-            offs.append(offsets + base)
-            blk.append(np.full(len(offsets), i, np.int64))
-            pad = -len(block.data) % 8
-            parts.append(block.data + b"\0" * pad)
-            base += len(block.data) + pad
-        data = b"".join(parts) + b"\0" * 8
-        self.words = Words(data)
-        self.u8 = self.words.u8
+            base += len(data) + pad
+        return b"".join(parts) + b"\0" * 8, bases
+
+    def _decode_records(self) -> None:
+        """Chain the records of every block, then decode them all at once."""
+        data, bases = self._records_buffer()
+        self.words = w = Words(data)
+        self.u8 = w.u8
         self.block_base = np.array(bases, np.int64)
+        offs, sizes, types, counts = [], [], [], []
+        for block, base in zip(self.blocks, bases, strict=True):
+            chain = v3_chain(w.w16, base, block.size) if self.fast else None
+            if chain is not None:
+                off, size = chain
+                typ = np.full(len(off), F.TYPE_V3_FLOW, np.uint16)
+            else:
+                off, stop = record_chain(w.u8[base : base + block.size])
+                if stop < block.size:
+                    missing = block.num_records - len(off)
+                    where = block.file_offset if block.compressed else block.file_offset + 12 + stop
+                    payload = data[base + stop : base + block.size]
+                    self._quarantine(where, payload, REASON_RECORD_CHAIN, missing)
+                off = off + base
+                typ = w.u16(off)
+                size = w.u16(off + 2).astype(np.int64)
+            offs.append(off)
+            sizes.append(size)
+            types.append(typ)
+            counts.append(len(off))
         off = np.concatenate(offs) if offs else np.zeros(0, np.int64)
-        self.rec_block = np.concatenate(blk) if blk else np.zeros(0, np.int64)
-        typ = self.words.u16(off)
-        size = self.words.u16(off + 2).astype(np.int64)
-        self._meta_records(off, typ)
-        self._legacy_records(data, off, size, np.isin(typ, _FLOW_RECORD_TYPES))
-        v3 = typ == F.TYPE_V3_FLOW
-        self.v3_off, self.v3_size, self.v3_block = off[v3], size[v3], self.rec_block[v3]
+        size = np.concatenate(sizes) if sizes else np.zeros(0, np.int64)
+        typ = np.concatenate(types) if types else np.zeros(0, np.uint16)
+        self.rec_block = np.repeat(np.arange(len(counts)), counts)
+        other = np.flatnonzero(typ != F.TYPE_V3_FLOW)
+        if len(other):
+            self._meta_records(off[other], typ[other])
+            legacy = np.zeros(len(off), bool)
+            legacy[other] = np.isin(typ[other], _FLOW_RECORD_TYPES)
+            self._legacy_records(data, off, size, legacy)
+            v3 = typ == F.TYPE_V3_FLOW
+            self.v3_off, self.v3_size, self.v3_block = off[v3], size[v3], self.rec_block[v3]
+        else:
+            self.v3_off, self.v3_size, self.v3_block = off, size, self.rec_block
 
     def _legacy_records(
         self, data: bytes, off: np.ndarray, size: np.ndarray, legacy: np.ndarray
@@ -237,73 +276,6 @@ class _FileDecode:
                 self.samplers.setdefault(sysid, {})[sid] = interval
 
     # ---------------------------------------------------------------- V3 flows
-    def _flows(self) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-        """Columns of all V3 records, their status (0 ok or a reason index) and exporter sysid."""
-        u8, w = self.u8, self.words
-        off, end = self.v3_off, self.v3_off + self.v3_size
-        n = len(off)
-        num_el = u8[off + 4]
-        sysid = w.u16(off + 8)
-        flags = u8[off + 10]
-        status = np.zeros(n, np.uint8)
-        cur = off + F.V3_HEADER_BYTES
-        wanted = (F.EX_GENERIC_FLOW, F.EX_IPV4_FLOW, F.EX_IPV6_FLOW, F.EX_FLOW_MISC)
-        at = {e: np.full(n, -1, np.int64) for e in wanted}
-        length = {e: np.zeros(n, np.int64) for e in wanted}
-        for e in range(int(num_el.max()) if n else 0):
-            active = (num_el > e) & (status == 0)
-            full = bool(active.all())
-            idx = np.arange(n) if full else np.flatnonzero(active)
-            if not len(idx):
-                break
-            c = cur if full else cur[idx]
-            stop = end if full else end[idx]
-            fits = c + 4 <= stop
-            safe = np.where(fits, c, 0)
-            etype = w.u16(safe)
-            elen = w.u16(safe + 2).astype(np.int64)
-            bad = ~fits | (elen < 4) | (c + elen > stop)
-            if bad.any():
-                status[idx[bad]] = 1
-            good = ~bad
-            for eid in wanted:
-                sel = good & (etype == eid)
-                if not sel.any():
-                    continue
-                rows = idx[sel]
-                first = at[eid][rows] < 0
-                at[eid][rows[first]] = c[sel][first]
-                length[eid][rows[first]] = elen[sel][first]
-            cur[idx[good]] = c[good] + elen[good]
-        gen_ok = length[F.EX_GENERIC_FLOW] >= F.EX_GENERIC_FLOW_BYTES
-        v4 = length[F.EX_IPV4_FLOW] >= F.EX_IPV4_FLOW_BYTES
-        v6 = ~v4 & (length[F.EX_IPV6_FLOW] >= F.EX_IPV6_FLOW_BYTES)
-        status[(status == 0) & ~gen_ok] = 2
-        status[(status == 0) & ~v4 & ~v6] = 3
-
-        cols: dict[str, np.ndarray] = {}
-        g = np.where(status == 0, at[F.EX_GENERIC_FLOW], 0)
-        cols["flow_start_ms"] = w.u64(g + F.OFF_MSEC_FIRST).astype(np.int64)
-        cols["flow_end_ms"] = w.u64(g + F.OFF_MSEC_LAST).astype(np.int64)
-        cols["packets"] = w.u64(g + F.OFF_IN_PACKETS)
-        cols["octets"] = w.u64(g + F.OFF_IN_BYTES)
-        cols["protocol"] = u8[g + F.OFF_PROTO]
-        ports = np.where(np.isin(cols["protocol"], (1, 58)), 0, w.u32(g + F.OFF_SRC_PORT))
-        cols["src_port"] = (ports & 0xFFFF).astype(np.uint16)
-        cols["dst_port"] = (ports >> 16).astype(np.uint16)
-        a4 = np.where(v4, at[F.EX_IPV4_FLOW], 0)
-        cols["src_v4"] = w.u32(a4 + 4)
-        cols["dst_v4"] = w.u32(a4 + 8)
-        a6 = np.where(v6, at[F.EX_IPV6_FLOW], 0)
-        for i, name in enumerate(("src_v6_hi", "src_v6_lo", "dst_v6_hi", "dst_v6_lo")):
-            cols[name] = w.u64(a6 + 4 + 8 * i)
-        has_misc = length[F.EX_FLOW_MISC] >= F.EX_FLOW_MISC_BYTES
-        cols["flow_direction"] = u8[np.where(has_misc, at[F.EX_FLOW_MISC], 0) + F.OFF_MISC_DIR]
-        cols["ip_version"] = np.where(v4, 4, 6).astype(np.uint8)
-        cols["_v4"], cols["_v6"], cols["_misc"] = v4, v6, has_misc
-        cols["_scaled"] = (flags & F.V3_FLAG_SAMPLED) != 0
-        return cols, status, sysid
-
     def _sampling(self, sysid: int) -> tuple[int, int]:
         """(rate of nfcapd-scaled records or 0, rate of unscaled records or 0) of one exporter."""
         samplers = self.samplers.get(sysid, {})
@@ -318,12 +290,15 @@ class _FileDecode:
         orphan_q = list(self.file_quarantine)
         orphan_n = 0
         if hasattr(self, "v3_off") and len(self.v3_off):
-            cols, status, sysid = self._flows()
-            for s in np.unique(sysid).tolist():
-                rows = np.flatnonzero(sysid == s)
+            cols, status = decode_v3(self.words, self.v3_off, self.v3_size, layouts=self.fast)
+            sysid = cols["_sysid"]
+            present = np.flatnonzero(np.bincount(sysid)).tolist()
+            for s in present:
+                rows = None if len(present) == 1 else np.flatnonzero(sysid == s)
                 if s not in self.exporters:
-                    orphan_q += self._record_quarantine(rows, REASON_EXPORTER_UNKNOWN)
-                    orphan_n += len(rows)
+                    every = np.arange(len(sysid)) if rows is None else rows
+                    orphan_q += self._record_quarantine(every, REASON_EXPORTER_UNKNOWN)
+                    orphan_n += len(every)
                     continue
                 key = self.exporters[s]
                 out.setdefault(key, []).append(self._exporter_result(s, rows, cols, status))
@@ -337,11 +312,15 @@ class _FileDecode:
         return results
 
     def _exporter_result(
-        self, sysid: int, rows: np.ndarray, cols: dict, status: np.ndarray
+        self, sysid: int, rows: np.ndarray | None, cols: dict, status: np.ndarray
     ) -> DecodeResult:
+        """Flows and quarantine of one exporter's records `rows` (None: every V3 record)."""
         static, unscaled = self._sampling(sysid)
-        scaled = cols["_scaled"][rows]
-        st = status[rows].copy()
+        n = len(status)
+        pick = (lambda a: a) if rows is None else (lambda a: a[rows])  # noqa: E731
+        every = np.arange(n) if rows is None else rows
+        scaled = pick(cols["_scaled"])
+        st = pick(status).copy()
         if not static:
             st[(st == 0) & scaled] = 4
         quarantine: list[QuarantineEntry] = []
@@ -352,26 +331,29 @@ class _FileDecode:
             4: REASON_SCALED_UNKNOWN,
         }
         domain = self.exporters.get(sysid, ("", 0, None))[2]
-        for code, reason in reasons.items():
-            quarantine += self._record_quarantine(rows[st == code], reason, domain)
-        keep = rows[st == 0]
-        scaled = cols["_scaled"][keep]
-        divisor = np.where(scaled, max(static, 1), 1).astype(np.uint64)
+        ok = st == 0
+        if not ok.all():
+            for code, reason in reasons.items():
+                quarantine += self._record_quarantine(every[st == code], reason, domain)
+        keep = rows if ok.all() else every[ok]
+        take = (lambda a: a) if keep is None else (lambda a: a[keep])  # noqa: E731
+        scaled = take(cols["_scaled"])
+        any_scaled = bool(scaled.any())
         sampling = np.where(scaled, static, unscaled).astype(np.uint32)
-        v4, v6, misc = cols["_v4"][keep], cols["_v6"][keep], cols["_misc"][keep]
+        v4, v6, misc = take(cols["_v4"]), take(cols["_v6"]), take(cols["_misc"])
         arrays = []
         for f in FLOW_SCHEMA:
             name = f.name
             if name == "observation_domain_id":
-                values = np.full(len(keep), self.exporters[sysid][2], np.uint32)
+                values = np.full(len(sampling), self.exporters[sysid][2], np.uint32)
                 arrays.append(pa.array(values, type=f.type))
                 continue
             if name == "sampling_interval":
                 arrays.append(pa.array(sampling, type=f.type))
                 continue
-            values = cols[name][keep]
-            if name in ("octets", "packets"):
-                values = values // divisor
+            values = take(cols[name])
+            if name in ("octets", "packets") and any_scaled:
+                values = values // np.where(scaled, max(static, 1), 1).astype(np.uint64)
             mask = None
             if name in ("src_v4", "dst_v4"):
                 mask = ~v4
@@ -381,7 +363,9 @@ class _FileDecode:
                 mask = ~misc
             arrays.append(pa.array(values, type=f.type, mask=mask))
         table = pa.Table.from_arrays(arrays, schema=FLOW_SCHEMA)
-        stats = DecodeStats(messages=len(np.unique(self.v3_block[rows])))
+        blocks = pick(self.v3_block)  # ascending
+        messages = int(np.count_nonzero(blocks[1:] != blocks[:-1])) + 1 if len(blocks) else 0
+        stats = DecodeStats(messages=messages)
         return _finish(DecodeResult(table, [], stats), quarantine)
 
     def _record_quarantine(
@@ -439,8 +423,11 @@ def _finish(result: DecodeResult, quarantine: list[QuarantineEntry]) -> DecodeRe
         )
     stats.records_in = stats.records_decoded + stats.records_quarantined
     if result.flows.num_rows:
-        ns, counts = np.unique(
-            result.flows.column("sampling_interval").to_numpy(), return_counts=True
-        )
-        stats.sampling_intervals = {int(k): int(c) for k, c in zip(ns, counts, strict=True)}
+        sampling = result.flows.column("sampling_interval").to_numpy()
+        lo, hi = int(sampling.min()), int(sampling.max())
+        if lo == hi:
+            stats.sampling_intervals = {lo: len(sampling)}
+        else:
+            ns, counts = np.unique(sampling, return_counts=True)
+            stats.sampling_intervals = {int(k): int(c) for k, c in zip(ns, counts, strict=True)}
     return DecodeResult(result.flows, quarantine, stats)
