@@ -62,9 +62,17 @@ def v3_chain(w16: np.ndarray, base: int, length: int) -> tuple[np.ndarray, np.nd
         return None
     lo, hi = base // 2, (base + length) // 2
     cand = np.flatnonzero(w16[lo:hi:2] == F.TYPE_V3_FLOW)  # word index of each V3-typed word
+    size = w16[lo + 1 : hi : 2][cand].astype(np.int64)
+    # Field values that look like a V3 header are dropped unless another candidate ends there.
+    links = (size >= 4) & (size & 3 == 0)
+    pointed = np.zeros(length // 4 + 1, bool)
+    pointed[np.minimum(cand[links] + size[links] // 4, length // 4)] = True
+    pointed[0] = True
+    keep = pointed[cand]
+    if not keep.all():
+        cand, size = cand[keep], size[keep]
     if not len(cand) or cand[0] != 0:
         return None
-    size = w16[lo + 1 : hi : 2][cand].astype(np.int64)
     start = cand * 4
     ends = start + size
     if ends[-1] != length or not np.array_equal(ends[:-1], start[1:]):
@@ -104,3 +112,15 @@ class Words:
             return self.w64_4[o >> 3]
         q = o >> 2  # all 4-aligned: two 32-bit gathers
         return self.w32[q].astype(np.uint64) | (self.w32[q + 1].astype(np.uint64) << np.uint64(32))
+
+    def u64_at(self, o: np.ndarray, steps: tuple[int, ...]) -> list[np.ndarray]:
+        """uint64 at o + 8 * step for each step (one alignment check for them all)."""
+        if not (o & 3).any():
+            odd = (o & 4) != 0
+            if not odd.any():
+                q = o >> 3
+                return [self.w64[q + k] for k in steps]
+            if odd.all():
+                q = o >> 3
+                return [self.w64_4[q + k] for k in steps]
+        return [self.u64(o + 8 * k) for k in steps]

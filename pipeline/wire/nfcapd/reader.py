@@ -21,6 +21,7 @@ the protocol has no ports), not the icmp type * 256 + code that nfcapd stores in
 from __future__ import annotations
 
 import ipaddress
+import mmap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,8 +78,15 @@ class _Block:
 
 
 def read_nfcapd(path: Path, source: str | None = None) -> list[NfcapdExporterFlows]:
-    """Flows of every exporter in an nfcapd file (see module docstring for the accounting)."""
-    return decode_nfcapd(Path(path).read_bytes(), source or str(path))
+    """Flows of every exporter in an nfcapd file (see module docstring for the accounting).
+
+    The file is memory-mapped (read only), so uncompressed records are decoded without a copy."""
+    with open(path, "rb") as fh:
+        try:
+            buf: bytes | mmap.mmap = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # empty file, or one that cannot be mapped
+            buf = fh.read()
+    return _FileDecode(buf, source or str(path)).run()
 
 
 def decode_nfcapd(buf: bytes, source: str, *, fast: bool = True) -> list[NfcapdExporterFlows]:
@@ -89,7 +97,7 @@ def decode_nfcapd(buf: bytes, source: str, *, fast: bool = True) -> list[NfcapdE
 
 # ------------------------------------------------------------------------------ decoding
 class _FileDecode:
-    def __init__(self, buf: bytes, source: str, fast: bool = True) -> None:
+    def __init__(self, buf: bytes | mmap.mmap, source: str, fast: bool = True) -> None:
         self.buf = buf
         self.source = source
         self.fast = fast
@@ -354,14 +362,14 @@ class _FileDecode:
             values = take(cols[name])
             if name in ("octets", "packets") and any_scaled:
                 values = values // np.where(scaled, max(static, 1), 1).astype(np.uint64)
-            mask = None
+            valid = None
             if name in ("src_v4", "dst_v4"):
-                mask = ~v4
+                valid = v4
             elif name.endswith(("_hi", "_lo")):
-                mask = ~v6
+                valid = v6
             elif name == "flow_direction":
-                mask = ~misc
-            arrays.append(pa.array(values, type=f.type, mask=mask))
+                valid = misc
+            arrays.append(_arrow(values, f.type, valid))
         table = pa.Table.from_arrays(arrays, schema=FLOW_SCHEMA)
         blocks = pick(self.v3_block)  # ascending
         messages = int(np.count_nonzero(blocks[1:] != blocks[:-1])) + 1 if len(blocks) else 0
@@ -399,6 +407,15 @@ def _exporter_address(ip: bytes, family: int) -> str:
     if family == F.AF_INET or (family != F.AF_INET6 and hi == 0 and lo >> 32 == 0):
         return str(ipaddress.IPv4Address(lo & 0xFFFFFFFF))
     return str(ipaddress.IPv6Address((hi << 64) | lo))
+
+
+def _arrow(values: np.ndarray, type_: pa.DataType, valid: np.ndarray | None) -> pa.Array:
+    """`values` as an Arrow array (no copy), null where `valid` is False."""
+    if valid is None or valid.all():
+        return pa.array(values, type=type_)
+    bitmap = np.packbits(valid, bitorder="little")
+    data = np.ascontiguousarray(values)
+    return pa.Array.from_buffers(type_, len(data), [pa.py_buffer(bitmap), pa.py_buffer(data)])
 
 
 def _merge(parts: list[DecodeResult]) -> DecodeResult:

@@ -212,11 +212,14 @@ def _fields(
     v6 = ~v4 & (length[F.EX_IPV6_FLOW] >= F.EX_IPV6_FLOW_BYTES)
     status[(status == 0) & ~gen_ok] = 2
     status[(status == 0) & ~v4 & ~v6] = 3
-    g = np.where(status == 0, at[F.EX_GENERIC_FLOW], 0)
-    cols["flow_start_ms"][out] = w.u64(g + F.OFF_MSEC_FIRST).view(np.int64)
-    cols["flow_end_ms"][out] = w.u64(g + F.OFF_MSEC_LAST).view(np.int64)
-    cols["packets"][out] = w.u64(g + F.OFF_IN_PACKETS)
-    cols["octets"][out] = w.u64(g + F.OFF_IN_BYTES)
+    ok = status == 0
+    g = at[F.EX_GENERIC_FLOW] if ok.all() else np.where(ok, at[F.EX_GENERIC_FLOW], 0)
+    steps = (0, 1, 3, 4)  # first, last, packets, bytes: 8-byte words from msecFirst
+    first, last, packets, octets = w.u64_at(g + F.OFF_MSEC_FIRST, steps)
+    cols["flow_start_ms"][out] = first.view(np.int64)
+    cols["flow_end_ms"][out] = last.view(np.int64)
+    cols["packets"][out] = packets
+    cols["octets"][out] = octets
     proto = u8[g + F.OFF_PROTO]
     cols["protocol"][out] = proto
     ports = w.u32(g + F.OFF_SRC_PORT)
@@ -227,8 +230,9 @@ def _fields(
     cols["src_v4"][out] = w.u32(a4 + 4)
     cols["dst_v4"][out] = w.u32(a4 + 8)
     a6 = np.where(v6, at[F.EX_IPV6_FLOW], 0)
-    for i, name in enumerate(("src_v6_hi", "src_v6_lo", "dst_v6_hi", "dst_v6_lo")):
-        cols[name][out] = w.u64(a6 + 4 + 8 * i)
+    words = w.u64_at(a6 + 4, (0, 1, 2, 3))
+    for name, word in zip(("src_v6_hi", "src_v6_lo", "dst_v6_hi", "dst_v6_lo"), words, strict=True):
+        cols[name][out] = word
     has_misc = length[F.EX_FLOW_MISC] >= F.EX_FLOW_MISC_BYTES
     cols["flow_direction"][out] = u8[np.where(has_misc, at[F.EX_FLOW_MISC], 0) + F.OFF_MISC_DIR]
     cols["ip_version"][out] = np.where(v4, 4, 6)
