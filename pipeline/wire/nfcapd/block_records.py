@@ -115,12 +115,17 @@ class Words:
 
     def u64_at(self, o: np.ndarray, steps: tuple[int, ...]) -> list[np.ndarray]:
         """uint64 at o + 8 * step for each step (one alignment check for them all)."""
-        if not (o & 3).any():
-            odd = (o & 4) != 0
-            if not odd.any():
-                q = o >> 3
-                return [self.w64[q + k] for k in steps]
-            if odd.all():
-                q = o >> 3
-                return [self.w64_4[q + k] for k in steps]
-        return [self.u64(o + 8 * k) for k in steps]
+        if (o & 3).any():
+            return [self.u64(o + 8 * k) for k in steps]
+        q = o >> 3
+        odd = np.flatnonzero(o & 4)  # at 8k + 4
+        if not len(odd):
+            return [self.w64[q + k] for k in steps]
+        if len(odd) == len(o):
+            return [self.w64_4[q + k] for k in steps]
+        out = []
+        for k in steps:  # words of both parities (records of two blocks)
+            word = self.w64[q + k]
+            word[odd] = self.w64_4[q[odd] + k]
+            out.append(word)
+        return out
