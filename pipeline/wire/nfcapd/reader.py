@@ -201,12 +201,11 @@ class _FileDecode:
         self.words = w = Words(data)
         self.u8 = w.u8
         self.block_base = np.array(bases, np.int64)
-        offs, sizes, types, counts = [], [], [], []
-        for block, base in zip(self.blocks, bases, strict=True):
+        offs, sizes, counts = [], [], []
+        for i, (block, base) in enumerate(zip(self.blocks, bases, strict=True)):
             chain = v3_chain(w.w16, base, block.size) if self.fast else None
             if chain is not None:
-                off, size = chain
-                typ = np.full(len(off), F.TYPE_V3_FLOW, np.uint16)
+                off, size = chain  # all V3
             else:
                 off, stop = record_chain(w.u8[base : base + block.size])
                 if stop < block.size:
@@ -217,35 +216,27 @@ class _FileDecode:
                 off = off + base
                 typ = w.u16(off)
                 size = w.u16(off + 2).astype(np.int64)
+                v3 = typ == F.TYPE_V3_FLOW
+                if not v3.all():
+                    self._meta_records(off, typ)
+                    self._legacy_records(data, i, off, size, np.isin(typ, _FLOW_RECORD_TYPES))
+                    off, size = off[v3], size[v3]
             offs.append(off)
             sizes.append(size)
-            types.append(typ)
             counts.append(len(off))
-        off = np.concatenate(offs) if offs else np.zeros(0, np.int64)
-        size = np.concatenate(sizes) if sizes else np.zeros(0, np.int64)
-        typ = np.concatenate(types) if types else np.zeros(0, np.uint16)
-        self.rec_block = np.repeat(np.arange(len(counts)), counts)
-        other = np.flatnonzero(typ != F.TYPE_V3_FLOW)
-        if len(other):
-            self._meta_records(off[other], typ[other])
-            legacy = np.zeros(len(off), bool)
-            legacy[other] = np.isin(typ[other], _FLOW_RECORD_TYPES)
-            self._legacy_records(data, off, size, legacy)
-            v3 = typ == F.TYPE_V3_FLOW
-            self.v3_off, self.v3_size, self.v3_block = off[v3], size[v3], self.rec_block[v3]
-        else:
-            self.v3_off, self.v3_size, self.v3_block = off, size, self.rec_block
+        self.v3_off = np.concatenate(offs) if offs else np.zeros(0, np.int64)
+        self.v3_size = np.concatenate(sizes) if sizes else np.zeros(0, np.int64)
+        self.v3_block = np.repeat(np.arange(len(counts)), counts)
 
     def _legacy_records(
-        self, data: bytes, off: np.ndarray, size: np.ndarray, legacy: np.ndarray
+        self, data: bytes, block: int, off: np.ndarray, size: np.ndarray, legacy: np.ndarray
     ) -> None:
-        """Legacy flow records (none from nfcapd 1.7): one quarantine entry per run of adjacent
-        ones in a block, so a file full of them costs a loop over runs, not over records."""
+        """Legacy flow records (none from nfcapd 1.7) among the records `off` of one block: one
+        quarantine entry per run of adjacent ones, so a loop over runs, not over records."""
         idx = np.flatnonzero(legacy)
         if len(idx) == 0:
             return
-        block = self.rec_block[idx]
-        new_run = np.concatenate(([True], (np.diff(idx) != 1) | (np.diff(block) != 0)))
+        new_run = np.concatenate(([True], np.diff(idx) != 1))
         firsts = np.flatnonzero(new_run)
         lasts = np.concatenate((firsts[1:], [len(idx)])) - 1
         for a, b in zip(firsts.tolist(), lasts.tolist(), strict=True):  # loop over runs
@@ -253,14 +244,14 @@ class _FileDecode:
             start, stop = int(off[i]), int(off[j] + size[j])
             payload = data[start:stop]
             self._quarantine(
-                self._file_offset(i, start), payload, REASON_UNSUPPORTED_RECORD, b - a + 1
+                self._file_offset(block, start), payload, REASON_UNSUPPORTED_RECORD, b - a + 1
             )
 
-    def _file_offset(self, rec_index: int, global_offset: int) -> int:
-        block = self.blocks[int(self.rec_block[rec_index])]
+    def _file_offset(self, block_index: int, global_offset: int) -> int:
+        block = self.blocks[block_index]
         if block.compressed:
             return block.file_offset
-        local = global_offset - int(self.block_base[int(self.rec_block[rec_index])])
+        local = global_offset - int(self.block_base[block_index])
         return block.file_offset + F.BLOCK_HEADER.size + local
 
     def _meta_records(self, off: np.ndarray, typ: np.ndarray) -> None:

@@ -66,7 +66,7 @@ def decode_v3(
     """Columns (COLUMNS) and status of the V3 records at byte offsets `off` of sizes `size`
     (4-aligned offsets when `layouts`; False walks every record's elements)."""
     n = len(off)
-    cols = {name: np.empty(n, dtype) for name, dtype in COLUMNS.items()}
+    cols = {name: np.zeros(n, dtype) for name, dtype in COLUMNS.items()}
     status = np.empty(n, np.uint8)
     learnt: list[Layout] = []
     for a in range(0, n, CHUNK_RECORDS):
@@ -226,13 +226,14 @@ def _fields(
     ports[(proto == 1) | (proto == 58)] = 0
     cols["src_port"][out] = ports & 0xFFFF
     cols["dst_port"][out] = ports >> 16
-    a4 = np.where(v4, at[F.EX_IPV4_FLOW], 0)
-    cols["src_v4"][out] = w.u32(a4 + 4)
-    cols["dst_v4"][out] = w.u32(a4 + 8)
-    a6 = np.where(v6, at[F.EX_IPV6_FLOW], 0)
-    words = w.u64_at(a6 + 4, (0, 1, 2, 3))
+    rows = np.flatnonzero(v4)  # addresses of one version are read where they are (else 0)
+    a4 = at[F.EX_IPV4_FLOW][rows]
+    cols["src_v4"][out][rows] = w.u32(a4 + 4)
+    cols["dst_v4"][out][rows] = w.u32(a4 + 8)
+    rows = np.flatnonzero(v6)
+    words = w.u64_at(at[F.EX_IPV6_FLOW][rows] + 4, (0, 1, 2, 3))
     for name, word in zip(("src_v6_hi", "src_v6_lo", "dst_v6_hi", "dst_v6_lo"), words, strict=True):
-        cols[name][out] = word
+        cols[name][out][rows] = word
     has_misc = length[F.EX_FLOW_MISC] >= F.EX_FLOW_MISC_BYTES
     cols["flow_direction"][out] = u8[np.where(has_misc, at[F.EX_FLOW_MISC], 0) + F.OFF_MISC_DIR]
     cols["ip_version"][out] = np.where(v4, 4, 6)
