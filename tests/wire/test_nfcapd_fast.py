@@ -250,3 +250,21 @@ def test_memory_mapped_read_equals_decode_of_bytes(tmp_path):
     empty.write_bytes(b"")
     (only,) = read_nfcapd(empty)
     assert only.result.stats.quarantine_by_reason == {"bad nfcapd file header": 1}
+
+
+@pytest.mark.parametrize("columns", [["protocol", "octets"], ["dst_v6_lo", "src_v4", "ip_version"]])
+def test_column_projection_keeps_rows_and_counters(columns):
+    exporters = [NfcapdExporterInput("192.0.2.9", 9, 16, _flows(300, 6)),
+                 NfcapdExporterInput("2001:db8::1", 3, 0, _flows(100, 7))]  # fmt: skip
+    data = bytearray(encode_nfcapd(exporters, created_ms=0)[0])
+    data[5000:5004] = b"\xff\xff\xff\xff"  # damage one record
+    full = _outcome(decode_nfcapd(bytes(data), "f"))
+    some = _outcome(decode_nfcapd(bytes(data), "f", columns=columns))
+    assert [x[:-1] for x in some] == [x[:-1] for x in full]
+    for x, y in zip(some, full, strict=True):
+        assert x[-1].column_names == [c for c in y[-1].column_names if c in columns]
+        assert x[-1].num_rows == y[-1].num_rows
+        assert x[-1].equals(y[-1].select(x[-1].column_names))
+    for bad in (["bytes"], []):
+        with pytest.raises(ValueError, match="FLOW_SCHEMA"):
+            decode_nfcapd(bytes(data), "f", columns=bad)

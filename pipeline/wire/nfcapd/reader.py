@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import mmap
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,8 +78,11 @@ class _Block:
     data: bytes | None  # decompressed records; None: in the file after the block header
 
 
-def read_nfcapd(path: Path, source: str | None = None) -> list[NfcapdExporterFlows]:
-    """Flows of every exporter in an nfcapd file (see module docstring for the accounting).
+def read_nfcapd(
+    path: Path, source: str | None = None, columns: Sequence[str] | None = None
+) -> list[NfcapdExporterFlows]:
+    """Flows of every exporter in an nfcapd file (see module docstring for the accounting);
+    `columns`: only these FLOW_SCHEMA columns (in schema order), same rows and counters.
 
     The file is memory-mapped (read only), so uncompressed records are decoded without a copy."""
     with open(path, "rb") as fh:
@@ -86,21 +90,34 @@ def read_nfcapd(path: Path, source: str | None = None) -> list[NfcapdExporterFlo
             buf: bytes | mmap.mmap = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         except (OSError, ValueError):  # empty file, or one that cannot be mapped
             buf = fh.read()
-    return _FileDecode(buf, source or str(path)).run()
+    return _FileDecode(buf, source or str(path), columns=columns).run()
 
 
-def decode_nfcapd(buf: bytes, source: str, *, fast: bool = True) -> list[NfcapdExporterFlows]:
+def decode_nfcapd(
+    buf: bytes, source: str, *, fast: bool = True, columns: Sequence[str] | None = None
+) -> list[NfcapdExporterFlows]:
     """Same as read_nfcapd, from the file's bytes; never raises on bad input. `fast=False` chains
     every block by pointer jumping and walks every record's elements (the reference)."""
-    return _FileDecode(bytes(buf), source, fast).run()
+    return _FileDecode(bytes(buf), source, fast, columns).run()
 
 
 # ------------------------------------------------------------------------------ decoding
 class _FileDecode:
-    def __init__(self, buf: bytes | mmap.mmap, source: str, fast: bool = True) -> None:
+    def __init__(
+        self,
+        buf: bytes | mmap.mmap,
+        source: str,
+        fast: bool = True,
+        columns: Sequence[str] | None = None,
+    ) -> None:
         self.buf = buf
         self.source = source
         self.fast = fast
+        names = FLOW_SCHEMA.names if columns is None else list(columns)
+        unknown = set(names) - set(FLOW_SCHEMA.names)
+        if unknown or not names:
+            raise ValueError(f"columns must be FLOW_SCHEMA names, at least one: {sorted(unknown)}")
+        self.schema = pa.schema([f for f in FLOW_SCHEMA if f.name in names])
         self.file_quarantine: list[QuarantineEntry] = []
         self.blocks: list[_Block] = []
         self.exporters: dict[int, tuple[str, int, int]] = {}  # sysid → (address, version, domain)
@@ -289,7 +306,8 @@ class _FileDecode:
         orphan_q = list(self.file_quarantine)
         orphan_n = 0
         if hasattr(self, "v3_off") and len(self.v3_off):
-            cols, status = decode_v3(self.words, self.v3_off, self.v3_size, layouts=self.fast)
+            names = frozenset(self.schema.names)
+            cols, status = decode_v3(self.words, self.v3_off, self.v3_size, self.fast, names)
             sysid = cols["_sysid"]
             present = np.flatnonzero(np.bincount(sysid)).tolist()
             for s in present:
@@ -306,7 +324,7 @@ class _FileDecode:
             for (addr, version, domain), parts in sorted(out.items())
         ]
         if orphan_q:
-            empty = DecodeResult(FLOW_SCHEMA.empty_table(), [], DecodeStats())
+            empty = DecodeResult(self.schema.empty_table(), [], DecodeStats())
             results.insert(0, NfcapdExporterFlows("", 0, 0, _finish(empty, orphan_q)))
         return results
 
@@ -341,7 +359,7 @@ class _FileDecode:
         sampling = np.where(scaled, static, unscaled).astype(np.uint32)
         v4, v6, misc = take(cols["_v4"]), take(cols["_v6"]), take(cols["_misc"])
         arrays = []
-        for f in FLOW_SCHEMA:
+        for f in self.schema:
             name = f.name
             if name == "observation_domain_id":
                 values = np.full(len(sampling), self.exporters[sysid][2], np.uint32)
@@ -361,10 +379,10 @@ class _FileDecode:
             elif name == "flow_direction":
                 valid = misc
             arrays.append(_arrow(values, f.type, valid))
-        table = pa.Table.from_arrays(arrays, schema=FLOW_SCHEMA)
+        table = pa.Table.from_arrays(arrays, schema=self.schema)
         blocks = pick(self.v3_block)  # ascending
         messages = int(np.count_nonzero(blocks[1:] != blocks[:-1])) + 1 if len(blocks) else 0
-        stats = DecodeStats(messages=messages)
+        stats = DecodeStats(messages=messages, sampling_intervals=_sampling_counts(sampling))
         return _finish(DecodeResult(table, [], stats), quarantine)
 
     def _record_quarantine(
@@ -415,6 +433,11 @@ def _merge(parts: list[DecodeResult]) -> DecodeResult:
     table = pa.concat_tables([p.flows for p in parts])
     quarantine = [q for p in parts for q in p.quarantine]
     stats = DecodeStats(messages=sum(p.stats.messages for p in parts))
+    counts: dict[int, int] = {}
+    for p in parts:
+        for k, c in p.stats.sampling_intervals.items():
+            counts[k] = counts.get(k, 0) + c
+    stats.sampling_intervals = dict(sorted(counts.items()))
     return _finish(DecodeResult(table, [], stats), quarantine)
 
 
@@ -430,12 +453,15 @@ def _finish(result: DecodeResult, quarantine: list[QuarantineEntry]) -> DecodeRe
             stats.quarantine_by_reason.get(q.reason, 0) + q.records
         )
     stats.records_in = stats.records_decoded + stats.records_quarantined
-    if result.flows.num_rows:
-        sampling = result.flows.column("sampling_interval").to_numpy()
-        lo, hi = int(sampling.min()), int(sampling.max())
-        if lo == hi:
-            stats.sampling_intervals = {lo: len(sampling)}
-        else:
-            ns, counts = np.unique(sampling, return_counts=True)
-            stats.sampling_intervals = {int(k): int(c) for k, c in zip(ns, counts, strict=True)}
     return DecodeResult(result.flows, quarantine, stats)
+
+
+def _sampling_counts(sampling: np.ndarray) -> dict[int, int]:
+    """Decoded records by sampling interval (ascending)."""
+    if not len(sampling):
+        return {}
+    lo, hi = int(sampling.min()), int(sampling.max())
+    if lo == hi:
+        return {lo: len(sampling)}
+    ns, counts = np.unique(sampling, return_counts=True)
+    return {int(k): int(c) for k, c in zip(ns, counts, strict=True)}

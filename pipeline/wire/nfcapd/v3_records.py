@@ -61,12 +61,18 @@ class Layout:
 
 
 def decode_v3(
-    w: Words, off: np.ndarray, size: np.ndarray, layouts: bool = True
+    w: Words,
+    off: np.ndarray,
+    size: np.ndarray,
+    layouts: bool = True,
+    names: frozenset[str] | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Columns (COLUMNS) and status of the V3 records at byte offsets `off` of sizes `size`
-    (4-aligned offsets when `layouts`; False walks every record's elements)."""
+    """Columns (COLUMNS: `names` and those starting with "_", or all) and status of the V3
+    records at byte offsets `off` of sizes `size` (4-aligned offsets when `layouts`; False walks
+    every record's elements)."""
     n = len(off)
-    cols = {name: np.zeros(n, dtype) for name, dtype in COLUMNS.items()}
+    cols = {name: np.zeros(n, dtype) for name, dtype in COLUMNS.items()
+            if names is None or name in names or name.startswith("_")}  # fmt: skip
     status = np.empty(n, np.uint8)
     learnt: list[Layout] = []
     for a in range(0, n, CHUNK_RECORDS):
@@ -204,7 +210,7 @@ def _match(
 def _fields(
     w: Words, off: np.ndarray, elements: Elements, cols: dict[str, np.ndarray], out: slice
 ) -> np.ndarray:
-    """Gather the fields of one chunk into cols[out]; returns the chunk's status."""
+    """Gather the fields of one chunk into cols[out] (the columns present); returns its status."""
     at, length, status = elements
     u8 = w.u8
     gen_ok = length[F.EX_GENERIC_FLOW] >= F.EX_GENERIC_FLOW_BYTES
@@ -214,29 +220,37 @@ def _fields(
     status[(status == 0) & ~v4 & ~v6] = 3
     ok = status == 0
     g = at[F.EX_GENERIC_FLOW] if ok.all() else np.where(ok, at[F.EX_GENERIC_FLOW], 0)
-    steps = (0, 1, 3, 4)  # first, last, packets, bytes: 8-byte words from msecFirst
-    first, last, packets, octets = w.u64_at(g + F.OFF_MSEC_FIRST, steps)
-    cols["flow_start_ms"][out] = first.view(np.int64)
-    cols["flow_end_ms"][out] = last.view(np.int64)
-    cols["packets"][out] = packets
-    cols["octets"][out] = octets
+    steps = {"flow_start_ms": 0, "flow_end_ms": 1, "packets": 3, "octets": 4}  # u64 from msecFirst
+    wanted = [name for name in steps if name in cols]
+    words = w.u64_at(g + F.OFF_MSEC_FIRST, tuple(steps[name] for name in wanted))
+    for name, word in zip(wanted, words, strict=True):
+        cols[name][out] = word.view(cols[name].dtype)
     proto = u8[g + F.OFF_PROTO]
-    cols["protocol"][out] = proto
-    ports = w.u32(g + F.OFF_SRC_PORT)
-    ports[(proto == 1) | (proto == 58)] = 0
-    cols["src_port"][out] = ports & 0xFFFF
-    cols["dst_port"][out] = ports >> 16
+    if "protocol" in cols:
+        cols["protocol"][out] = proto
+    if "src_port" in cols or "dst_port" in cols:
+        ports = w.u32(g + F.OFF_SRC_PORT)
+        ports[(proto == 1) | (proto == 58)] = 0
+        if "src_port" in cols:
+            cols["src_port"][out] = ports & 0xFFFF
+        if "dst_port" in cols:
+            cols["dst_port"][out] = ports >> 16
     rows = np.flatnonzero(v4)  # addresses of one version are read where they are (else 0)
-    a4 = at[F.EX_IPV4_FLOW][rows]
-    cols["src_v4"][out][rows] = w.u32(a4 + 4)
-    cols["dst_v4"][out][rows] = w.u32(a4 + 8)
+    for name, rel in (("src_v4", 4), ("dst_v4", 8)):
+        if name in cols:
+            cols[name][out][rows] = w.u32(at[F.EX_IPV4_FLOW][rows] + rel)
     rows = np.flatnonzero(v6)
-    words = w.u64_at(at[F.EX_IPV6_FLOW][rows] + 4, (0, 1, 2, 3))
-    for name, word in zip(("src_v6_hi", "src_v6_lo", "dst_v6_hi", "dst_v6_lo"), words, strict=True):
-        cols[name][out][rows] = word
+    v6_names = ("src_v6_hi", "src_v6_lo", "dst_v6_hi", "dst_v6_lo")
+    wanted = [k for k, name in enumerate(v6_names) if name in cols]
+    words = w.u64_at(at[F.EX_IPV6_FLOW][rows] + 4, tuple(wanted))
+    for k, word in zip(wanted, words, strict=True):
+        cols[v6_names[k]][out][rows] = word
     has_misc = length[F.EX_FLOW_MISC] >= F.EX_FLOW_MISC_BYTES
-    cols["flow_direction"][out] = u8[np.where(has_misc, at[F.EX_FLOW_MISC], 0) + F.OFF_MISC_DIR]
-    cols["ip_version"][out] = np.where(v4, 4, 6)
+    if "flow_direction" in cols:
+        misc = np.where(has_misc, at[F.EX_FLOW_MISC], 0)
+        cols["flow_direction"][out] = u8[misc + F.OFF_MISC_DIR]
+    if "ip_version" in cols:
+        cols["ip_version"][out] = np.where(v4, 4, 6)
     cols["_v4"][out], cols["_v6"][out], cols["_misc"][out] = v4, v6, has_misc
     cols["_scaled"][out] = (u8[off + 10] & F.V3_FLAG_SAMPLED) != 0
     cols["_sysid"][out] = w.u16(off + 8)
