@@ -20,6 +20,7 @@ the protocol has no ports), not the icmp type * 256 + code that nfcapd stores in
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import mmap
 from collections.abc import Sequence
@@ -243,7 +244,12 @@ class _FileDecode:
             counts.append(len(off))
         self.v3_off = np.concatenate(offs) if offs else np.zeros(0, np.int64)
         self.v3_size = np.concatenate(sizes) if sizes else np.zeros(0, np.int64)
-        self.v3_block = np.repeat(np.arange(len(counts)), counts)
+        self.v3_counts = np.array(counts, np.int64)  # V3 records per block
+
+    @functools.cached_property
+    def v3_block(self) -> np.ndarray:
+        """Block index of each V3 record."""
+        return np.repeat(np.arange(len(self.v3_counts)), self.v3_counts)
 
     def _legacy_records(
         self, data: bytes, block: int, off: np.ndarray, size: np.ndarray, legacy: np.ndarray
@@ -356,7 +362,10 @@ class _FileDecode:
         take = (lambda a: a) if keep is None else (lambda a: a[keep])  # noqa: E731
         scaled = take(cols["_scaled"])
         any_scaled = bool(scaled.any())
-        sampling = np.where(scaled, static, unscaled).astype(np.uint32)
+        if any_scaled:
+            sampling = np.where(scaled, static, unscaled).astype(np.uint32)
+        else:
+            sampling = np.full(len(scaled), unscaled, np.uint32)
         v4, v6, misc = take(cols["_v4"]), take(cols["_v6"]), take(cols["_misc"])
         arrays = []
         for f in self.schema:
@@ -380,8 +389,11 @@ class _FileDecode:
                 valid = misc
             arrays.append(_arrow(values, f.type, valid))
         table = pa.Table.from_arrays(arrays, schema=self.schema)
-        blocks = pick(self.v3_block)  # ascending
-        messages = int(np.count_nonzero(blocks[1:] != blocks[:-1])) + 1 if len(blocks) else 0
+        if rows is None:
+            messages = int(np.count_nonzero(self.v3_counts))
+        else:
+            blocks = self.v3_block[rows]  # ascending
+            messages = int(np.count_nonzero(blocks[1:] != blocks[:-1])) + 1 if len(blocks) else 0
         stats = DecodeStats(messages=messages, sampling_intervals=_sampling_counts(sampling))
         return _finish(DecodeResult(table, [], stats), quarantine)
 
