@@ -116,15 +116,15 @@ def test_v3_chain_matches_record_chain_and_declines_other_blocks():
     recs = [_record(_generic(i), _v4(i), _misc(1)) if i % 3 else _record(_generic(i), _v6(i))
             for i in range(20)]  # fmt: skip
     block = b"".join(recs)
-    w16 = np.frombuffer(block, "<u2")
-    offsets, sizes = v3_chain(w16, 0, len(block))
+    w32 = np.frombuffer(block, "<u4")
+    offsets, sizes = v3_chain(w32, 0, len(block))
     ref, stop = record_chain(np.frombuffer(block, np.uint8))
     assert offsets.tolist() == ref.tolist() and stop == len(block)
     assert sizes.tolist() == [len(r) for r in recs]
     with_meta = struct.pack("<HH", F.TYPE_EXPORTER_STAT, 8) + bytes(4) + block
-    assert v3_chain(np.frombuffer(with_meta, "<u2"), 0, len(with_meta)) is None
+    assert v3_chain(np.frombuffer(with_meta, "<u4"), 0, len(with_meta)) is None
     cut = block[:-4]  # last record overruns the block
-    assert v3_chain(np.frombuffer(cut, "<u2"), 0, len(cut)) is None
+    assert v3_chain(np.frombuffer(cut, "<u4"), 0, len(cut)) is None
 
 
 def test_v3_chain_ignores_field_values_that_look_like_headers():
@@ -133,7 +133,7 @@ def test_v3_chain_ignores_field_values_that_look_like_headers():
     recs = [_record(_generic(i, sport=11, dport=104), _v4(i)) for i in range(6)]
     recs[2] = _record(_generic(2)[:40] + struct.pack("<I", 11) + _generic(2)[44:], _v4(2))
     block = b"".join(recs)
-    chain = v3_chain(np.frombuffer(block, "<u2"), 0, len(block))
+    chain = v3_chain(np.frombuffer(block, "<u4"), 0, len(block))
     assert chain is not None
     assert chain[0].tolist() == record_chain(np.frombuffer(block, np.uint8))[0].tolist()
 

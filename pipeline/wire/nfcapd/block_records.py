@@ -1,11 +1,12 @@
 """Records inside decompressed nfcapd data blocks: the record chain and little-endian gathers.
 
 Records are variable-size. A block of V3 records only (what nfcapd writes) is chained in O(n):
-the 4-aligned words whose type is V3 are the candidates, and they are the block's records exactly
-when each one ends where the next begins, the first at 0 and the last at the block end
-(`v3_chain`). Any other block is chained by pointer jumping (`record_chain`): every 4-aligned
-offset whose {type, size} looks like a record is a candidate, its successor is offset + size, and
-repeated squaring of that successor map lists the chain from offset 0 in O(n log n) numpy work.
+the 4-aligned words whose type is V3 are the candidates; those no other candidate ends at (field
+values that look like a header) are dropped, and the rest are the block's records exactly when
+each one ends where the next begins, the first at 0 and the last at the block end (`v3_chain`).
+Any other block is chained by pointer jumping (`record_chain`): every 4-aligned offset whose
+{type, size} looks like a record is a candidate, its successor is offset + size, and repeated
+squaring of that successor map lists the chain from offset 0 in O(n log n) numpy work.
 `Words` then gathers fields at many record offsets at once.
 """
 
@@ -54,15 +55,15 @@ def record_chain(u8: np.ndarray) -> tuple[np.ndarray, int]:
     return offsets, stop
 
 
-def v3_chain(w16: np.ndarray, base: int, length: int) -> tuple[np.ndarray, np.ndarray] | None:
+def v3_chain(w32: np.ndarray, base: int, length: int) -> tuple[np.ndarray, np.ndarray] | None:
     """(offsets, sizes) of the records of the block at byte `base` (4-aligned) of the buffer whose
-    little-endian uint16 view is `w16`, when they are all V3 records chained from its start to its
+    little-endian uint32 view is `w32`, when they are all V3 records chained from its start to its
     end; None otherwise (then `record_chain` decides)."""
     if length <= 0 or length % 4 or base % 4:
         return None
-    lo, hi = base // 2, (base + length) // 2
-    cand = np.flatnonzero(w16[lo:hi:2] == F.TYPE_V3_FLOW)  # word index of each V3-typed word
-    size = w16[lo + 1 : hi : 2][cand].astype(np.int64)
+    words = w32[base // 4 : (base + length) // 4]  # type | size << 16
+    cand = np.flatnonzero((words & 0xFFFF) == F.TYPE_V3_FLOW)  # word index of V3-typed words
+    size = (words[cand] >> 16).astype(np.int64)
     # Field values that look like a V3 header are dropped unless another candidate ends there.
     links = (size >= 4) & (size & 3 == 0)
     pointed = np.zeros(length // 4 + 1, bool)

@@ -221,7 +221,7 @@ class _FileDecode:
         self.block_base = np.array(bases, np.int64)
         offs, sizes, counts = [], [], []
         for i, (block, base) in enumerate(zip(self.blocks, bases, strict=True)):
-            chain = v3_chain(w.w16, base, block.size) if self.fast else None
+            chain = v3_chain(w.w32, base, block.size) if self.fast else None
             if chain is not None:
                 off, size = chain  # all V3
             else:
