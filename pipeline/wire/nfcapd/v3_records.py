@@ -18,7 +18,7 @@ import numpy as np
 from pipeline.wire.nfcapd import format as F
 from pipeline.wire.nfcapd.block_records import Words
 
-CHUNK_RECORDS = 16384  # about 2 MB of records
+CHUNK_RECORDS = 8192  # about 1 MB of records
 MAX_LAYOUTS = 16  # per file
 NEW_LAYOUTS_PER_CHUNK = 2  # records tried as a new layout in one chunk
 WANTED = (F.EX_GENERIC_FLOW, F.EX_IPV4_FLOW, F.EX_IPV6_FLOW, F.EX_FLOW_MISC)
