@@ -268,3 +268,32 @@ def test_column_projection_keeps_rows_and_counters(columns):
     for bad in (["bytes"], []):
         with pytest.raises(ValueError, match="FLOW_SCHEMA"):
             decode_nfcapd(bytes(data), "f", columns=bad)
+
+
+def test_lz4_file_with_a_block_stored_uncompressed_reads_like_the_plain_file(monkeypatch):
+    """Compression 3 (LZ4) in the file header; one data block carries the uncompressed flag."""
+    pa = pytest.importorskip("pyarrow")
+    monkeypatch.setattr("pipeline.wire.nfcapd.writer.BLOCK_TARGET_BYTES", 2048)
+    flows = _flows(200, 8)
+    plain = encode_nfcapd([NfcapdExporterInput("192.0.2.9", 9, 16, flows)], created_ms=0)[0]
+    fields = list(F.FILE_HEADER.unpack_from(plain))
+    fields[4] = 3  # LZ4
+    out, pos, k = [], F.FILE_HEADER.size, 0
+    while pos < fields[8]:  # data blocks up to the appendix
+        n, size, btype, _ = F.BLOCK_HEADER.unpack_from(plain, pos)
+        payload = plain[pos + 12 : pos + 12 + size]
+        if k == 2:
+            out.append(F.BLOCK_HEADER.pack(n, size, btype, F.FLAG_BLOCK_UNCOMPRESSED) + payload)
+        else:
+            packed = pa.compress(payload, codec="lz4_raw", asbytes=True)
+            out.append(F.BLOCK_HEADER.pack(n, len(packed), btype, 0) + packed)
+        pos, k = pos + 12 + size, k + 1
+    body = b"".join(out)
+    appendix = plain[fields[8] :]
+    appendix = appendix[:10] + struct.pack("<H", F.FLAG_BLOCK_UNCOMPRESSED) + appendix[12:]
+    fields[8] = F.FILE_HEADER.size + len(body)
+    data = F.FILE_HEADER.pack(*fields) + body + appendix
+    assert k > 4
+    packed_parts, plain_parts = _assert_same(data), decode_nfcapd(plain, "f")
+    (a,), (b,) = packed_parts, plain_parts
+    assert a.result.flows.equals(b.result.flows) and a.result.stats.records_in == 200

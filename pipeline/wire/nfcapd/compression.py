@@ -10,11 +10,23 @@ from __future__ import annotations
 import bz2
 import ctypes
 import ctypes.util
+import threading
 from functools import cache
 
 import pyarrow as pa
 
 MAX_BLOCK_BYTES = 8 * 1024 * 1024  # nfdump 1.7 blocks hold at most 5 MiB (BUFFSIZE)
+
+
+_scratch = threading.local()
+
+
+def _out_buffer() -> ctypes.Array:
+    """This thread's MAX_BLOCK_BYTES output buffer, allocated (and zero-filled) once."""
+    buf = getattr(_scratch, "buf", None)
+    if buf is None:
+        buf = _scratch.buf = ctypes.create_string_buffer(MAX_BLOCK_BYTES)
+    return buf
 
 
 class UnsupportedCompression(Exception):
@@ -36,26 +48,26 @@ def _lib(name: str) -> ctypes.CDLL | None:
         return None
 
 
-def _lz4(payload: bytes) -> bytes:
+def _lz4(payload: bytes) -> bytes | memoryview:
     lib = _lib("lz4")
     if lib is None:
         return _arrow_exact(payload, "lz4_raw")
-    out = ctypes.create_string_buffer(MAX_BLOCK_BYTES)
+    out = _out_buffer()
     n = lib.LZ4_decompress_safe(
         ctypes.c_char_p(payload), out, ctypes.c_int(len(payload)), ctypes.c_int(MAX_BLOCK_BYTES)
     )
     if n < 0:
         raise CorruptBlock("LZ4 decompression failed")
-    return ctypes.string_at(out, n)
+    return memoryview(out)[:n]
 
 
-def _zstd(payload: bytes) -> bytes:
+def _zstd(payload: bytes) -> bytes | memoryview:
     lib = _lib("zstd")
     if lib is None:
         return _arrow_exact(payload, "zstd")
     lib.ZSTD_decompress.restype = ctypes.c_size_t
     lib.ZSTD_isError.restype = ctypes.c_uint
-    out = ctypes.create_string_buffer(MAX_BLOCK_BYTES)
+    out = _out_buffer()
     n = lib.ZSTD_decompress(
         out,
         ctypes.c_size_t(MAX_BLOCK_BYTES),
@@ -64,7 +76,7 @@ def _zstd(payload: bytes) -> bytes:
     )
     if lib.ZSTD_isError(ctypes.c_size_t(n)):
         raise CorruptBlock("ZSTD decompression failed")
-    return ctypes.string_at(out, n)
+    return memoryview(out)[:n]
 
 
 def _arrow_exact(payload: bytes, codec: str) -> bytes:
@@ -101,8 +113,9 @@ def _bz2(payload: bytes) -> bytes:
     return out
 
 
-def decompress_block(payload: bytes, compression: int) -> bytes:
-    """Payload of one data block (after its 12-byte header) → uncompressed records."""
+def decompress_block(payload: bytes, compression: int) -> bytes | memoryview:
+    """Payload of one data block (after its 12-byte header) → uncompressed records (LZ4, ZSTD: a
+    view of this thread's buffer, valid until its next call: copy it)."""
     if compression == 0:
         return payload
     if compression == 2:

@@ -76,7 +76,7 @@ class _Block:
     num_records: int
     compressed: bool
     size: int  # bytes of records
-    data: bytes | None  # decompressed records; None: in the file after the block header
+    base: int | None  # where its records start in _FileDecode.records; None: read in the file
 
 
 def read_nfcapd(
@@ -121,6 +121,7 @@ class _FileDecode:
         self.schema = pa.schema([f for f in FLOW_SCHEMA if f.name in names])
         self.file_quarantine: list[QuarantineEntry] = []
         self.blocks: list[_Block] = []
+        self.records = bytearray()  # decompressed blocks, each 8-aligned
         self.exporters: dict[int, tuple[str, int, int]] = {}  # sysid → (address, version, domain)
         self.samplers: dict[int, dict[int, int]] = {}  # sysid → {sampler id: rate}
 
@@ -176,7 +177,8 @@ class _FileDecode:
                 block_compression = compression
                 try:
                     data = decompress_block(buf[body : body + size], block_compression)
-                    self.blocks.append(_Block(pos, num_records, True, len(data), data))
+                    block = _Block(pos, num_records, True, len(data), self._append(data))
+                    self.blocks.append(block)
                 except UnsupportedCompression:
                     reason = (
                         REASON_UNSUPPORTED_LZO if block_compression == 1
@@ -191,27 +193,31 @@ class _FileDecode:
         return compression
 
     # ---------------------------------------------------------------- records
-    def _records_buffer(self) -> tuple[bytes, list[int]]:
+    def _append(self, data: bytes | memoryview) -> int:
+        """Copy `data` to `records` at the next 8-aligned offset; returns that offset."""
+        self.records += b"\0" * (-len(self.records) % 8)
+        base = len(self.records)
+        self.records += data
+        return base
+
+    def _records_buffer(self) -> tuple[bytes | bytearray | mmap.mmap, list[int]]:
         """The bytes holding every block's records and where each block's records start: the file
         itself when every block is stored uncompressed at a 4-aligned offset and at least 8 bytes
-        follow the last one (header reads of a short last record stay inside); else the blocks'
-        records concatenated, each part 8-aligned, with 8 zero bytes after."""
+        follow the last one (header reads of a short last record stay inside); else `records`
+        (decompressed blocks, then the others copied), each block 8-aligned, 8 zero bytes after."""
         blocks = self.blocks
-        direct = all(b.data is None and b.file_offset % 4 == 0 for b in blocks)
+        direct = all(b.base is None and b.file_offset % 4 == 0 for b in blocks)
         if direct and blocks:
             last = blocks[-1]
             direct = last.file_offset + F.BLOCK_HEADER.size + last.size + 8 <= len(self.buf)
         if direct:
             return self.buf, [b.file_offset + F.BLOCK_HEADER.size for b in blocks]
-        parts, bases, base = [], [], 0
         for b in blocks:
-            body = b.file_offset + F.BLOCK_HEADER.size
-            data = b.data if b.data is not None else self.buf[body : body + b.size]
-            pad = -len(data) % 8
-            parts += [data, b"\0" * pad]
-            bases.append(base)
-            base += len(data) + pad
-        return b"".join(parts) + b"\0" * 8, bases
+            if b.base is None:
+                body = b.file_offset + F.BLOCK_HEADER.size
+                b.base = self._append(memoryview(self.buf)[body : body + b.size])
+        self.records += b"\0" * (-len(self.records) % 8 + 8)
+        return self.records, [b.base for b in blocks]
 
     def _decode_records(self) -> None:
         """Chain the records of every block, then decode them all at once."""
@@ -229,7 +235,7 @@ class _FileDecode:
                 if stop < block.size:
                     missing = block.num_records - len(off)
                     where = block.file_offset if block.compressed else block.file_offset + 12 + stop
-                    payload = data[base + stop : base + block.size]
+                    payload = bytes(data[base + stop : base + block.size])
                     self._quarantine(where, payload, REASON_RECORD_CHAIN, missing)
                 off = off + base
                 typ = w.u16(off)
@@ -265,7 +271,7 @@ class _FileDecode:
         for a, b in zip(firsts.tolist(), lasts.tolist(), strict=True):  # loop over runs
             i, j = int(idx[a]), int(idx[b])
             start, stop = int(off[i]), int(off[j] + size[j])
-            payload = data[start:stop]
+            payload = bytes(data[start:stop])
             self._quarantine(
                 self._file_offset(block, start), payload, REASON_UNSUPPORTED_RECORD, b - a + 1
             )
