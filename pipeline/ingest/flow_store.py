@@ -27,7 +27,7 @@ DICTIONARY_COLUMNS = (
     "sampling_interval",
 )  # fmt: skip
 DELTA_COLUMNS = TIME_KEYS
-ZSTD_LEVEL = 3  # level 9 saves 0.3 %, 19 saves 1.7 %, at 1.6x and 13x the write time
+ZSTD_LEVEL = 3  # level 9 saves 0.3 %, level 19 2 %, at 1.6x and 13x the write time
 
 
 def sort_keys(schema: pa.Schema) -> list[str]:
