@@ -20,6 +20,7 @@ from pipeline.fingerprint import file_sha256
 from pipeline.ingest.clocks import clock_tolerance_ms, day_window_ms, set_aside_out_of_window
 from pipeline.ingest.duplicates import listed_files
 from pipeline.ingest.flow_readers import FlowFileReader
+from pipeline.ingest.flow_store import write_flows
 from pipeline.ingest.sources import UNREGISTERED, ExporterMatcher, FlowSource, parse_sources
 from pipeline.wire.records import FLOW_SCHEMA, TRUST_COUNTERS, DecodeResult, QuarantineEntry
 
@@ -35,10 +36,6 @@ QUARANTINE_SCHEMA = pa.schema(
         ("template_id", pa.uint16()),
     ]
 )
-# Deterministic row order of a partition: time first, then every other column in FLOW_SCHEMA order.
-_TIME_KEYS = ["flow_start_ms", "flow_end_ms"]
-SORT_KEYS = _TIME_KEYS + [name for name in FLOW_SCHEMA.names if name not in _TIME_KEYS]
-
 
 EXPORTER_SERVICES = ("pppoe", "ipoe", "mobile")
 REASON_UNREGISTERED = "exporter not in registry"
@@ -291,14 +288,11 @@ def _write_exporter_day(
     flows = pa.concat_tables(got.tables) if got.tables else FLOW_SCHEMA.empty_table()
     flows = flows.add_column(0, "exporter", pa.repeat(pa.scalar(name, pa.string()), flows.num_rows))
     flows = _without_icmp_ports(flows.cast(NORMALISED_SCHEMA))
-    if flows.num_rows:
-        flows = flows.take(pc.sort_indices(flows, [(k, "ascending") for k in SORT_KEYS]))
-    flows = flows.combine_chunks()
     report = got.finished_report()
     part = f"date={day.isoformat()}"
     if name != UNREGISTERED:
         flows_path = warehouse_dir / "flows" / part / f"exporter={name}" / "flows.parquet"
-        write_atomic(flows_path, lambda tmp: pq.write_table(flows, tmp, compression="zstd"))
+        write_flows(flows, flows_path)  # row order and encodings: pipeline/ingest/flow_store.py
     entries = sorted(got.entries, key=lambda q: (q.source, q.offset, q.reason))
     quarantine = _quarantine_table(entries)
     q_path = warehouse_dir / "quarantine" / part / f"exporter={name}" / "quarantine.parquet"

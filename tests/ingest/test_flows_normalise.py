@@ -116,10 +116,11 @@ def test_normalise_exporter_day_writes_sorted_partition_report_and_quarantine(tm
     part = wh / "flows" / "date=2024-06-03" / "exporter=bras-tokyo-1" / "flows.parquet"
     table = pq.read_table(part)
     assert table.column_names[:3] == ["exporter", "observation_domain_id", "flow_start_ms"]
-    starts = [T0 + t for t in (500, 1_000, 2_000, 2_000, 3_000)]
+    # row order (pipeline/ingest/flow_store.py): IP version first, then time, then the rest
+    starts = [T0 + t for t in (500, 2_000, 2_000, 1_000, 3_000)]
     assert table.column("flow_start_ms").to_pylist() == starts
-    assert table.column("octets").to_pylist() == [5, 10, 20, 21, 30]
-    assert table.column("ip_version").to_pylist() == [4, 6, 4, 4, 6]
+    assert table.column("octets").to_pylist() == [5, 20, 21, 10, 30]
+    assert table.column("ip_version").to_pylist() == [4, 4, 4, 6, 6]
     assert set(table.column("exporter").to_pylist()) == {"bras-tokyo-1"}
     assert str(table.schema.field("src_v4").type) == "uint32"
     assert pq.ParquetFile(part).metadata.row_group(0).column(0).compression == "ZSTD"
@@ -183,6 +184,6 @@ def test_icmp_type_and_code_in_the_port_field_become_port_0(tmp_path):
     table = pq.read_table(part / "flows.parquet")
     assert table.select(["protocol", "src_port", "dst_port"]).to_pylist() == [
         {"protocol": 1, "src_port": 0, "dst_port": 0},
+        {"protocol": 6, "src_port": 40000, "dst_port": 443},  # rows in protocol order
         {"protocol": 58, "src_port": 0, "dst_port": 0},
-        {"protocol": 6, "src_port": 40000, "dst_port": 443},
     ]

@@ -1,0 +1,93 @@
+"""On-disk layout of a normalised flow partition (ARCHITECTURE §3.1): row order and Parquet options.
+
+Rows are grouped by `ip_version`, `flow_direction`, `protocol` and the remote port (the port of the
+side that is not the subscriber: `src_port` when `flow_direction` = 1, else `dst_port`), then
+ordered by time and, as tie-breakers, every other column — one total, deterministic order. Grouping
+puts like values next to each other (address families, ports of one service) so they compress;
+it costs the start times a few bits of delta each. Encodings: dictionary for the low-cardinality
+columns, DELTA_BINARY_PACKED for the (sorted) times, BYTE_STREAM_SPLIT for addresses, ports and
+counters, all zstd. Lossless: the reader gets back exactly the table written (only rows reordered).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.atomic import write_atomic
+
+GROUP_KEYS = ("ip_version", "flow_direction", "protocol")
+REMOTE_PORT = "remote_port"  # derived sort key only, never stored
+TIME_KEYS = ("flow_start_ms", "flow_end_ms")
+DICTIONARY_COLUMNS = (
+    "exporter", "observation_domain_id", "ip_version", "protocol", "flow_direction",
+    "sampling_interval",
+)  # fmt: skip
+DELTA_COLUMNS = TIME_KEYS
+ZSTD_LEVEL = 3  # level 9 saves 0.3 %, level 19 2 %, at 1.6x and 13x the write time
+
+
+def sort_keys(schema: pa.Schema) -> list[str]:
+    """The partition's row order: groups, remote port, times, then every other column."""
+    first = [*GROUP_KEYS, REMOTE_PORT, *TIME_KEYS]
+    return first + [name for name in schema.names if name not in first]
+
+
+def remote_port(flows: pa.Table) -> pa.ChunkedArray:
+    """The port of the non-subscriber side: `src_port` for flow_direction 1 (egress), else dst."""
+    egress = pc.fill_null(pc.equal(flows.column("flow_direction"), 1), False)
+    return pc.if_else(egress, flows.column("src_port"), flows.column("dst_port"))
+
+
+def sorted_flows(flows: pa.Table) -> pa.Table:
+    """`flows` in the partition's row order (see the module docstring), in one chunk."""
+    if flows.num_rows:
+        keyed = flows.append_column(REMOTE_PORT, remote_port(flows))
+        order = pc.sort_indices(keyed, [(k, "ascending") for k in sort_keys(flows.schema)])
+        flows = flows.take(order)
+    return flows.combine_chunks()
+
+
+def _column_encoding(schema: pa.Schema) -> dict[str, str]:
+    return {
+        name: "DELTA_BINARY_PACKED" if name in DELTA_COLUMNS else "BYTE_STREAM_SPLIT"
+        for name in schema.names
+        if name not in DICTIONARY_COLUMNS
+    }
+
+
+def write_flows(flows: pa.Table, path: Path) -> Path:
+    """Write a normalised flow partition atomically, sorted; the same table gives the same bytes."""
+    table = sorted_flows(flows)
+    return write_atomic(
+        Path(path),
+        lambda tmp: pq.write_table(
+            table,
+            tmp,
+            compression="zstd",
+            compression_level=ZSTD_LEVEL,
+            use_dictionary=[c for c in DICTIONARY_COLUMNS if c in table.schema.names],
+            column_encoding=_column_encoding(table.schema),
+        ),
+    )
+
+
+def bytes_per_flow(paths: list[Path]) -> tuple[dict[str, float], float, int]:
+    """Compressed bytes per flow of each column (column chunks), of whole files, and the flows."""
+    by_column: dict[str, int] = {}
+    rows = total = 0
+    for path in paths:
+        meta = pq.ParquetFile(path).metadata
+        rows += meta.num_rows
+        total += Path(path).stat().st_size
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            for c in range(group.num_columns):
+                chunk = group.column(c)
+                name = chunk.path_in_schema
+                by_column[name] = by_column.get(name, 0) + chunk.total_compressed_size
+    per = {name: size / max(rows, 1) for name, size in by_column.items()}
+    return per, total / max(rows, 1), rows
