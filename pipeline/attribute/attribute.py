@@ -9,6 +9,8 @@ import duckdb
 import polars as pl
 
 from pipeline.atomic import write_atomic
+from pipeline.attribute.intervals import resolve_intervals
+from pipeline.attribute.stream import write_attributed
 from pipeline.config import local_day_bounds_ms
 from pipeline.ingest.radius import PPPOE_SESSION_SCHEMA
 from pipeline.ingest.reference import LEASE_SCHEMA as IPOE_LEASE_SCHEMA
@@ -90,9 +92,9 @@ def attribute_day(warehouse_dir: Path, day: dt.date, exporter: dict, salt: str) 
     try:
         conn.register("pppoe_sessions", sessions.to_arrow())
         conn.register("ipoe_leases", leases.to_arrow())
-        params = {"flows_path": str(flows_path), "service": service, "salt": salt}
-        attributed_rel = conn.sql(read_sql("attribute_flows"), params=params)
-        write_atomic(out_path, lambda tmp: attributed_rel.write_parquet(tmp, compression="zstd"))
+        params = {"service": service, "salt": salt}
+        intervals = resolve_intervals(conn, read_sql("holder_intervals"), params)
+        write_atomic(out_path, lambda tmp: write_attributed(flows_path, tmp, intervals, service))
         counts = conn.sql(read_sql("attribution_counts"), params={"attributed_path": str(out_path)})
         flows, attributed, unattributed, bytes_est, unattributed_bytes = counts.fetchall()[0]
     finally:

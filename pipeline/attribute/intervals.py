@@ -1,0 +1,117 @@
+"""Holder intervals resolved once per exporter-day, and the vectorised lookup of a flow side in them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+HOLDER_COLUMNS = ["subscription_id", "service_class", "user_protocol", "user_key"]
+
+
+@dataclass(frozen=True)
+class KeyGroup:
+    """The intervals of one (family, prefix_len): keys and a sorted (key id, edge rank) search key."""
+
+    family: int
+    prefix_len: int
+    mask: int
+    keys: np.ndarray  # distinct keys, ascending (uint32 for IPv4, uint64 for IPv6)
+    composite: np.ndarray  # int64, ascending: key id × stride + rank of the interval's start edge
+    key_ids: np.ndarray  # int64: the key id of each interval row
+    first_row: int  # offset of the group's first interval in the whole table
+
+
+@dataclass(frozen=True)
+class HolderIntervals:
+    """Every resolved interval (holder columns, held flag, holder rank) and its lookup groups."""
+
+    edges: np.ndarray  # int64, distinct interval starts, ascending
+    groups: list[KeyGroup]  # longest prefix first (IPv4 counts as /32)
+    held: np.ndarray  # bool per interval: a holder owns it
+    has_id: np.ndarray  # bool per interval: its holder has a subscription_id
+    rank: np.ndarray  # int64 per interval: holder order (subscription_id, protocol, class)
+    holders: pa.Table  # HOLDER_COLUMNS per interval
+
+
+def resolve_intervals(conn: duckdb.DuckDBPyConnection, sql: str, params: dict) -> HolderIntervals:
+    """Run the holder-interval query (relations already registered) into lookup arrays."""
+    table = conn.sql(sql, params=params).to_arrow_table()
+    family = _np(table["family"], np.int64)
+    plen = _np(table["prefix_len"], np.int64)
+    start = _np(table["start_ms"], np.int64)
+    edges = np.unique(start)
+    stride = len(edges) + 1
+    groups = []
+    bounds = np.flatnonzero(np.diff(family * 256 + plen)) + 1 if len(table) else np.array([], int)
+    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(table)]):
+        if hi <= lo:
+            continue
+        fam, length = int(family[lo]), int(plen[lo])
+        dtype = np.uint32 if fam == 4 else np.uint64
+        row_keys = _np(table["key"][lo:hi], np.uint64).astype(dtype)
+        keys, key_ids = np.unique(row_keys, return_inverse=True)
+        key_ids = key_ids.astype(np.int64)
+        composite = key_ids * stride + np.searchsorted(edges, start[lo:hi])
+        mask = int(table["mask"][lo].as_py())
+        groups.append(KeyGroup(fam, length, mask, keys, composite, key_ids, int(lo)))
+    groups.sort(key=lambda g: (-g.prefix_len, g.family))
+    return HolderIntervals(
+        edges=edges,
+        groups=groups,
+        held=_np(table["held"], np.bool_),
+        has_id=table["subscription_id"].is_valid().to_numpy(zero_copy_only=False),
+        rank=_np(table["holder_rank"], np.int64),
+        holders=table.select(HOLDER_COLUMNS),
+    )
+
+
+def _np(column: pa.ChunkedArray | pa.Array, dtype: type) -> np.ndarray:
+    """A non-null arrow column as a numpy array of `dtype`."""
+    return np.asarray(column.to_numpy(), dtype=dtype)
+
+
+def edge_ranks(intervals: HolderIntervals, flow_start_ms: pa.Array) -> np.ndarray:
+    """Per flow: the index of the last interval edge <= flow_start_ms (-1: before all, or null)."""
+    t = pc.fill_null(flow_start_ms, 0).to_numpy(zero_copy_only=False)
+    ranks = np.searchsorted(intervals.edges, t, side="right") - 1
+    if flow_start_ms.null_count:
+        ranks[~flow_start_ms.is_valid().to_numpy(zero_copy_only=False)] = -1
+    return ranks
+
+
+def side_holders(
+    intervals: HolderIntervals, ranks: np.ndarray, v4: pa.Array, v6_hi: pa.Array
+) -> np.ndarray:
+    """Per flow: the interval row of this side's best holder (longest prefix, then holder order;
+    IPv4 counts as /32), or -1 when no holder is valid at the flow's start."""
+    best = np.full(len(ranks), -1, dtype=np.int64)
+    best_len = np.zeros(len(ranks), dtype=np.int64)
+    stride = len(intervals.edges) + 1
+    for group in intervals.groups:
+        column = v4 if group.family == 4 else v6_hi
+        if column.null_count == len(column):
+            continue
+        values = pc.fill_null(column, 0).to_numpy(zero_copy_only=False)
+        if group.family == 6:
+            values = values & np.uint64(group.mask)
+        key_id = np.searchsorted(group.keys, values)
+        found = key_id < len(group.keys)
+        found[found] = group.keys[key_id[found]] == values[found]
+        if column.null_count:
+            found &= column.is_valid().to_numpy(zero_copy_only=False)
+        pos = np.searchsorted(group.composite, key_id * stride + ranks, side="right") - 1
+        ok = found & (pos >= 0)
+        ok[ok] = group.key_ids[pos[ok]] == key_id[ok]
+        row = np.where(ok, pos + group.first_row, -1)
+        ok[ok] = intervals.held[row[ok]]
+        better = ok & (best < 0)
+        tie = ok & (best >= 0) & (best_len == group.prefix_len)
+        tie[tie] = intervals.rank[row[tie]] < intervals.rank[best[tie]]
+        better |= tie
+        best[better] = row[better]
+        best_len[better] = group.prefix_len
+    return best
