@@ -76,11 +76,21 @@ def _np(column: pa.ChunkedArray | pa.Array, dtype: type) -> np.ndarray:
 
 def edge_ranks(intervals: HolderIntervals, flow_start_ms: pa.Array) -> np.ndarray:
     """Per flow: the index of the last interval edge <= flow_start_ms (-1: before all, or null)."""
-    t = pc.fill_null(flow_start_ms, 0).to_numpy(zero_copy_only=False)
+    t, valid = values_and_validity(flow_start_ms)
     ranks = np.searchsorted(intervals.edges, t, side="right") - 1
-    if flow_start_ms.null_count:
-        ranks[~flow_start_ms.is_valid().to_numpy(zero_copy_only=False)] = -1
+    if valid is not None:
+        ranks[~valid] = -1
     return ranks
+
+
+def values_and_validity(column: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
+    """A fixed-width arrow array as numpy values (any value under a null) and its validity (None:
+    no nulls), without copying the values."""
+    values = column.to_numpy() if not column.null_count else None
+    if values is None:
+        values = column.fill_null(0).to_numpy()
+        return values, column.is_valid().to_numpy(zero_copy_only=False)
+    return values, None
 
 
 def side_holders(
@@ -90,28 +100,47 @@ def side_holders(
     IPv4 counts as /32), or -1 when no holder is valid at the flow's start."""
     best = np.full(len(ranks), -1, dtype=np.int64)
     best_len = np.zeros(len(ranks), dtype=np.int64)
-    stride = len(intervals.edges) + 1
+    families = {4: v4, 6: v6_hi}
+    present = {}  # family → (row numbers with an address, their addresses)
+    for family, column in families.items():
+        values, valid = values_and_validity(column)
+        rows = np.arange(len(values)) if valid is None else np.flatnonzero(valid)
+        present[family] = (rows, values if valid is None else values[rows])
     for group in intervals.groups:
-        column = v4 if group.family == 4 else v6_hi
-        if column.null_count == len(column):
+        rows, values = present[group.family]
+        if not len(rows):
             continue
-        values = pc.fill_null(column, 0).to_numpy(zero_copy_only=False)
         if group.family == 6:
             values = values & np.uint64(group.mask)
-        key_id = np.searchsorted(group.keys, values)
-        found = key_id < len(group.keys)
-        found[found] = group.keys[key_id[found]] == values[found]
-        if column.null_count:
-            found &= column.is_valid().to_numpy(zero_copy_only=False)
-        pos = np.searchsorted(group.composite, key_id * stride + ranks, side="right") - 1
-        ok = found & (pos >= 0)
-        ok[ok] = group.key_ids[pos[ok]] == key_id[ok]
-        row = np.where(ok, pos + group.first_row, -1)
-        ok[ok] = intervals.held[row[ok]]
-        better = ok & (best < 0)
-        tie = ok & (best >= 0) & (best_len == group.prefix_len)
-        tie[tie] = intervals.rank[row[tie]] < intervals.rank[best[tie]]
-        better |= tie
-        best[better] = row[better]
-        best_len[better] = group.prefix_len
+        found, held = lookup(intervals, group, values, ranks[rows])
+        rows = rows[found]
+        if not len(rows):
+            continue
+        current = best[rows]
+        better = current < 0
+        tie = ~better & (best_len[rows] == group.prefix_len)
+        if tie.any():
+            better[tie] = intervals.rank[held[tie]] < intervals.rank[current[tie]]
+        best[rows[better]] = held[better]
+        best_len[rows[better]] = group.prefix_len
     return best
+
+
+def lookup(
+    intervals: HolderIntervals, group: KeyGroup, keys: np.ndarray, ranks: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """For keys at edge ranks: which fall in a held interval of `group` (bool mask) and the interval
+    row of each of those."""
+    key_id = np.searchsorted(group.keys, keys)
+    np.minimum(key_id, len(group.keys) - 1, out=key_id)
+    found = group.keys[key_id] == keys
+    key_id, ranks = key_id[found], ranks[found]
+    pos = np.searchsorted(group.composite, key_id * (len(intervals.edges) + 1) + ranks, "right") - 1
+    same_key = group.key_ids[pos] == key_id
+    same_key &= pos >= 0
+    rows = pos + group.first_row
+    same_key &= intervals.held[rows]
+    hit = np.flatnonzero(found)[same_key]
+    found[:] = False
+    found[hit] = True
+    return found, rows[same_key]
