@@ -1,4 +1,4 @@
-"""Holder intervals resolved once per exporter-day, and the vectorised lookup of a flow side in them."""
+"""Holder intervals resolved once per exporter-day; the vectorised lookup of a flow side in them."""
 
 from __future__ import annotations
 
@@ -7,14 +7,13 @@ from dataclasses import dataclass
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 HOLDER_COLUMNS = ["subscription_id", "service_class", "user_protocol", "user_key"]
 
 
 @dataclass(frozen=True)
 class KeyGroup:
-    """The intervals of one (family, prefix_len): keys and a sorted (key id, edge rank) search key."""
+    """The intervals of one (family, prefix_len): its keys, a sorted (key id, edge rank) index."""
 
     family: int
     prefix_len: int
@@ -46,8 +45,8 @@ def resolve_intervals(conn: duckdb.DuckDBPyConnection, sql: str, params: dict) -
     edges = np.unique(start)
     stride = len(edges) + 1
     groups = []
-    bounds = np.flatnonzero(np.diff(family * 256 + plen)) + 1 if len(table) else np.array([], int)
-    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(table)]):
+    cuts = np.flatnonzero(np.diff(family * 256 + plen)) + 1  # rows sorted by family, prefix_len
+    for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(table)], strict=True):
         if hi <= lo:
             continue
         fam, length = int(family[lo]), int(plen[lo])

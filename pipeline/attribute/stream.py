@@ -72,7 +72,7 @@ def write_attributed(flows_path: Path, out_path: Path, intervals: HolderInterval
 
 
 def attribute_batch(batch: pa.RecordBatch, intervals: HolderIntervals, service: str) -> pa.Table:
-    """One batch of normalised flows → the attributed columns (addresses dropped), same row order."""
+    """A batch of normalised flows → its attributed columns (addresses dropped), same row order."""
     ranks = edge_ranks(intervals, batch.column("flow_start_ms"))
     src = side_holders(intervals, ranks, batch.column("src_v4"), batch.column("src_v6_hi"))
     dst = side_holders(intervals, ranks, batch.column("dst_v4"), batch.column("dst_v6_hi"))
