@@ -88,17 +88,16 @@ def attribute_day(warehouse_dir: Path, day: dt.date, exporter: dict, salt: str) 
         )
 
     out_path = attributed_partition_path(warehouse_dir, day, name)
-    conn = duckdb.connect()
-    try:
+    # One thread: the holder tables are small, and DuckDB's memory is returned before the flows.
+    with duckdb.connect(config={"threads": 1}) as conn:
         conn.register("pppoe_sessions", sessions.to_arrow())
         conn.register("ipoe_leases", leases.to_arrow())
-        params = {"service": service, "salt": salt}
-        intervals = resolve_intervals(conn, read_sql("holder_intervals"), params)
-        write_atomic(out_path, lambda tmp: write_attributed(flows_path, tmp, intervals, service))
+        intervals = resolve_intervals(conn, read_sql, {"service": service, "salt": salt})
+    del sessions, leases
+    write_atomic(out_path, lambda tmp: write_attributed(flows_path, tmp, intervals, service))
+    with duckdb.connect() as conn:
         counts = conn.sql(read_sql("attribution_counts"), params={"attributed_path": str(out_path)})
         flows, attributed, unattributed, bytes_est, unattributed_bytes = counts.fetchall()[0]
-    finally:
-        conn.close()
     return {
         "date": day.isoformat(),
         "exporter": name,

@@ -57,7 +57,7 @@ _DIRECTIONS = pa.array(["IN", "OUT"])
 
 def write_attributed(flows_path: Path, out_path: Path, intervals: HolderIntervals, service: str):
     """Attribute every flow of `flows_path` (ARCHITECTURE §4) into the Parquet file `out_path`."""
-    source = pq.ParquetFile(flows_path)
+    source = pq.ParquetFile(flows_path, pre_buffer=False)  # pre-buffering keeps every row group
     with pq.ParquetWriter(
         out_path,
         OUTPUT_SCHEMA,
@@ -105,7 +105,7 @@ def attribute_batch(batch: pa.RecordBatch, intervals: HolderIntervals, service: 
 
 
 def _has_id(intervals: HolderIntervals, rows: np.ndarray) -> np.ndarray:
-    """Per flow: the side has a holder and that holder has a subscription_id."""
+    """Per flow: the side has a holder and that holder has a subscription_id (holder rows)."""
     found = rows >= 0
     found[found] = intervals.has_id[rows[found]]
     return found
