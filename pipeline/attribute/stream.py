@@ -1,4 +1,14 @@
-"""Attributed flows written batch by batch, in input order, in memory bounded by one batch."""
+"""Attributed flows written batch by batch, in input order, in memory bounded by one batch.
+
+Each normalised flow once, without its addresses, plus service, user_key, user_protocol,
+service_class, direction (IN = user sends, OUT = user receives), bytes_est / packets_est (DOUBLE,
+counter × sampling interval) and the peer_* columns (ARCHITECTURE §4). Each side's holder is
+looked up in the resolved intervals (intervals.py: IPv4 address equal, IPv6 longest prefix over the
+upper 64 bits, valid start <= flow_start_ms < stop, ties → the smallest holder in tie order); the
+user is the source side's (IN), else the destination's (OUT), else direction from flow_direction
+(0 → IN, 1 → OUT). On-net flows (both sides held, the source's with a subscription_id) name the
+destination-side subscriber in peer_user_key / peer_user_protocol / peer_service_class.
+"""
 
 from __future__ import annotations
 
