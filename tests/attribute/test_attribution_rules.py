@@ -222,3 +222,13 @@ def test_output_bytes_do_not_change_between_runs(tmp_path: Path, monkeypatch) ->
     assert path.read_bytes() == first
     out = read_out(tmp_path, exporter)
     assert out.select(OUTPUT).to_dicts() == expected(flows, holders, "pppoe").to_dicts()
+
+
+def test_empty_partition_gives_an_empty_table_with_every_column(tmp_path: Path) -> None:
+    write_sessions(tmp_path, random_holders(np.random.default_rng(3), 5))
+    exporter = {"name": "bras01", "service": "pppoe"}
+    write_flows(tmp_path, exporter, [])
+    counts = attribute_day(tmp_path, DAY, exporter, SALT)
+    out = read_out(tmp_path, exporter)
+    assert out.height == 0 and counts["flows"] == 0 and counts["unattributed_bytes_share"] == 0.0
+    assert out.columns[-10:] == ["service", *OUTPUT[:4], "bytes_est", "packets_est", *OUTPUT[4:]]
