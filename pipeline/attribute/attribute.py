@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from pathlib import Path
 
 import duckdb
@@ -17,6 +18,7 @@ from pipeline.ingest.reference import LEASE_SCHEMA as IPOE_LEASE_SCHEMA
 
 SQL_DIR = Path(__file__).with_name("sql")
 DAY_MS = 86_400_000
+HOLDER_MEMORY = "256MB"  # DuckDB's cap while resolving the holders (well under the 1 GB goal)
 
 
 def read_sql(name: str) -> str:
@@ -57,6 +59,11 @@ def load_reference_window(
     )
 
 
+def _holder_config(spill_dir: str) -> dict:
+    """DuckDB settings for the holders: one thread, HOLDER_MEMORY, spilling to `spill_dir`."""
+    return {"threads": 1, "memory_limit": HOLDER_MEMORY, "temp_directory": spill_dir}
+
+
 def attribute_day(warehouse_dir: Path, day: dt.date, exporter: dict, salt: str) -> dict:
     """Attribute `flows/date=<day>/exporter=<name>/flows.parquet` into `attributed/…/flows.parquet`
     (ARCHITECTURE §4, address columns dropped); return flow and byte counts."""
@@ -88,8 +95,12 @@ def attribute_day(warehouse_dir: Path, day: dt.date, exporter: dict, salt: str) 
         )
 
     out_path = attributed_partition_path(warehouse_dir, day, name)
-    # One thread: the holder tables are small, and DuckDB's memory is returned before the flows.
-    with duckdb.connect(config={"threads": 1}) as conn:
+    # The holder tables are small: one thread, a capped memory (spilling beyond it), all of it
+    # returned before the flows are read.
+    with (
+        tempfile.TemporaryDirectory() as spill,
+        duckdb.connect(config=_holder_config(spill)) as conn,
+    ):
         conn.register("pppoe_sessions", sessions.to_arrow())
         conn.register("ipoe_leases", leases.to_arrow())
         intervals = resolve_intervals(conn, read_sql, {"service": service, "salt": salt})
