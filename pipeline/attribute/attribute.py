@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
 from pipeline.atomic import write_atomic
+from pipeline.attribute.intervals import resolve_intervals
+from pipeline.attribute.stream import write_attributed
 from pipeline.config import local_day_bounds_ms
 from pipeline.ingest.radius import PPPOE_SESSION_SCHEMA
 from pipeline.ingest.reference import LEASE_SCHEMA as IPOE_LEASE_SCHEMA
 
 SQL_DIR = Path(__file__).with_name("sql")
 DAY_MS = 86_400_000
+HOLDER_MEMORY = "256MB"  # DuckDB's cap while resolving the holders (well under the 1 GB goal)
 
 
 def read_sql(name: str) -> str:
@@ -55,6 +59,11 @@ def load_reference_window(
     )
 
 
+def _holder_config(spill_dir: str) -> dict:
+    """DuckDB settings for the holders: one thread, HOLDER_MEMORY, spilling to `spill_dir`."""
+    return {"threads": 1, "memory_limit": HOLDER_MEMORY, "temp_directory": spill_dir}
+
+
 def attribute_day(warehouse_dir: Path, day: dt.date, exporter: dict, salt: str) -> dict:
     """Attribute `flows/date=<day>/exporter=<name>/flows.parquet` into `attributed/…/flows.parquet`
     (ARCHITECTURE §4, address columns dropped); return flow and byte counts."""
@@ -86,17 +95,20 @@ def attribute_day(warehouse_dir: Path, day: dt.date, exporter: dict, salt: str) 
         )
 
     out_path = attributed_partition_path(warehouse_dir, day, name)
-    conn = duckdb.connect()
-    try:
+    # The holder tables are small: one thread, a capped memory (spilling beyond it), all of it
+    # returned before the flows are read.
+    with (
+        tempfile.TemporaryDirectory() as spill,
+        duckdb.connect(config=_holder_config(spill)) as conn,
+    ):
         conn.register("pppoe_sessions", sessions.to_arrow())
         conn.register("ipoe_leases", leases.to_arrow())
-        params = {"flows_path": str(flows_path), "service": service, "salt": salt}
-        attributed_rel = conn.sql(read_sql("attribute_flows"), params=params)
-        write_atomic(out_path, lambda tmp: attributed_rel.write_parquet(tmp, compression="zstd"))
+        intervals = resolve_intervals(conn, read_sql, {"service": service, "salt": salt})
+    del sessions, leases
+    write_atomic(out_path, lambda tmp: write_attributed(flows_path, tmp, intervals, service))
+    with duckdb.connect() as conn:
         counts = conn.sql(read_sql("attribution_counts"), params={"attributed_path": str(out_path)})
         flows, attributed, unattributed, bytes_est, unattributed_bytes = counts.fetchall()[0]
-    finally:
-        conn.close()
     return {
         "date": day.isoformat(),
         "exporter": name,
