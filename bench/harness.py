@@ -1,0 +1,397 @@
+"""Run comparisons side by side: each case in a fresh child process, interleaved, medians of N.
+
+A comparison is a baseline (a floor: the least work that produces the same output, or the reference
+tool) and one or more contenders. Per repeat every case of the comparison runs once, in order
+(A B A B …), so drift in the machine's load hits all of them alike. A Python case runs
+`bench/child.py` (loads a case module from this checkout by path, calls one function, reports the
+CPU and wall time of that call alone, imports excluded); a command case runs an external program.
+The process CPU comes from os.wait4 (the child's alone); peak RSS is the child's VmHWM (a Python
+case reports it; a command runs under /usr/bin/time -f %M), since the ru_maxrss of a forked child
+starts from the parent's resident size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+CHILD = BENCH_DIR / "child.py"
+CASES_DIR = BENCH_DIR / "cases"
+GNU_TIME = Path("/usr/bin/time")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One measured run: a function of bench/cases/<module>.py (kwargs as JSON), or a command."""
+
+    name: str
+    module: str | None = None  # bench/cases/<module>.py
+    function: str | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    command: tuple[str, ...] | None = None  # an external program instead (stdout → /dev/null)
+    rows: int | None = None  # records the case handles (for records per CPU-second)
+
+
+@dataclass
+class Comparison:
+    """A baseline and its contenders, measured at one scale."""
+
+    name: str
+    scale: int
+    baseline: Case
+    contenders: list[Case]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def cases(self) -> list[Case]:
+        return [self.baseline, *self.contenders]
+
+
+@dataclass
+class Sample:
+    """One child run: wall and CPU of the measured work, the child's CPU and peak RSS."""
+
+    wall_s: float
+    cpu_s: float
+    process_cpu_s: float
+    peak_rss_mb: float
+    rows: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class Row:
+    """A case's medians over its repeats and its ratios to the baseline of the same run."""
+
+    comparison: str
+    scale: int
+    case: str
+    role: str  # baseline | contender
+    repeats: int
+    wall_s: float | None
+    cpu_s: float | None
+    process_cpu_s: float | None
+    peak_rss_mb: float | None
+    cpu_ratio: float | None
+    wall_ratio: float | None
+    rows: int | None
+    load_before: str
+    load_after: str
+    error: str | None = None
+
+
+def tree_python(tree: Path) -> str:
+    """The interpreter of a checkout: its .venv/bin/python if present, else this one."""
+    venv = Path(tree) / ".venv" / "bin" / "python"
+    return str(venv) if venv.exists() else sys.executable
+
+
+def child_env(tree: Path) -> dict[str, str]:
+    """Environment of a case's child: the measured tree first on PYTHONPATH."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(tree)
+    env.setdefault("TZ", "UTC")
+    return env
+
+
+def case_argv(case: Case, tree: Path, result_path: Path) -> list[str]:
+    """The child's command line."""
+    if case.command is not None:
+        if GNU_TIME.exists():  # its %M is the command's own peak RSS (KB)
+            return [str(GNU_TIME), "-f", "%M", "-o", str(result_path), *case.command]
+        return list(case.command)
+    module_file = CASES_DIR / f"{case.module}.py"
+    return [
+        tree_python(tree),
+        str(CHILD),
+        str(module_file),
+        str(case.function),
+        json.dumps(case.kwargs),
+        str(result_path),
+    ]
+
+
+def _rss_mb(pid: int) -> float:
+    """Current resident set size of a process (0 if gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def run_case(case: Case, tree: Path, max_rss_mb: float, timeout_s: float) -> Sample:
+    """Run one case in a fresh child; kill it beyond `max_rss_mb` or `timeout_s`."""
+    with tempfile.TemporaryDirectory(prefix="bench-case-") as tmp:
+        result_path = Path(tmp) / "result.json"
+        argv = case_argv(case, tree, result_path)
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            argv,
+            cwd=tree,
+            env=child_env(tree),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        killed: list[str] = []
+
+        def watch() -> None:  # memory and time guard: the machine is shared
+            while proc.poll() is None:
+                if _rss_mb(proc.pid) > max_rss_mb:
+                    killed.append(f"killed: RSS above {max_rss_mb:.0f} MB")
+                    proc.kill()
+                elif time.perf_counter() - t0 > timeout_s:
+                    killed.append(f"killed: over {timeout_s:.0f} s")
+                    proc.kill()
+                time.sleep(0.1)
+
+        guard = threading.Thread(target=watch, daemon=True)
+        guard.start()
+        stderr = proc.stderr.read() if proc.stderr else b""
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        guard.join()
+        process_cpu = usage.ru_utime + usage.ru_stime
+        peak = usage.ru_maxrss / 1024
+        if killed or proc.returncode != 0:
+            tail = stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+            error = killed[0] if killed else f"exit {proc.returncode}: {tail[0][:200]}"
+            return Sample(wall, process_cpu, process_cpu, peak, error=error)
+        if case.command is not None:
+            if result_path.exists():
+                peak = int(result_path.read_text().split()[-1]) / 1024
+            return Sample(wall, process_cpu, process_cpu, peak, rows=case.rows)
+        result = json.loads(result_path.read_text())
+        rows = result.get("rows") if result.get("rows") is not None else case.rows
+        peak = result.get("peak_rss_mb", peak)
+        return Sample(result["wall_s"], result["cpu_s"], process_cpu, peak, rows=rows)
+
+
+def median_or_none(values: list[float]) -> float | None:
+    """The median of the values (None if there are none)."""
+    return statistics.median(values) if values else None
+
+
+def ratio(value: float | None, base: float | None) -> float | None:
+    """value / base (None when either is missing or the base is 0)."""
+    if value is None or base is None or base <= 0:
+        return None
+    return value / base
+
+
+def load_text() -> str:
+    """The 1/5/15-minute load averages as text."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def summarise(
+    comparison: Comparison, samples: dict[str, list[Sample]], load_before: str, load_after: str
+) -> list[Row]:
+    """Medians per case (failed runs left out) and ratios to the baseline's medians."""
+    medians: dict[str, tuple[float | None, ...]] = {}
+    for case in comparison.cases:
+        good = [s for s in samples[case.name] if s.error is None]
+        medians[case.name] = (
+            median_or_none([s.wall_s for s in good]),
+            median_or_none([s.cpu_s for s in good]),
+            median_or_none([s.process_cpu_s for s in good]),
+            max((s.peak_rss_mb for s in good), default=None),
+        )
+    base_wall, base_cpu = medians[comparison.baseline.name][:2]
+    out = []
+    for case in comparison.cases:
+        wall, cpu, pcpu, peak = medians[case.name]
+        errors = [s.error for s in samples[case.name] if s.error]
+        rows = next((s.rows for s in samples[case.name] if s.rows is not None), case.rows)
+        out.append(
+            Row(
+                comparison=comparison.name,
+                scale=comparison.scale,
+                case=case.name,
+                role="baseline" if case is comparison.baseline else "contender",
+                repeats=len(samples[case.name]) - len(errors),
+                wall_s=wall,
+                cpu_s=cpu,
+                process_cpu_s=pcpu,
+                peak_rss_mb=peak,
+                cpu_ratio=ratio(cpu, base_cpu),
+                wall_ratio=ratio(wall, base_wall),
+                rows=rows,
+                load_before=load_before,
+                load_after=load_after,
+                error=errors[0] if errors else None,
+            )
+        )
+    return out
+
+
+def run_comparison(
+    comparison: Comparison,
+    tree: Path,
+    repeats: int,
+    max_rss_mb: float = 8192,
+    timeout_s: float = 3600,
+    echo=print,
+) -> list[Row]:
+    """Run every case `repeats` times, interleaved; the rows of its table."""
+    samples: dict[str, list[Sample]] = {c.name: [] for c in comparison.cases}
+    load_before = load_text()
+    for r in range(repeats):
+        for case in comparison.cases:
+            s = run_case(case, tree, max_rss_mb, timeout_s)
+            samples[case.name].append(s)
+            what = s.error or f"cpu {s.cpu_s:.2f} s, wall {s.wall_s:.2f} s, {s.peak_rss_mb:.0f} MB"
+            echo(f"  [{comparison.name} {r + 1}/{repeats}] {case.name}: {what}")
+            if s.error and case is comparison.baseline and r == 0:
+                echo("  baseline failed: the comparison stops")
+                return summarise(comparison, samples, load_before, load_text())
+    return summarise(comparison, samples, load_before, load_text())
+
+
+# --------------------------------------------------------------------------- the results table
+COLUMNS = (
+    "comparison",
+    "scale",
+    "case",
+    "role",
+    "repeats",
+    "wall_s",
+    "cpu_s",
+    "process_cpu_s",
+    "peak_rss_mb",
+    "cpu_ratio",
+    "wall_ratio",
+    "rows",
+    "mrows_per_cpu_s",
+    "load_before",
+    "load_after",
+    "error",
+)
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def row_cells(row: Row) -> list[str]:
+    """The row's cells in COLUMNS order."""
+    rate = row.rows / row.cpu_s / 1e6 if row.rows and row.cpu_s else None
+    values = {**row.__dict__, "mrows_per_cpu_s": rate}
+    digits = {"peak_rss_mb": 0, "cpu_ratio": 2, "wall_ratio": 2, "mrows_per_cpu_s": 2}
+    return [_fmt(values[c], digits.get(c, 3)) for c in COLUMNS]
+
+
+def git_commit(tree: Path) -> str:
+    """The checkout's commit (with '+dirty' when it has uncommitted changes)."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(tree), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(tree), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def machine_facts() -> dict[str, str]:
+    """Host, cores, memory and CPU model of this machine."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        mem_kb = next(
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal:")
+        )
+    except (OSError, StopIteration):
+        mem_kb = 0
+    return {
+        "host": platform.node(),
+        "cores": str(os.cpu_count()),
+        "memory_gb": f"{mem_kb / 2**20:.1f}",
+        "cpu": model,
+        "python": platform.python_version(),
+    }
+
+
+def header_lines(meta: dict[str, str]) -> list[str]:
+    """`key: value` lines of the run's facts."""
+    return [f"{k}: {v}" for k, v in meta.items()]
+
+
+def markdown_table(rows: list[Row]) -> str:
+    """The rows as a Markdown table."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(row_cells(r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def tsv_table(rows: list[Row], meta: dict[str, str]) -> str:
+    """The rows as TSV, the run's facts as leading `# key: value` lines."""
+    lines = [f"# {line}" for line in header_lines(meta)]
+    lines.append("\t".join(COLUMNS))
+    lines += ["\t".join(row_cells(r)) for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def console_table(rows: list[Row]) -> str:
+    """A compact fixed-width table for the terminal."""
+    head = f"{'comparison':<22}{'scale':>12} {'case':<34}{'wall s':>9}{'CPU s':>9}"
+    head += f"{'RSS MB':>8}{'CPU ×':>7}{'Mrec/CPU-s':>11}"
+    lines = [head]
+    for r in rows:
+        cells = row_cells(r)
+        c = dict(zip(COLUMNS, cells, strict=True))
+        line = f"{r.comparison:<22}{r.scale:>12,} {r.case:<34}{c['wall_s']:>9}{c['cpu_s']:>9}"
+        line += f"{c['peak_rss_mb']:>8}{c['cpu_ratio']:>7}{c['mrows_per_cpu_s']:>11}"
+        if r.error:
+            line += f"  ({r.error})"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def write_results(
+    out_dir: Path, rows: list[Row], meta: dict[str, str], extra_md: str = ""
+) -> tuple[Path, Path]:
+    """bench/results/<utc time>-<commit>.{tsv,md}: the table and the run's facts."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{meta['date'].replace(':', '').replace('-', '')}-{meta['commit']}"
+    tsv, md = out_dir / f"{stem}.tsv", out_dir / f"{stem}.md"
+    tsv.write_text(tsv_table(rows, meta))
+    body = ["# bench run", "", *[f"- {line}" for line in header_lines(meta)], ""]
+    body += [markdown_table(rows), ""]
+    if extra_md:
+        body += [extra_md, ""]
+    md.write_text("\n".join(body))
+    return tsv, md
