@@ -1,4 +1,4 @@
-"""`python -m bench`: every comparison, interleaved, medians of --repeats, a table in bench/results/.
+"""`python -m bench`: every comparison, interleaved, medians of --repeats, table in bench/results/.
 
 Examples:
   python -m bench                                   # every comparison at its default scale
@@ -92,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         if a.warehouse is None:
             print("== storage: skipped (give --warehouse DIR, a built data/warehouse)")
         else:
-            storage = [*table_storage(a.warehouse, "flows"), *table_storage(a.warehouse, "attributed")]
+            storage = [
+                *table_storage(a.warehouse, "flows"),
+                *table_storage(a.warehouse, "attributed"),
+            ]
             extra = f"## storage of {a.warehouse}\n\n{storage_markdown(storage)}"
             storage_text = storage_tsv(storage)
             print(f"== storage of {a.warehouse}\n{storage_text}")

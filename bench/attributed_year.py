@@ -130,7 +130,9 @@ def write_year(root: Path, flows: int, seed: int) -> None:
         {
             "date": pa.array(dates),
             "msisdn": pa.array(msisdn, STR),
-            "service_class": pa.array(np.where(np.arange(len(dates)) % 9, "personal", "enterprise")),
+            "service_class": pa.array(
+                np.where(np.arange(len(dates)) % 9, "personal", "enterprise")
+            ),
             "uplink_bytes": pa.array(rng.integers(10**5, 10**8, len(dates))),
             "downlink_bytes": pa.array(rng.integers(10**6, 10**9, len(dates))),
         }
@@ -142,4 +144,6 @@ def write_year(root: Path, flows: int, seed: int) -> None:
 
 def attributed_year(data_dir: Path, flows: int, seed: int) -> Path:
     """The cached data root (holds warehouse/) of (flows, seed)."""
-    return cached_dir(data_dir, f"attributed-year-v{GEN_VERSION}-{flows}-seed{seed}", write_year, flows, seed)
+    return cached_dir(
+        data_dir, f"attributed-year-v{GEN_VERSION}-{flows}-seed{seed}", write_year, flows, seed
+    )

@@ -47,15 +47,21 @@ def attribution(scale: int, data_dir: Path, seed: int) -> list[Comparison]:
 def nfcapd(scale: int, data_dir: Path, seed: int) -> list[Comparison]:
     """read_nfcapd vs nfdump on the same file: every record, and bytes by protocol."""
     path = str(streams.nfcapd_file(data_dir, scale))
-    floor = Case("numpy: read + sum file bytes", "nfcapd", "bytes_floor", {"path": path, "records": scale})
+    floor = Case(
+        "numpy: read + sum file bytes", "nfcapd", "bytes_floor", {"path": path, "records": scale}
+    )
     ours_all = Case("read_nfcapd (all columns)", "nfcapd", "read_all", {"path": path}, rows=scale)
     ours_proto = Case("read_nfcapd + bytes by proto", "nfcapd", "bytes_by_protocol", {"path": path})
     nfdump = shutil.which("nfdump")
     if nfdump is None:  # no reference tool: our reader against the byte floor only
         note = "nfdump not installed: nfcapd compared with the byte floor only"
         return [Comparison("nfcapd-read", scale, floor, [ours_all, ours_proto], notes=[note])]
-    read = Case("nfdump -r F -q -o null", command=(nfdump, "-r", path, "-q", "-o", "null"), rows=scale)
-    proto = Case("nfdump -r F -s proto/bytes", command=(nfdump, "-r", path, "-s", "proto/bytes"), rows=scale)
+    read = Case(
+        "nfdump -r F -q -o null", command=(nfdump, "-r", path, "-q", "-o", "null"), rows=scale
+    )
+    proto = Case(
+        "nfdump -r F -s proto/bytes", command=(nfdump, "-r", path, "-s", "proto/bytes"), rows=scale
+    )
     return [
         Comparison("nfcapd-read", scale, read, [ours_all, floor]),
         Comparison("nfcapd-proto-bytes", scale, proto, [ours_proto]),
@@ -93,9 +99,15 @@ def decoders(scale: int, data_dir: Path, seed: int) -> list[Comparison]:
 
 
 def aggregation(scale: int, data_dir: Path, seed: int) -> list[Comparison]:
-    """The year's aggregate SQL (pipeline.aggregate.year) vs one DuckDB scan of the columns it reads."""
+    """The year's aggregate SQL (aggregate/year.py) vs a DuckDB scan of the columns it reads."""
     root = attributed_year.attributed_year(data_dir, scale, seed)
-    floor = Case("DuckDB scan floor (columns read)", "aggregation", "scan_floor", {"root": str(root)}, rows=scale)
+    floor = Case(
+        "DuckDB scan floor (columns read)",
+        "aggregation",
+        "scan_floor",
+        {"root": str(root)},
+        rows=scale,
+    )
     year = Case(
         "year aggregate tables",
         "aggregation",

@@ -37,7 +37,7 @@ class Case:
     """One measured run: a function of bench/cases/<module>.py (kwargs as JSON), or a command."""
 
     name: str
-    module: str | None = None  # bench/cases/<module>.py
+    module: str | None = None  # bench/cases/<module>.py (or a path ending in .py)
     function: str | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
     command: tuple[str, ...] | None = None  # an external program instead (stdout → /dev/null)
@@ -112,7 +112,8 @@ def case_argv(case: Case, tree: Path, result_path: Path) -> list[str]:
         if GNU_TIME.exists():  # its %M is the command's own peak RSS (KB)
             return [str(GNU_TIME), "-f", "%M", "-o", str(result_path), *case.command]
         return list(case.command)
-    module_file = CASES_DIR / f"{case.module}.py"
+    module = str(case.module)
+    module_file = Path(module) if module.endswith(".py") else CASES_DIR / f"{module}.py"
     return [
         tree_python(tree),
         str(CHILD),

@@ -11,7 +11,12 @@ YEAR_FLOW_TABLES = (  # the tables of pipeline.aggregate.year.TABLES that read a
     "port_class_week_series",
     "data_quality",
 )
-USER_WEEK_TABLES = ("daily_usage_density", "daily_usage_summary", "scatter_sample", "top_user_share")
+USER_WEEK_TABLES = (
+    "daily_usage_density",
+    "daily_usage_summary",
+    "scatter_sample",
+    "top_user_share",
+)
 
 
 def warm_up() -> None:
@@ -62,7 +67,10 @@ def scan_floor(root: str) -> int:
 
     glob = agg.attributed_glob(_paths(root))
     conn = duckdb.connect()
-    names = [r[0] for r in conn.sql("DESCRIBE SELECT * FROM read_parquet($g)", params={"g": glob}).fetchall()]
+    names = [
+        r[0]
+        for r in conn.sql("DESCRIBE SELECT * FROM read_parquet($g)", params={"g": glob}).fetchall()
+    ]
     cols = columns_read(SQL_DIR, names)
     select = ", ".join(f'max("{c}")' for c in cols)
     query = f"SELECT count(*), {select} FROM read_parquet($g, hive_partitioning = true)"  # noqa: S608 - names from the file's schema

@@ -1,4 +1,4 @@
-"""The nfcapd reader on a whole file vs the floor of touching its bytes (nfdump runs as a command)."""
+"""The nfcapd reader on a whole file vs the floor of touching its bytes (nfdump: a command)."""
 
 from __future__ import annotations
 
