@@ -5,6 +5,7 @@ Examples:
   python -m bench --only attribution --scale 1m,10m,30m
   python -m bench --only aggregation --scale 100m --repeats 3
   python -m bench --tree /work/base9 --only nfcapd  # measure another checkout's code
+  python -m bench --tree ../before --tree . --only aggregation   # before and after, interleaved
   python -m bench --only storage --warehouse data/warehouse
 """
 
@@ -44,7 +45,13 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--only", action="append", choices=NAMES, help="repeatable; default: all")
     p.add_argument("--scale", type=parse_scales, help="records, e.g. 1m or 1m,10m,30m or 5e5")
     p.add_argument("--repeats", type=int, default=3, help="runs of each case (interleaved)")
-    p.add_argument("--tree", type=Path, default=harness.REPO, help="checkout whose code runs")
+    p.add_argument(
+        "--tree",
+        type=Path,
+        action="append",
+        help="checkout whose code runs (default: this one); repeat it to measure several "
+        "checkouts in one interleaved run (e.g. before and after)",
+    )
     p.add_argument("--data-dir", type=Path, default=Path("/tmp/bbtr-bench"))
     p.add_argument("--seed", type=int, default=20261204)
     p.add_argument("--warehouse", type=Path, help="storage: a built data/warehouse (read only)")
@@ -59,13 +66,13 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     a = arguments(argv)
-    tree = a.tree.resolve()
+    trees = [t.resolve() for t in (a.tree or [harness.REPO])]
     names = a.only or list(NAMES)
     started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     meta = {
         "date": started,
-        "commit": harness.git_commit(tree),
-        "tree": str(tree),
+        "commit": "+".join(harness.git_commit(t) for t in trees),
+        "tree": " ".join(str(t) for t in trees),
         "bench_commit": harness.git_commit(harness.REPO),
         **harness.machine_facts(),
         "load_at_start": harness.load_text(),
@@ -84,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                 for n in comparison.notes:
                     print(f"  note: {n}")
                 rows += harness.run_comparison(
-                    comparison, tree, a.repeats, a.max_rss_mb, a.timeout_s,
+                    comparison, trees, a.repeats, a.max_rss_mb, a.timeout_s,
                     echo=lambda s: print(s, flush=True),
                 )  # fmt: skip
     extra, storage_text = "", ""

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -242,27 +242,67 @@ def summarise(
     return out
 
 
+def tree_labels(trees: list[Path]) -> list[str]:
+    """A short label per checkout: its folder name (with its position when names repeat)."""
+    names = [Path(t).name or str(t) for t in trees]
+    return [n if names.count(n) == 1 else f"{n}#{i + 1}" for i, n in enumerate(names)]
+
+
+def per_tree(comparison: Comparison, label: str) -> Comparison:
+    """The comparison with every case name prefixed by the checkout's label."""
+
+    def named(case: Case) -> Case:
+        return replace(case, name=f"{label}: {case.name}")
+
+    return replace(
+        comparison,
+        baseline=named(comparison.baseline),
+        contenders=[named(c) for c in comparison.contenders],
+    )
+
+
 def run_comparison(
     comparison: Comparison,
-    tree: Path,
+    tree: Path | list[Path],
     repeats: int,
     max_rss_mb: float = 8192,
     timeout_s: float = 3600,
     echo=print,
 ) -> list[Row]:
-    """Run every case `repeats` times, interleaved; the rows of its table."""
-    samples: dict[str, list[Sample]] = {c.name: [] for c in comparison.cases}
+    """Run every case `repeats` times, interleaved; the rows of its table. With several checkouts
+    each repeat runs every case in each of them in turn (before and after in one run); ratios are
+    to the baseline measured in the same checkout."""
+    trees = [Path(t) for t in tree] if isinstance(tree, list) else [Path(tree)]
+    if len(trees) == 1:
+        plans = [(trees[0], comparison)]
+    else:
+        plans = [
+            (t, per_tree(comparison, lab)) for t, lab in zip(trees, tree_labels(trees), strict=True)
+        ]
+    samples = [{c.name: [] for c in comp.cases} for _, comp in plans]
     load_before = load_text()
+    stopped: set[int] = set()
     for r in range(repeats):
-        for case in comparison.cases:
-            s = run_case(case, tree, max_rss_mb, timeout_s)
-            samples[case.name].append(s)
-            what = s.error or f"cpu {s.cpu_s:.2f} s, wall {s.wall_s:.2f} s, {s.peak_rss_mb:.0f} MB"
-            echo(f"  [{comparison.name} {r + 1}/{repeats}] {case.name}: {what}")
-            if s.error and case is comparison.baseline and r == 0:
-                echo("  baseline failed: the comparison stops")
-                return summarise(comparison, samples, load_before, load_text())
-    return summarise(comparison, samples, load_before, load_text())
+        for i, (t, comp) in enumerate(plans):
+            if i in stopped:
+                continue
+            for case in comp.cases:
+                s = run_case(case, t, max_rss_mb, timeout_s)
+                samples[i][case.name].append(s)
+                what = s.error or (
+                    f"cpu {s.cpu_s:.2f} s, wall {s.wall_s:.2f} s, {s.peak_rss_mb:.0f} MB"
+                )
+                echo(f"  [{comp.name} {r + 1}/{repeats}] {case.name}: {what}")
+                if s.error and case is comp.baseline and r == 0:
+                    echo("  baseline failed: this comparison stops")
+                    stopped.add(i)
+                    break
+    load_after = load_text()
+    return [
+        row
+        for i, (_, comp) in enumerate(plans)
+        for row in summarise(comp, samples[i], load_before, load_after)
+    ]
 
 
 # --------------------------------------------------------------------------- the results table

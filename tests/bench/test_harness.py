@@ -117,3 +117,25 @@ def test_storage_bytes_per_flow(tmp_path):
     assert by_col["TOTAL (files)"].bytes == (folder / "flows.parquet").stat().st_size
     assert all(r.rows == 1000 for r in rows)
     assert by_col["a"].bytes_per_flow > by_col["b"].bytes_per_flow
+
+
+def test_several_trees_interleave_and_keep_their_own_baseline(tmp_path):
+    module = tmp_path / "tiny_case.py"
+    log = tmp_path / "order.txt"
+    module.write_text(
+        "import os\n"
+        "def run(tag, log):\n"
+        "    with open(log, 'a') as fh:\n"
+        "        fh.write(tag + ':' + os.environ['PYTHONPATH'] + '\\n')\n"
+    )
+    other = tmp_path / "other"
+    other.mkdir()
+    a = Case("a", str(module), "run", {"tag": "a", "log": str(log)})
+    b = Case("b", str(module), "run", {"tag": "b", "log": str(log)})
+    rows = harness.run_comparison(Comparison("t", 1, a, [b]), [REPO, other], 2, echo=lambda _: None)
+    assert log.read_text().split() == [f"a:{REPO}", f"b:{REPO}", f"a:{other}", f"b:{other}"] * 2
+    names = [r.case for r in rows]
+    assert names == [f"{REPO.name}: a", f"{REPO.name}: b", "other: a", "other: b"]
+    assert [r.role for r in rows] == ["baseline", "contender"] * 2
+    assert rows[2].cpu_ratio == 1.0 and all(r.repeats == 2 for r in rows)
+    assert harness.tree_labels([Path("/x/a"), Path("/y/a")]) == ["a#1", "a#2"]
