@@ -147,3 +147,9 @@ def attributed_year(data_dir: Path, flows: int, seed: int) -> Path:
     return cached_dir(
         data_dir, f"attributed-year-v{GEN_VERSION}-{flows}-seed{seed}", write_year, flows, seed
     )
+
+
+def flow_count(root: Path) -> int:
+    """Flows in the attributed partitions under `root` (from the Parquet footers)."""
+    files = (root / "warehouse" / "attributed").glob("date=*/exporter=*/flows.parquet")
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)

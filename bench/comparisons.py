@@ -101,19 +101,20 @@ def decoders(scale: int, data_dir: Path, seed: int) -> list[Comparison]:
 def aggregation(scale: int, data_dir: Path, seed: int) -> list[Comparison]:
     """The year's aggregate SQL (aggregate/year.py) vs a DuckDB scan of the columns it reads."""
     root = attributed_year.attributed_year(data_dir, scale, seed)
+    rows = attributed_year.flow_count(root)
     floor = Case(
         "DuckDB scan floor (columns read)",
         "aggregation",
         "scan_floor",
         {"root": str(root)},
-        rows=scale,
+        rows=rows,
     )
     year = Case(
         "year aggregate tables",
         "aggregation",
         "year_tables",
         {"root": str(root), "year": attributed_year.YEAR, "salt": attributed_year.SALT},
-        rows=scale,
+        rows=rows,
     )
     return [Comparison("aggregation", scale, floor, [year])]
 

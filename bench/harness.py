@@ -408,13 +408,14 @@ def tsv_table(rows: list[Row], meta: dict[str, str]) -> str:
 
 def console_table(rows: list[Row]) -> str:
     """A compact fixed-width table for the terminal."""
-    head = f"{'comparison':<22}{'scale':>12} {'case':<34}{'wall s':>9}{'CPU s':>9}"
+    width = max([34, *(len(r.case) + 1 for r in rows)])
+    head = f"{'comparison':<22}{'scale':>12} {'case':<{width}}{'wall s':>9}{'CPU s':>9}"
     head += f"{'RSS MB':>8}{'CPU ×':>7}{'Mrec/CPU-s':>11}"
     lines = [head]
     for r in rows:
         cells = row_cells(r)
         c = dict(zip(COLUMNS, cells, strict=True))
-        line = f"{r.comparison:<22}{r.scale:>12,} {r.case:<34}{c['wall_s']:>9}{c['cpu_s']:>9}"
+        line = f"{r.comparison:<22}{r.scale:>12,} {r.case:<{width}}{c['wall_s']:>9}{c['cpu_s']:>9}"
         line += f"{c['peak_rss_mb']:>8}{c['cpu_ratio']:>7}{c['mrows_per_cpu_s']:>11}"
         if r.error:
             line += f"  ({r.error})"
