@@ -17,12 +17,12 @@ import os
 import sys
 from pathlib import Path
 
-from bench import harness
+from bench import harness, results
 from bench.comparisons import BUILDERS, DEFAULT_SCALES
 from bench.storage import storage_markdown, storage_tsv, table_storage
 
 NAMES = (*BUILDERS, "storage")
-RESULTS = harness.BENCH_DIR / "results"
+RESULTS_DIR = harness.BENCH_DIR / "results"
 
 
 def parse_scale(text: str) -> int:
@@ -55,7 +55,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data-dir", type=Path, default=Path("/tmp/bbtr-bench"))
     p.add_argument("--seed", type=int, default=20261204)
     p.add_argument("--warehouse", type=Path, help="storage: a built data/warehouse (read only)")
-    p.add_argument("--results", type=Path, default=RESULTS)
+    p.add_argument("--results", type=Path, default=RESULTS_DIR)
     p.add_argument("--max-rss-mb", type=float, default=8192, help="kill a case above this")
     p.add_argument("--timeout-s", type=float, default=3600, help="kill a case after this")
     a = p.parse_args(argv)
@@ -71,14 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     meta = {
         "date": started,
-        "commit": "+".join(harness.git_commit(t) for t in trees),
+        "commit": "+".join(results.git_commit(t) for t in trees),
         "tree": " ".join(str(t) for t in trees),
-        "bench_commit": harness.git_commit(harness.REPO),
-        **harness.machine_facts(),
+        "bench_commit": results.git_commit(harness.REPO),
+        **results.machine_facts(),
         "load_at_start": harness.load_text(),
         "repeats": str(a.repeats),
     }
-    print("\n".join(harness.header_lines(meta)), flush=True)
+    print("\n".join(results.header_lines(meta)), flush=True)
     rows: list[harness.Row] = []
     notes: list[str] = []
     for name in names:
@@ -110,10 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     if notes:
         extra = "\n".join(f"- note: {n}" for n in notes) + ("\n\n" + extra if extra else "")
     print()
-    print(harness.console_table(rows))
+    print(results.console_table(rows))
     print(f"load average (1/5/15 min) before {meta['load_at_start']}, after {meta['load_at_end']};"
           f" {meta['cores']} cores")  # fmt: skip
-    tsv, md = harness.write_results(a.results, rows, meta, extra)
+    tsv, md = results.write_results(a.results, rows, meta, extra)
     print(f"results: {tsv} and {md}")
     if storage_text:
         storage_file = tsv.with_name(f"{tsv.stem}-storage.tsv")

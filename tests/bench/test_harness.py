@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from bench import harness
+from bench import harness, results
 from bench.__main__ import parse_scale, parse_scales
 from bench.harness import Case, Comparison, Sample
 from bench.storage import table_storage
@@ -52,7 +52,7 @@ def test_summarise_medians_ratios_and_failures():
     assert ours.cpu_s == 4.5 and ours.cpu_ratio == pytest.approx(2.25)  # the failed run left out
     assert ours.peak_rss_mb == 300 and ours.repeats == 2 and ours.error == "killed"
     assert ours.process_cpu_s == 5.0 and ours.rows == 10
-    cells = dict(zip(harness.COLUMNS, harness.row_cells(ours), strict=True))
+    cells = dict(zip(results.COLUMNS, results.row_cells(ours), strict=True))
     assert cells["cpu_ratio"] == "2.25" and cells["mrows_per_cpu_s"] == "0.00"
 
 
@@ -60,10 +60,10 @@ def test_results_tables_written(tmp_path):
     comp = Comparison("c", 5, Case("a", command=("true",)), [Case("b", command=("true",))])
     rows = harness.summarise(comp, {"a": [sample(1.0)], "b": [sample(2.0)]}, "0", "0")
     meta = {"date": "2026-12-04T10:00:00Z", "commit": "abc", "host": "h", "cores": "2"}
-    tsv, md = harness.write_results(tmp_path, rows, meta, "extra text")
+    tsv, md = results.write_results(tmp_path, rows, meta, "extra text")
     lines = tsv.read_text().splitlines()
     assert lines[:4] == ["# date: 2026-12-04T10:00:00Z", "# commit: abc", "# host: h", "# cores: 2"]
-    assert lines[4].split("\t") == list(harness.COLUMNS)
+    assert lines[4].split("\t") == list(results.COLUMNS)
     assert lines[6].split("\t")[:3] == ["c", "5", "b"] and len(lines) == 7
     text = md.read_text()
     assert "| c | 5 | b | contender |" in text and "extra text" in text
