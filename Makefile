@@ -3,6 +3,7 @@ YEAR ?= 2024
 SCALE ?= default
 FLOW_FORMAT ?= ipfix
 FORCE ?=
+BENCH ?=
 
 .PHONY: report test test-quick bench ui lint collect
 
@@ -15,8 +16,8 @@ test:              ## the test suite (what CI runs)
 test-quick:        ## all but the slow tests (end-to-end build, fuzz run, real-tool runs, determinism)
 	bash scripts/test.sh -m "not slow"
 
-bench:             ## decoder and pipeline speed figures
-	bash scripts/setup.sh && .venv/bin/python -m bench
+bench:             ## side-by-side speed and memory figures → bench/results/ (BENCH="--only attribution --scale 10m")
+	bash scripts/setup.sh && .venv/bin/python -m bench $(BENCH)
 
 collect:           ## live UDP collector of NetFlow/IPFIX exports → data/raw/collector/<date>/*.pcap
 	bash scripts/setup.sh && .venv/bin/python -m pipeline.collect --listen 0.0.0.0:2055 \

@@ -48,12 +48,14 @@ shares AS (  -- set-aside share of each registered exporter-day that read a reco
 worst_share AS (
     SELECT exporter, date, share_pct FROM shares ORDER BY share_pct DESC, date, exporter LIMIT 1
 ),
-outside_weeks AS (
+outside_weeks AS (  -- a flow in no week keeps one row with w NULL (in a week: only non-NULL rows);
+    -- a join with the few week rows, not NOT EXISTS: that one groups every distinct flow_start_ms
     SELECT count(*) AS records
     FROM read_parquet($flows_glob, hive_partitioning = true) AS f
+    LEFT JOIN report_weeks AS w
+      ON f.flow_start_ms >= w.week_start_ms AND f.flow_start_ms < w.week_end_ms
     WHERE list_contains(CAST($read_days AS DATE[]), f.date)
-      AND NOT EXISTS (SELECT 1 FROM report_weeks AS w
-                      WHERE f.flow_start_ms >= w.week_start_ms AND f.flow_start_ms < w.week_end_ms)
+      AND w.week_start_ms IS NULL
 ),
 quarantined AS (
     SELECT q.reason, q.records FROM (SELECT unnest(quarantine_by_reason) AS q FROM ingest_reports)
