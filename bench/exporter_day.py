@@ -4,8 +4,8 @@ A pool of IPv4 addresses, each held by a chain of PPPoE sessions through the day
 one session stops, the next holder gets the address at that instant), each session with its own
 IPv6 /56. About 70 % of flows have one side in a session at the flow's start (user side source or
 destination at random), the rest are between outside addresses; 75 % IPv4, 25 % IPv6. Flows are
-written time slice by time slice, each slice sorted by SORT_KEYS, so the file is in the pipeline's
-row order (NORMALISED_SCHEMA). Everything is a function of (flows, seed).
+written time slice by time slice, each slice in the partition row order of
+pipeline.ingest.flow_store (NORMALISED_SCHEMA). Everything is a function of (flows, seed).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import pyarrow.parquet as pq
 
 from bench.cache import cached_dir
 from pipeline.config import local_day_bounds_ms
-from pipeline.ingest.flows import NORMALISED_SCHEMA, SORT_KEYS
+from pipeline.ingest.flow_store import sorted_flows
+from pipeline.ingest.flows import NORMALISED_SCHEMA
 from pipeline.ingest.radius import PPPOE_SESSION_SCHEMA
 
 DAY = dt.date(2024, 6, 5)  # a Wednesday of the 2024 analysis week
@@ -32,7 +33,7 @@ POOL_V4 = 0x64400000  # 100.64.0.0/10, the access pool
 POOL_V6_HI = 0x2001_0DB8_0000_0000
 OUTSIDE_V6_HI = 0x2A00_0000_0000_0000
 SAMPLING = 1024
-GEN_VERSION = 1
+GEN_VERSION = 2  # 2: slices in flow_store row order
 
 
 def sessions_table(addresses: int, lo_ms: int, hi_ms: int, rng: np.random.Generator) -> pa.Table:
@@ -88,7 +89,7 @@ def _ports(proto: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.
 def flow_chunk(
     sessions: pa.Table, t_lo: int, t_hi: int, n: int, rng: np.random.Generator
 ) -> pa.Table:
-    """n flows starting in [t_lo, t_hi), sorted by SORT_KEYS, in NORMALISED_SCHEMA."""
+    """n flows starting in [t_lo, t_hi), in the partition row order, in NORMALISED_SCHEMA."""
     start = rng.integers(t_lo, t_hi, n).astype(np.int64)
     v6 = rng.random(n) < 0.25
     user = rng.random(n) < 0.72  # ~70 % end up with a holder (a few land in no session)
@@ -139,7 +140,7 @@ def flow_chunk(
         "sampling_interval": pa.array(np.full(n, SAMPLING, np.uint32)),
     }
     table = pa.table(cols).select(NORMALISED_SCHEMA.names).cast(NORMALISED_SCHEMA)
-    return table.sort_by([(k, "ascending") for k in SORT_KEYS])
+    return sorted_flows(table)
 
 
 def write_exporter_day(root: Path, flows: int, seed: int) -> None:
