@@ -1,4 +1,4 @@
-"""Synthetic attributed flows of a report year's weeks (the layout pipeline.attribute writes), generated
+"""Synthetic attributed flows of a report year's weeks (as pipeline.attribute writes them), made
 partition by partition in bounded memory; users grow with flows (one per FLOWS_PER_USER).
 
 Exporters: two PPPoE BRAS, one IPoE gateway, one mobile gateway; every day of every week of the
