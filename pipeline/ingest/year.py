@@ -103,8 +103,9 @@ def ingest_flows(paths: Paths, year: int, workers: int) -> dict[str, Any]:
     return totals
 
 
-def ingest_subscriber_sessions(paths: Paths, year: int) -> dict[str, Any]:
-    """RADIUS accounting → PPPoE sessions, and IPoE leases, for each week of the year."""
+def ingest_subscriber_sessions(paths: Paths, year: int, workers: int = 1) -> dict[str, Any]:
+    """RADIUS accounting → PPPoE sessions, and IPoE leases, for each week of the year (detail
+    files parsed in `workers` processes)."""
     out: dict[str, Any] = {
         "sessions": 0,
         "radius_records": 0,
@@ -112,7 +113,7 @@ def ingest_subscriber_sessions(paths: Paths, year: int) -> dict[str, Any]:
         "ipoe_leases": 0,
     }
     for week in weeks_for_year(year):
-        radius = ingest_radius(paths.raw, paths.warehouse, week.days)
+        radius = ingest_radius(paths.raw, paths.warehouse, week.days, workers)
         leases = ingest_ipoe_leases(paths.raw, paths.warehouse, week.days)
         out["sessions"] += radius["sessions"]
         out["radius_records"] += radius["records"]
