@@ -29,7 +29,9 @@ REMOTE_WORK_START = dt.date(2020, 3, 1)
 @lru_cache(maxsize=1)
 def load_calibration(path: str | None = None) -> dict[str, Any]:
     """The fitted parameters (calibration.yaml) as a plain dict."""
-    return yaml.safe_load(Path(path or CALIBRATION_FILE).read_text())
+    # libyaml's parser with the safe constructor: the same values as safe_load, ~10x faster
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(Path(path or CALIBRATION_FILE).read_text(), Loader=loader)  # noqa: S506
 
 
 def _check(service: str, service_class: str | None = None) -> None:
