@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,11 @@ def radius_events(
     return row[keep], status[keep], t[keep]
 
 
+def _gather(texts: Sequence[str] | np.ndarray, index: np.ndarray) -> pl.Series:
+    """texts[index] as a String series (no per-row Python objects)."""
+    return pl.Series(values=[str(x) for x in texts], dtype=pl.String).gather(index)
+
+
 def write_radius_detail(
     s: PppoeSessions,
     sub_ids: list[str],
@@ -171,21 +177,21 @@ def write_radius_detail(
     cause_all = rng.choice(len(TERMINATE_CAUSES), size=len(s.user), p=TERMINATE_CAUSE_P)
     nas = [e.address for e in world.exporters_of("pppoe")]
     df = pl.DataFrame(
-        {
+        {  # text columns: per-user / per-session strings gathered per event (in Rust)
             "t": t,
             "status": status,
-            "sid": s.session_id[row],
-            "user_name": np.asarray(sub_ids, dtype=object)[user].astype(str),
-            "cls": classes[user],
-            "framed": np.asarray(world.ipv4_text(s.framed_v4), dtype=object)[row].astype(str),
-            "prefix": np.asarray(prefixes_text, dtype=object)[user].astype(str),
+            "sid": _gather(s.session_id, row),
+            "user_name": _gather(sub_ids, user),
+            "cls": _gather(classes, user),
+            "framed": _gather(world.ipv4_text(s.framed_v4), row),
+            "prefix": _gather(prefixes_text, user),
             "session_time": session_time,
             "in_lo": octets_in % 2**32,
             "in_gw": octets_in // 2**32,
             "out_lo": octets_out % 2**32,
             "out_gw": octets_out // 2**32,
-            "nas": np.asarray(nas, dtype=object)[s.bras[row]].astype(str),
-            "cause": np.asarray(TERMINATE_CAUSES, dtype=object)[cause_all[row]].astype(str),
+            "nas": _gather(nas, s.bras[row]),
+            "cause": _gather(TERMINATE_CAUSES, cause_all[row]),
         }
     ).sort(["t", "sid", "status"])
     offset_s = utc_offsets_ms(df["t"].to_numpy() * 1000, params) // 1000
@@ -263,11 +269,11 @@ def generate_ipoe_leases(
     )
 
 
-def _iso_utc(seconds: np.ndarray) -> list[str]:
-    return [
-        dt.datetime.fromtimestamp(x, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        for x in seconds.tolist()
-    ]
+def _iso_utc(seconds: np.ndarray) -> pl.Series:
+    """`YYYY-MM-DDTHH:MM:SSZ` of epoch seconds."""
+    return pl.from_epoch(pl.Series(seconds, dtype=pl.Int64), time_unit="s").dt.strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
 
 
 def write_ipoe_leases(
@@ -281,8 +287,8 @@ def write_ipoe_leases(
     """Write `leases-YYYY-MM-DD.csv` with the leases valid on each local day; name → bytes."""
     table = pl.DataFrame(
         {
-            "subscription_id": np.asarray(sub_ids, dtype=object)[leases.user].astype(str),
-            "service_class": classes[leases.user],
+            "subscription_id": _gather(sub_ids, leases.user),
+            "service_class": _gather(classes, leases.user),
             "delegated_prefix": world.v6_prefix_text(leases.prefix_hi, 56),
             "valid_from": _iso_utc(leases.valid_from_s),
             "valid_to": _iso_utc(leases.valid_to_s),
