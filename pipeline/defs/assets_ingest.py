@@ -111,9 +111,7 @@ def subscriber_sessions(
     context: AssetExecutionContext, settings: PipelineSettings
 ) -> MaterializeResult:
     """PPPoE sessions from RADIUS accounting and IPv6 IPoE prefix leases, as half-open intervals."""
-    summary = ingest_year.ingest_subscriber_sessions(
-        settings.paths(), int(context.partition_key), settings.workers
-    )
+    summary = ingest_year.ingest_subscriber_sessions(settings.paths(), int(context.partition_key))
     year, paths = int(context.partition_key), settings.paths()
     return versioned_result("subscriber_sessions", paths, year, as_metadata(summary))
 
