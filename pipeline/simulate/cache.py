@@ -16,10 +16,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from pipeline import fingerprint
 from pipeline.atomic import write_text_atomic
 from pipeline.config import load_params, report_years, weeks_for_year
-from pipeline.fingerprint import digest, files_digest, module_files, params_subset, sizes
+from pipeline.fingerprint import digest, params_subset, sizes, source_digest
 
 MANIFEST_DIR = ".simulator"
 CALIBRATION_FILE = Path(__file__).with_name("calibration.yaml")
@@ -28,31 +27,10 @@ CALIBRATION_FILE = Path(__file__).with_name("calibration.yaml")
 PARAMS_KEYS = ("weeks", "report.time_zone", "report.utc_offset_hours")
 
 
-# (repo root, calibration file) → (files of the last closure, their stats, its digest)
-_CODE_MEMO: dict[tuple[Path, Path], tuple[list[Path], list[tuple[int, int]], str]] = {}
-
-
-def _stats(files: list[Path]) -> list[tuple[int, int]] | None:
-    try:
-        return [(s.st_size, s.st_mtime_ns) for s in (f.stat() for f in files)]
-    except OSError:
-        return None
-
-
 def code_sha256() -> str:
     """The simulator's code version: the import closure of `pipeline.simulate.run` (simulator,
-    wire writers and the modules they use) and calibration.yaml. Recomputed when a file of the
-    last closure changed size or mtime (a new import edits one of them), else remembered."""
-    where = (fingerprint.REPO_ROOT, Path(CALIBRATION_FILE))
-    memo = _CODE_MEMO.get(where)
-    if memo is not None and _stats(memo[0]) == memo[1]:
-        return memo[2]
-    files = module_files(["pipeline.simulate.run"]) + [Path(CALIBRATION_FILE).resolve()]
-    stats = _stats(files)
-    code = files_digest(sorted(set(files)), fingerprint.REPO_ROOT)  # = fingerprint.source_digest
-    if stats is not None:
-        _CODE_MEMO[where] = (files, stats, code)
-    return code
+    wire writers and the modules they use) and calibration.yaml."""
+    return source_digest(["pipeline.simulate.run"], [CALIBRATION_FILE])
 
 
 def _nfdump_version(flow_format: str) -> str | None:
