@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import os
+import resource
 import sys
 import time
 from dataclasses import replace
@@ -23,6 +24,9 @@ from typing import IO
 
 from pipeline.atomic import remove_debris
 from pipeline.config import FLOW_FORMATS, RAW_SOURCES, SCALES, Paths, Settings, report_years
+from pipeline.parallel import Background
+
+AHEAD_NICE = 5  # the simulator's workers yield the CPU to the Dagster run of the year before
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -88,22 +92,81 @@ def build(
     saved = os.environ.get("BBTR_FORCE_REBUILD")
     if force:
         os.environ["BBTR_FORCE_REBUILD"] = "1"  # the simulator rewrites its files too
+    stages: dict[str, float] = {}
+    ahead = _simulate_ahead(years, settings, force)
     try:
         for y in years:
             started = time.monotonic()
-            ran = _build_year(instance, assets, resources, y, settings, force)
+            if ahead is not None:
+                _wait_for_simulator(ahead, y)
+            ran = _build_year(instance, assets, resources, y, settings, force, stages)
             took = time.monotonic() - started
             if ran is None:
                 return False
             what = f"{len(ran)} assets" if ran else "nothing changed"
             print(f"build: report year {y}: {what} in {took:.0f}s", flush=True)
     finally:
+        if ahead is not None:
+            ahead.close()
         lock.close()
         if saved is None:
             os.environ.pop("BBTR_FORCE_REBUILD", None)
         else:
             os.environ["BBTR_FORCE_REBUILD"] = saved
+    if ahead is not None:
+        _merge_truth_manifest(settings)
+    print_stages(stages)
     return True
+
+
+def _simulate_ahead(years: list[int], settings: Settings, force: bool) -> Background | None:
+    """The simulated ISP's years, written by worker processes ahead of the Dagster runs: each
+    year's `raw_inputs` step then finds its files (the simulator's cache) instead of writing them
+    while the rest of the graph waits. None when raw inputs are an ISP's own, or under --force
+    (the steps write every file again themselves)."""
+    if settings.source != "simulator" or force:
+        return None
+    from pipeline.defs.simulator import simulate_ahead
+
+    return simulate_ahead(years, Paths.from_env(), settings, AHEAD_NICE)
+
+
+def _wait_for_simulator(ahead: Background, year: int) -> None:
+    """Wait for the year's files; a failure is left to the `raw_inputs` step, which simulates the
+    year again and reports the error where the run shows it."""
+    try:
+        sim = ahead.result(year)
+    except Exception as err:  # noqa: BLE001 - reported by the step that retries it
+        print(f"build: simulating {year} ahead failed ({err}); raw_inputs will retry", flush=True)
+        return
+    if not sim["reused"]:
+        print(f"build: simulated {year} in {sim['seconds']:.0f}s (worker process)", flush=True)
+
+
+def _merge_truth_manifest(settings: Settings) -> None:
+    """`truth/manifest.json` again once every year is written (workers merged it concurrently)."""
+    from pipeline.defs.simulator import merge_truth_manifest
+
+    merge_truth_manifest(Paths.from_env(), settings)
+
+
+def cpu_seconds() -> float:
+    """User + system CPU of this process and its finished children."""
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def print_stages(stages: dict[str, float]) -> None:
+    """Seconds per asset step summed over the years, slowest first, and the build's CPU."""
+    if not stages:
+        return
+    print("build: stage breakdown (step seconds, all years):", flush=True)
+    for name, seconds in sorted(stages.items(), key=lambda kv: (-kv[1], kv[0])):
+        print(f"build:   {name:<28} {seconds:7.1f}s", flush=True)
+    print(f"build:   {'(CPU, incl. workers)':<28} {cpu_seconds():7.1f}s", flush=True)
 
 
 def _debris_roots(paths: Paths, settings: Settings) -> list[Path]:
@@ -137,8 +200,12 @@ def descendants(assets, keys) -> set:
     return set(AssetSelection.assets(*keys).downstream(include_self=False).resolve(assets))
 
 
-def _build_year(instance, assets, resources, year: int, settings: Settings, force: bool):
-    """Run the year's stale assets and all downstream of them; the names run, or None on failure."""
+def _build_year(
+    instance, assets, resources, year: int, settings: Settings, force: bool,
+    stages: dict[str, float] | None = None,
+):  # fmt: skip
+    """Run the year's stale assets and all downstream of them; the names run, or None on failure.
+    Adds each step's seconds to `stages`."""
     from dagster import materialize
 
     from pipeline.defs.stale import stale_assets
@@ -172,6 +239,8 @@ def _build_year(instance, assets, resources, year: int, settings: Settings, forc
             raise_on_error=False,
             tags={"bbtr/year": partition},
         )
+        if stages is not None:
+            add_step_seconds(stages, result.all_events)
         if not result.success:
             failures = [e for e in result.all_events if e.is_step_failure]
             for event in failures:  # why, in one line per step (e.g. a threshold's message)
@@ -183,6 +252,14 @@ def _build_year(instance, assets, resources, year: int, settings: Settings, forc
         if force:
             break
     return ran
+
+
+def add_step_seconds(stages: dict[str, float], events) -> None:
+    """Each successful step's duration (Dagster's own measure) added to `stages[step]`."""
+    for event in events:
+        if event.is_step_success and event.step_key and event.event_specific_data is not None:
+            seconds = event.event_specific_data.duration_ms / 1000
+            stages[event.step_key] = stages.get(event.step_key, 0.0) + seconds
 
 
 def failure_line(event) -> str:

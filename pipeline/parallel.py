@@ -4,8 +4,9 @@ DuckDB or Dagster threads can deadlock)."""
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+import os
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 
@@ -17,3 +18,45 @@ def run_parallel(fn: Callable[[Any], Any], tasks: Iterable[Any], workers: int) -
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx) as pool:
         return list(pool.map(fn, tasks))
+
+
+def _lower_priority(increment: int) -> None:
+    os.nice(increment)
+
+
+class Background:
+    """fn over keyed tasks in spawned worker processes (submitted in key order) while the caller
+    goes on; `result(key)` waits for one. Workers run `nice` steps below the caller, so the
+    caller's own work comes first when both want the CPU."""
+
+    def __init__(
+        self,
+        fn: Callable[[Any], Any],
+        tasks: Mapping[Hashable, Any],
+        workers: int,
+        nice: int = 0,
+    ) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._pool = ProcessPoolExecutor(
+            max_workers=max(1, min(workers, len(tasks))),
+            mp_context=ctx,
+            initializer=_lower_priority if nice else None,
+            initargs=(nice,) if nice else (),
+        )
+        self._futures: dict[Hashable, Future] = {
+            k: self._pool.submit(fn, t) for k, t in tasks.items()
+        }
+
+    def result(self, key: Hashable) -> Any:
+        """The task's return value (re-raises its exception)."""
+        return self._futures[key].result()
+
+    def close(self) -> None:
+        """Cancel tasks not started, wait for running ones."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> Background:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -15,9 +15,8 @@ from dagster import (
 from pipeline.defs.outputs import INTACT_KEY, intact_token, versioned_result
 from pipeline.defs.partitions import report_year_partitions
 from pipeline.defs.resources import PipelineSettings
+from pipeline.defs.simulator import simulate_report_year
 from pipeline.ingest import year as ingest_year
-from pipeline.simulate.run import simulate_year
-from pipeline.simulate.world import SimScale
 
 GROUP = "ingest"
 
@@ -42,9 +41,7 @@ def raw_inputs(context: AssetExecutionContext, settings: PipelineSettings) -> Ma
     if settings.source == "simulator":
         simulator = {"scale": settings.scale, "seed": settings.seed,
                      "flow_format": settings.flow_format}  # fmt: skip
-        sim = simulate_year(year, paths.raw, paths.truth, SimScale.preset(settings.scale),
-                            settings.seed, settings.flow_format,
-                            reuse=not force_rebuild())  # fmt: skip
+        sim = simulate_report_year(year, paths, settings.settings(), reuse=not force_rebuild())
         reused = {"simulator_reused": sim["reused"]}
     elif settings.source != "files":
         raise ValueError(f"unknown raw input source {settings.source!r} (simulator or files)")

@@ -89,6 +89,7 @@ def write_exporter_week(
     bounds = np.searchsorted(t, starts)
     written: dict[str, bytes] = {}
     sequence = 0
+    days = [d.isoformat() for d in week.days]
     for h in range(HOURS_PER_WEEK):
         if starts[h + 1] == starts[h]:
             continue  # skipped by a spring-forward change
@@ -96,7 +97,7 @@ def write_exporter_week(
         part = {k: v[lo:hi] for k, v in flows.items()}
         faulty = form.faults and h == FAULT_HOUR_OF_WEEK and exporter.name in FAULTY_EXPORTERS
         files, sequence = write_hour(
-            form.flow_format, part, exporter, week.days[h // 24].isoformat(), h % 24,
+            form.flow_format, part, exporter, days[h // 24], h % 24,
             int(starts[h + 1]), week_start_ms, sequence, raw_dir, faulty,
         )  # fmt: skip
         written.update(files)

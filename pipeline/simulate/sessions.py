@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,29 +81,32 @@ def assign_pool_addresses(
 ) -> np.ndarray:
     """Framed-IP per session from one BRAS pool: a released address is reused after the cooldown.
 
-    Event-ordered allocation is sequential by nature; this loops over sessions (not flows)."""
+    The pool is a FIFO of released addresses: in event order (time, stops first, session), a
+    stop before the window end releases its address, ready ADDRESS_COOLDOWN_S later; a start takes
+    the oldest ready one, else a fresh one. Solved without a loop: with R_j the releases ready by
+    start j, the pops before start j+1 are P_{j+1} = min(P_j + 1, R_j) = j + min(1, min_{i<=j}
+    (R_i - i)); the k-th pop reuses the address of the k-th release, followed to its fresh root.
+    Every session must end after it starts (session_times: at least 300 s)."""
     n = len(start_s)
-    times = np.concatenate([start_s, stop_s])
-    kinds = np.concatenate([np.ones(n, np.int8), np.zeros(n, np.int8)])  # stops first at a tie
-    ids = np.concatenate([np.arange(n), np.arange(n)])
-    order = np.lexsort((ids, kinds, times))
-    addr = np.zeros(n, dtype=np.int64)
-    cooled: deque[tuple[int, int]] = deque()
-    next_fresh = 0
-    for t, kind, i in zip(
-        times[order].tolist(), kinds[order].tolist(), ids[order].tolist(), strict=True
-    ):
-        if kind == 0:
-            if t < window_end_s:
-                cooled.append((t + ADDRESS_COOLDOWN_S, addr[i]))
-        elif cooled and cooled[0][0] <= t:
-            addr[i] = cooled.popleft()[1]
-        else:
-            addr[i] = next_fresh
-            next_fresh += 1
-    if next_fresh >= 65_536:
+    sessions = np.arange(n)
+    starts = np.lexsort((sessions, start_s))  # sessions in start-event order
+    released = np.flatnonzero(stop_s < window_end_s)
+    releases = released[np.lexsort((released, stop_s[released]))]  # the FIFO's order
+    ready = stop_s[releases] + ADDRESS_COOLDOWN_S
+    ready_by_start = np.searchsorted(ready, start_s[starts], side="right")
+    j = np.arange(n)
+    pops_after = j + np.minimum(1, np.minimum.accumulate(ready_by_start - j)) if n else j
+    pops_before = np.concatenate([[0], pops_after[:-1]]).astype(np.int64)
+    pop = pops_after > pops_before
+    reuses = sessions.copy()  # the session whose address each one takes (itself: a fresh one)
+    reuses[starts[pop]] = releases[pops_before[pop]]
+    fresh = np.zeros(n, dtype=np.int64)
+    fresh[starts[~pop]] = (j - pops_before)[~pop]  # fresh addresses in order of first use
+    while n and not np.array_equal(hop := reuses[reuses], reuses):  # pointer jumping to roots
+        reuses = hop
+    if n - int(pop.sum()) >= 65_536:
         raise ValueError("BRAS pool exhausted: more than a /16 of concurrent sessions")
-    return (pool_base + addr).astype(np.uint32)
+    return (pool_base + fresh[reuses]).astype(np.uint32)
 
 
 def generate_pppoe_sessions(
@@ -148,6 +151,11 @@ def radius_events(
     return row[keep], status[keep], t[keep]
 
 
+def _gather(texts: Sequence[str] | np.ndarray, index: np.ndarray) -> pl.Series:
+    """texts[index] as a String series (no per-row Python objects)."""
+    return pl.Series(values=[str(x) for x in texts], dtype=pl.String).gather(index)
+
+
 def write_radius_detail(
     s: PppoeSessions,
     sub_ids: list[str],
@@ -171,21 +179,21 @@ def write_radius_detail(
     cause_all = rng.choice(len(TERMINATE_CAUSES), size=len(s.user), p=TERMINATE_CAUSE_P)
     nas = [e.address for e in world.exporters_of("pppoe")]
     df = pl.DataFrame(
-        {
+        {  # text columns: per-user / per-session strings gathered per event (in Rust)
             "t": t,
             "status": status,
-            "sid": s.session_id[row],
-            "user_name": np.asarray(sub_ids, dtype=object)[user].astype(str),
-            "cls": classes[user],
-            "framed": np.asarray(world.ipv4_text(s.framed_v4), dtype=object)[row].astype(str),
-            "prefix": np.asarray(prefixes_text, dtype=object)[user].astype(str),
+            "sid": _gather(s.session_id, row),
+            "user_name": _gather(sub_ids, user),
+            "cls": _gather(classes, user),
+            "framed": _gather(world.ipv4_text(s.framed_v4), row),
+            "prefix": _gather(prefixes_text, user),
             "session_time": session_time,
             "in_lo": octets_in % 2**32,
             "in_gw": octets_in // 2**32,
             "out_lo": octets_out % 2**32,
             "out_gw": octets_out // 2**32,
-            "nas": np.asarray(nas, dtype=object)[s.bras[row]].astype(str),
-            "cause": np.asarray(TERMINATE_CAUSES, dtype=object)[cause_all[row]].astype(str),
+            "nas": _gather(nas, s.bras[row]),
+            "cause": _gather(TERMINATE_CAUSES, cause_all[row]),
         }
     ).sort(["t", "sid", "status"])
     offset_s = utc_offsets_ms(df["t"].to_numpy() * 1000, params) // 1000
@@ -263,11 +271,11 @@ def generate_ipoe_leases(
     )
 
 
-def _iso_utc(seconds: np.ndarray) -> list[str]:
-    return [
-        dt.datetime.fromtimestamp(x, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        for x in seconds.tolist()
-    ]
+def _iso_utc(seconds: np.ndarray) -> pl.Series:
+    """`YYYY-MM-DDTHH:MM:SSZ` of epoch seconds."""
+    return pl.from_epoch(pl.Series(seconds, dtype=pl.Int64), time_unit="s").dt.strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
 
 
 def write_ipoe_leases(
@@ -281,8 +289,8 @@ def write_ipoe_leases(
     """Write `leases-YYYY-MM-DD.csv` with the leases valid on each local day; name → bytes."""
     table = pl.DataFrame(
         {
-            "subscription_id": np.asarray(sub_ids, dtype=object)[leases.user].astype(str),
-            "service_class": classes[leases.user],
+            "subscription_id": _gather(sub_ids, leases.user),
+            "service_class": _gather(classes, leases.user),
             "delegated_prefix": world.v6_prefix_text(leases.prefix_hi, 56),
             "valid_from": _iso_utc(leases.valid_from_s),
             "valid_to": _iso_utc(leases.valid_to_s),

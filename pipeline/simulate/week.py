@@ -351,7 +351,10 @@ def simulate_service(
     flows.fill_server_ports(cells, mix, rng)
     f = flows.flow_arrays(cells, mix, *addressing.users(cells, rng), rng)
     home = users.home[cells.user]
-    parts = {k: [{c: v[home == k] for c, v in f.items()}] for k in range(len(exporters))}
+    parts: dict[int, list[dict[str, np.ndarray]]] = {}
+    for k in range(len(exporters)):
+        rows = np.flatnonzero(home == k)  # one selection per exporter, applied to every column
+        parts[k] = [{c: v[rows] for c, v in f.items()}]
 
     # traffic of no subscriber: e.g. released addresses in their cooldown, undelegated prefixes
     for k, exporter in enumerate(exporters if service.unattributable else []):

@@ -7,8 +7,14 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
-from pipeline.ingest.radius import build_pppoe_sessions, ingest_radius, parse_radius_detail
+from pipeline.ingest.radius import (
+    build_pppoe_sessions,
+    ingest_radius,
+    parse_detail_files,
+    parse_radius_detail,
+)
 
 E0 = 1_717_373_521  # 2024-06-03T00:12:01Z, epoch seconds
 
@@ -153,3 +159,25 @@ def test_crlf_and_attribute_line_without_value(tmp_path: Path) -> None:
     assert events.get_column("reason").to_list() == [None, "bad_attribute_line"]
     assert events.item(1, "offset") == len(GOOD_START.replace("\n", "\r\n")) + 2
     assert events.item(0, "session_id") == "a1"  # no stray "\r" in values
+
+
+def test_files_parsed_apart_or_in_workers_give_the_one_table_parse(tmp_path: Path) -> None:
+    """Per-file parsing (in-process and in 2 worker processes) stacks to exactly the table the
+    all-files-at-once parse gives, malformed blocks, headerless starts and CRLF included."""
+    broken = GOOD_START.replace('\tClass = "personal"\n', "\tClass personal\n")
+    paths = [
+        write(tmp_path / "detail-20240602", [GOOD_START, NO_STATUS, BAD_TS]),
+        write(tmp_path / "detail-20240603", ["\tStray-Attribute = 1\n", BAD_ADDR, GOOD_STOP]),
+        tmp_path / "detail-20240604",
+        write(tmp_path / "detail-20240605", ["\n\n"]),
+    ]
+    paths[2].write_bytes((GOOD_START + "\n" + broken).replace("\n", "\r\n").encode())
+    one_table = parse_detail_files(paths)
+    assert one_table.get_column("reason").to_list() == [
+        None, "missing_status_type", "bad_event_timestamp",
+        "no_header_line", "bad_address", None,
+        None, "bad_attribute_line",
+    ]  # fmt: skip
+    assert_frame_equal(parse_radius_detail(paths), one_table)
+    assert_frame_equal(parse_radius_detail(paths, workers=2), one_table)
+    assert_frame_equal(parse_radius_detail([]), parse_detail_files([]))
