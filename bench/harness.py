@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -149,21 +150,23 @@ def run_case(case: Case, tree: Path, max_rss_mb: float, timeout_s: float) -> Sam
             stderr=subprocess.PIPE,
         )
         killed: list[str] = []
+        reaped = threading.Event()
 
         def watch() -> None:  # memory and time guard: the machine is shared
-            while proc.poll() is None:
+            # Never proc.poll() here: it would reap the child before os.wait4 reads its usage.
+            while not reaped.wait(0.1):
                 if _rss_mb(proc.pid) > max_rss_mb:
                     killed.append(f"killed: RSS above {max_rss_mb:.0f} MB")
-                    proc.kill()
+                    os.kill(proc.pid, signal.SIGKILL)  # not proc.kill(): it polls, i.e. reaps
                 elif time.perf_counter() - t0 > timeout_s:
                     killed.append(f"killed: over {timeout_s:.0f} s")
-                    proc.kill()
-                time.sleep(0.1)
+                    os.kill(proc.pid, signal.SIGKILL)
 
         guard = threading.Thread(target=watch, daemon=True)
         guard.start()
         stderr = proc.stderr.read() if proc.stderr else b""
         _, status, usage = os.wait4(proc.pid, 0)
+        reaped.set()
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
         guard.join()

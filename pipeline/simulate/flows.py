@@ -15,6 +15,7 @@ from pipeline.simulate.sessions import IpoeLeases, PppoeSessions
 
 HOURS_PER_WEEK = 168
 HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
 MIN_ACTIVE_HOURS = 3
 CATEGORY_SPREAD_SIGMA = 0.35  # per-user variation of the category mix (log-normal)
 CATEGORY_RAKING_ROUNDS = 3
@@ -397,9 +398,14 @@ def flow_arrays(
     rng: np.random.Generator,
 ) -> dict[str, np.ndarray]:
     """Writer columns (ipfix_writer.FLOW_COLUMNS): the user is src for uploads, dst otherwise.
-    The user's IPv6 interface identifier (lower 64 bits) is drawn per record."""
+    A subscriber's IPv6 interface identifier (lower 64 bits) is one per user and UTC day (a
+    temporary address, RFC 8981's one-day preferred lifetime); traffic of no user draws one per
+    record."""
     n = len(start_ms)
-    user_lo = rng.integers(0, 2**63, n, dtype=np.uint64)
+    drawn_lo = rng.integers(0, 2**63, n, dtype=np.uint64)  # drawn for every record, as before
+    day = (start_ms // DAY_MS).astype(np.uint64)
+    daily_lo = world.mix64((cells.user.astype(np.uint64) << np.uint64(20)) ^ day) >> np.uint64(1)
+    user_lo = np.where(cells.user >= 0, daily_lo, drawn_lo)
     r4 = world.remote_v4(rng, n)
     r_hi, r_lo = world.remote_v6(rng, n)
     up = cells.upload

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 from dataclasses import asdict, dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,11 @@ BRAS_POOL_BASE = (100 << 24) | (64 << 16)  # 100.64.0.0, one /16 per BRAS: 100.(
 MOBILE_V4_BASE = (10 << 24) | (128 << 16)  # 10.128.0.0/10
 REMOTE_V4_LO, REMOTE_V4_HI = 20 << 24, 60 << 24  # remote servers / peers: 20.0.0.0 - 59.255.255.255
 REMOTE_V6_HI = np.uint64(0x24046800 << 32)  # 2404:6800::/32-style remote space
+# Remote endpoints are a fixed pool whose popularity follows Zipf's law (a few CDN and cloud servers
+# carry most flows, as in an ISP's real exports); a uniform draw per record would make every remote
+# address unique, which no real export looks like.
+REMOTE_ENDPOINTS = 1 << 20
+REMOTE_ZIPF_EXPONENT = 1.0
 ENTERPRISE_SHARE_BROADBAND = 0.05
 ENTERPRISE_SHARE_MOBILE = 0.10
 IPOE_START = dt.date(2018, 1, 1)  # before this every subscription is PPPoE only
@@ -156,15 +162,41 @@ def ipv4_text(addr: np.ndarray) -> list[str]:
     return [f"{p}.{q}.{r}.{s}" for p, q, r, s in zip(*(x.tolist() for x in parts), strict=True)]
 
 
+def mix64(x: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser: a fixed bijection of uint64 values (wrapping arithmetic)."""
+    z = np.asarray(x, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@cache
+def _remote_rank_cdf() -> np.ndarray:
+    weights = 1.0 / np.arange(1, REMOTE_ENDPOINTS + 1, dtype=np.float64) ** REMOTE_ZIPF_EXPONENT
+    return np.cumsum(weights) / weights.sum()
+
+
+def remote_rank(u: np.ndarray) -> np.ndarray:
+    """The remote endpoint (popularity rank 0..REMOTE_ENDPOINTS-1) of uniform draws u in [0, 1)."""
+    rank = np.searchsorted(_remote_rank_cdf(), u, side="right")
+    return np.minimum(rank, REMOTE_ENDPOINTS - 1).astype(np.uint64)
+
+
 def remote_v4(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Random server / peer IPv4 addresses outside subscriber space."""
-    return rng.integers(REMOTE_V4_LO, REMOTE_V4_HI, n, dtype=np.uint32)
+    """Server / peer IPv4 addresses outside subscriber space, from the Zipf pool of endpoints (one
+    draw per record, as before, so the rest of the random stream is unchanged)."""
+    drawn = rng.integers(REMOTE_V4_LO, REMOTE_V4_HI, n, dtype=np.uint32).astype(np.float64)
+    rank = remote_rank((drawn - REMOTE_V4_LO) / (REMOTE_V4_HI - REMOTE_V4_LO))
+    return (REMOTE_V4_LO + mix64(rank) % np.uint64(REMOTE_V4_HI - REMOTE_V4_LO)).astype(np.uint32)
 
 
 def remote_v6(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Random server / peer IPv6 addresses (hi, lo) outside subscriber space."""
-    hi = REMOTE_V6_HI | rng.integers(0, 2**32, n, dtype=np.uint64)
-    return hi, rng.integers(0, 2**63, n, dtype=np.uint64)
+    """Server / peer IPv6 addresses (hi, lo) outside subscriber space, from the endpoint pool."""
+    rng.integers(0, 2**32, n, dtype=np.uint64)  # drawn as before: the random stream is unchanged
+    drawn = rng.integers(0, 2**63, n, dtype=np.uint64)
+    rank = remote_rank(drawn.astype(np.float64) / 2.0**63)
+    hi = REMOTE_V6_HI | (mix64(rank ^ np.uint64(0x6)) & np.uint64(0xFFFFFFFF))
+    return hi, mix64(rank ^ np.uint64(0x66)) >> np.uint64(1)
 
 
 def write_exporter_registry(
