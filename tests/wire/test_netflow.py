@@ -111,7 +111,7 @@ def accounting_holds(result) -> bool:
         s.records_in == s.records_decoded + s.records_quarantined
         and sum(s.quarantine_by_reason.values()) == s.records_quarantined
         and sum(q.records for q in result.quarantine) == s.records_quarantined
-        and result.flows.num_rows == s.records_decoded
+        and result.flows.num_rows == s.records_decoded + s.reverse_rows  # RFC 5103: 2 rows
         and result.flows.schema == FLOW_SCHEMA
     )
 
