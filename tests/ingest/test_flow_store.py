@@ -13,6 +13,7 @@ import pytest
 from pipeline.ingest.flow_store import (
     DELTA_COLUMNS,
     DICTIONARY_COLUMNS,
+    column_encoding,
     remote_port,
     sort_keys,
     sorted_flows,
@@ -120,7 +121,7 @@ def test_columns_carry_the_chosen_encodings(tmp_path):
         assert chunk.compression == "ZSTD"
         if name in DICTIONARY_COLUMNS:
             assert "RLE_DICTIONARY" in chunk.encodings, name
-        elif name in DELTA_COLUMNS:
-            assert "DELTA_BINARY_PACKED" in chunk.encodings, name
         else:
-            assert "BYTE_STREAM_SPLIT" in chunk.encodings, name
+            encodings = set(chunk.encodings) - {"RLE"}  # RLE: the definition levels
+            assert encodings == {column_encoding(name)}, (name, chunk.encodings)
+            assert name not in DELTA_COLUMNS or column_encoding(name) == "DELTA_BINARY_PACKED"
