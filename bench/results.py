@@ -47,21 +47,17 @@ def row_cells(row: Row) -> list[str]:
     return [_fmt(values[c], digits.get(c, 3)) for c in COLUMNS]
 
 
+def _git(tree: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(tree), *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 def git_commit(tree: Path) -> str:
     """The checkout's commit (with '+dirty' when it has uncommitted changes)."""
     try:
-        head = subprocess.run(
-            ["git", "-C", str(tree), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(tree), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        head = _git(tree, "rev-parse", "--short=12", "HEAD")
+        dirty = _git(tree, "status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
