@@ -27,6 +27,11 @@ class StorageRow:
 def table_storage(warehouse: Path, table: str) -> list[StorageRow]:
     """Per column (compressed chunks) and `TOTAL` (file sizes) of `warehouse/table/**/*.parquet`."""
     files = sorted((Path(warehouse) / table).glob("date=*/exporter=*/*.parquet"))
+    return files_storage(table, files)
+
+
+def files_storage(table: str, files: list[Path]) -> list[StorageRow]:
+    """Per column (compressed chunks, largest first) and `TOTAL` (file sizes) of `files`."""
     per_column: dict[str, int] = defaultdict(int)
     rows = total = 0
     for f in files:

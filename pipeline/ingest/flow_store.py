@@ -82,21 +82,3 @@ def write_flows(flows: pa.Table, path: Path) -> Path:
             column_encoding=_column_encoding(table.schema),
         ),
     )
-
-
-def bytes_per_flow(paths: list[Path]) -> tuple[dict[str, float], float, int]:
-    """Compressed bytes per flow of each column (column chunks), of whole files, and the flows."""
-    by_column: dict[str, int] = {}
-    rows = total = 0
-    for path in paths:
-        meta = pq.ParquetFile(path).metadata
-        rows += meta.num_rows
-        total += Path(path).stat().st_size
-        for g in range(meta.num_row_groups):
-            group = meta.row_group(g)
-            for c in range(group.num_columns):
-                chunk = group.column(c)
-                name = chunk.path_in_schema
-                by_column[name] = by_column.get(name, 0) + chunk.total_compressed_size
-    per = {name: size / max(rows, 1) for name, size in by_column.items()}
-    return per, total / max(rows, 1), rows

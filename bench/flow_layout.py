@@ -4,7 +4,7 @@ writers (previous layout: time-first sort, pyarrow defaults) and reads of both (
 median of 3, interleaved): DuckDB scan of every column (attribution), Polars scan of
 exporter + flow_start_ms (pipeline/ingest/completeness.py).
 
-    .venv/bin/python scripts/flow_storage.py <folder with date=*/exporter=*/flows.parquet> <out>
+    .venv/bin/python -m bench.flow_layout <folder with date=*/exporter=*/flows.parquet> <out>
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.ingest.flow_store import bytes_per_flow, sorted_flows, write_flows
+from bench.storage import StorageRow, files_storage
+from pipeline.ingest.flow_store import sorted_flows, write_flows
 
 TIME_FIRST = ["flow_start_ms", "flow_end_ms"]  # the layout before flow_store.py
 
@@ -65,6 +66,13 @@ def write_cpu_s(tables: list[pa.Table], out: Path, writer) -> float:
     return _cpu() - start
 
 
+def _per_flow(files: list[Path]) -> tuple[dict[str, float], float, int]:
+    """Bytes per flow of each column and of whole files, and the flows (bench.storage's rows)."""
+    rows: list[StorageRow] = files_storage("flows", files)
+    *columns, total = rows
+    return {r.column: r.bytes_per_flow for r in columns}, total.bytes_per_flow, total.rows
+
+
 def main(source: Path, out: Path) -> None:
     before = sorted(source.glob("date=*/exporter=*/flows.parquet"))
     after = []
@@ -76,7 +84,7 @@ def main(source: Path, out: Path) -> None:
         if not again.equals(sorted_flows(table)):  # lossless: same rows, same values, same types
             raise SystemExit(f"{target}: re-written partition differs from {path}")
         after.append(target)
-    (b_cols, b_total, rows), (a_cols, a_total, _) = bytes_per_flow(before), bytes_per_flow(after)
+    (b_cols, b_total, rows), (a_cols, a_total, _) = _per_flow(before), _per_flow(after)
     print(f"{rows} flows in {len(before)} partitions")
     print(f"| {'column':24s} | {'before B/flow':>13s} | {'after B/flow':>12s} |")
     print(f"|{'-' * 26}|{'-' * 14}:|{'-' * 13}:|")
