@@ -9,7 +9,6 @@ import polars as pl
 
 from pipeline.atomic import write_parquet_atomic
 from pipeline.config import local_day_bounds_ms
-from pipeline.parallel import run_parallel
 from pipeline.wire.address_text import ipv4_text_to_uint32, ipv6_prefix_text_to_hi_len
 
 STATUS_TYPES = ("Start", "Interim-Update", "Stop")
@@ -150,19 +149,14 @@ def _quarantine_reason() -> pl.Expr:
     )
 
 
-def parse_radius_detail(paths: list[Path], workers: int = 1) -> pl.DataFrame:
+def parse_radius_detail(paths: list[Path]) -> pl.DataFrame:
     """Parse detail files into one row per block; `reason` is null for good events and names why a
     block is quarantined otherwise (with source_file, byte offset, length and raw payload). Files
-    are parsed independently (in `workers` processes) and stacked in the order given."""
+    are parsed one at a time and stacked in the order given (less memory than all at once; worker
+    processes measured ~25 % more CPU for no gain, since polars already uses every core)."""
     if not paths:
         return parse_detail_files([])
-    frames = run_parallel(parse_detail_file, [Path(p) for p in paths], workers)
-    return pl.concat(frames, how="vertical")
-
-
-def parse_detail_file(path: Path) -> pl.DataFrame:
-    """One detail file's blocks (`parse_radius_detail`)."""
-    return parse_detail_files([path])
+    return pl.concat([parse_detail_files([Path(p)]) for p in paths], how="vertical")
 
 
 def parse_detail_files(paths: list[Path]) -> pl.DataFrame:
@@ -264,13 +258,10 @@ def radius_file_days(days: list[dt.date]) -> list[dt.date]:
     return sorted(wanted)
 
 
-def ingest_radius(
-    raw_dir: Path, warehouse_dir: Path, days: list[dt.date], workers: int = 1
-) -> dict:
-    """Parse `radius/detail-YYYYMMDD` of `days` (and the day before each; `workers` processes),
-    write the sessions that overlap those days to `reference/pppoe_sessions/week=<first
-    day>.parquet` and quarantined blocks to `quarantine/radius/week=<first day>.parquet`; return
-    counts."""
+def ingest_radius(raw_dir: Path, warehouse_dir: Path, days: list[dt.date]) -> dict:
+    """Parse `radius/detail-YYYYMMDD` of `days` (and the day before each), write the sessions that
+    overlap those days to `reference/pppoe_sessions/week=<first day>.parquet` and quarantined
+    blocks to `quarantine/radius/week=<first day>.parquet`; return counts."""
     if not days:
         raise ValueError("ingest_radius: no days given")
     first, last = min(days), max(days)
@@ -278,7 +269,7 @@ def ingest_radius(
     for day in radius_file_days(days):
         path = Path(raw_dir) / "radius" / f"detail-{day:%Y%m%d}"
         (paths if path.is_file() else missing).append(path)
-    events = parse_radius_detail(paths, workers)
+    events = parse_radius_detail(paths)
     window_start_ms, _ = local_day_bounds_ms(first)
     _, data_end_ms = local_day_bounds_ms(last)
     sessions = build_pppoe_sessions(events, data_end_ms)

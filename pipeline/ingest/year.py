@@ -103,10 +103,8 @@ def ingest_flows(paths: Paths, year: int, workers: int) -> dict[str, Any]:
     return totals
 
 
-def ingest_subscriber_sessions(paths: Paths, year: int, workers: int = 1) -> dict[str, Any]:
-    """RADIUS accounting → PPPoE sessions, and IPoE leases, for each week of the year (detail
-    files parsed in `workers` processes: in-process by default, since polars already uses every
-    core and a spawned worker costs ~1 s of CPU to start)."""
+def ingest_subscriber_sessions(paths: Paths, year: int) -> dict[str, Any]:
+    """RADIUS accounting → PPPoE sessions, and IPoE leases, for each week of the year."""
     out: dict[str, Any] = {
         "sessions": 0,
         "radius_records": 0,
@@ -114,7 +112,7 @@ def ingest_subscriber_sessions(paths: Paths, year: int, workers: int = 1) -> dic
         "ipoe_leases": 0,
     }
     for week in weeks_for_year(year):
-        radius = ingest_radius(paths.raw, paths.warehouse, week.days, workers)
+        radius = ingest_radius(paths.raw, paths.warehouse, week.days)
         leases = ingest_ipoe_leases(paths.raw, paths.warehouse, week.days)
         out["sessions"] += radius["sessions"]
         out["radius_records"] += radius["records"]

@@ -161,9 +161,9 @@ def test_crlf_and_attribute_line_without_value(tmp_path: Path) -> None:
     assert events.item(0, "session_id") == "a1"  # no stray "\r" in values
 
 
-def test_files_parsed_apart_or_in_workers_give_the_one_table_parse(tmp_path: Path) -> None:
-    """Per-file parsing (in-process and in 2 worker processes) stacks to exactly the table the
-    all-files-at-once parse gives, malformed blocks, headerless starts and CRLF included."""
+def test_files_parsed_apart_give_the_one_table_parse(tmp_path: Path) -> None:
+    """Per-file parsing stacks to exactly the table the all-files-at-once parse gives, malformed
+    blocks, headerless starts and CRLF included."""
     broken = GOOD_START.replace('\tClass = "personal"\n', "\tClass personal\n")
     paths = [
         write(tmp_path / "detail-20240602", [GOOD_START, NO_STATUS, BAD_TS]),
@@ -179,5 +179,4 @@ def test_files_parsed_apart_or_in_workers_give_the_one_table_parse(tmp_path: Pat
         None, "bad_attribute_line",
     ]  # fmt: skip
     assert_frame_equal(parse_radius_detail(paths), one_table)
-    assert_frame_equal(parse_radius_detail(paths, workers=2), one_table)
     assert_frame_equal(parse_radius_detail([]), parse_detail_files([]))
