@@ -121,10 +121,39 @@ def load_params(path: str | None = None) -> dict[str, Any]:
     return yaml.safe_load(p.read_text())
 
 
-def weeks_for_year(year: int, params: dict[str, Any] | None = None) -> list[Week]:
-    """The analysis week of `year` first, then its extra weeks, in date order."""
+def listed_years(params: dict[str, Any] | None = None) -> list[int]:
+    """Years whose weeks params.yaml lists explicitly (the simulated ISP's calibrated years)."""
     params = params or load_params()
-    spec = params["weeks"][year]
+    return sorted(int(y) for y in params["weeks"])
+
+
+def _month_day(text: str, key: str) -> tuple[int, int]:
+    """`MM-DD` → (month, day), checked against a non-leap year (29 February has no every year)."""
+    try:
+        day = dt.date.fromisoformat(f"2001-{text}")
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{params_path()}: {key}={text!r}: expected a month-day like 05-29"
+        ) from None
+    return day.month, day.day
+
+
+def rule_analysis_week(year: int, params: dict[str, Any] | None = None) -> Week:
+    """The analysis week `week_rule` gives a year: the first Monday on or after its month-day."""
+    params = params or load_params()
+    month, day = _month_day(params["week_rule"]["first_monday_on_or_after"],
+                            "week_rule.first_monday_on_or_after")  # fmt: skip
+    anchor = dt.date(year, month, day)
+    return Week(anchor + dt.timedelta(days=-anchor.weekday() % 7), "analysis")
+
+
+def weeks_for_year(year: int, params: dict[str, Any] | None = None) -> list[Week]:
+    """The analysis week of `year` first, then its extra weeks, in date order. A year that
+    `weeks` does not list has the analysis week of `week_rule` and no extra week."""
+    params = params or load_params()
+    spec = params["weeks"].get(year)
+    if spec is None:
+        return [rule_analysis_week(year, params)]
     weeks = [Week(dt.date.fromisoformat(spec["analysis"]), "analysis")]
     weeks += [Week(dt.date.fromisoformat(w["start"]), w["role"]) for w in spec.get("extra", [])]
     return [weeks[0]] + sorted(weeks[1:], key=lambda w: w.start)
@@ -134,10 +163,51 @@ def analysis_week(year: int, params: dict[str, Any] | None = None) -> Week:
     return weeks_for_year(year, params)[0]
 
 
-def report_years(params: dict[str, Any] | None = None) -> list[int]:
-    """Report years that have raw data configured (the Dagster partitions)."""
+def first_report_year(params: dict[str, Any] | None = None) -> int:
+    """The first report year with measured data: `report.first_simulated_year`, else the first
+    listed year."""
     params = params or load_params()
-    return sorted(int(y) for y in params["weeks"])
+    return int(params["report"].get("first_simulated_year", listed_years(params)[0]))
+
+
+def available_month_day(params: dict[str, Any] | None = None) -> tuple[int, int]:
+    """(month, day) on which, every year, the year's inputs are complete: the day after the
+    latest last day a rule week can have (the rule's month-day + 12) or the first day after
+    `report.report_month` (its counters), whichever is later, plus `week_rule.lag_days`."""
+    params = params or load_params()
+    rule = params["week_rule"]
+    month, day = _month_day(rule["first_monday_on_or_after"], "week_rule.first_monday_on_or_after")
+    week_done = dt.date(2001, month, day) + dt.timedelta(days=13)
+    report_month = int(params["report"]["report_month"])
+    month_done = dt.date(2001 + report_month // 12, report_month % 12 + 1, 1)
+    done = max(week_done, month_done) + dt.timedelta(days=int(rule.get("lag_days", 0)))
+    if done.year != 2001:
+        raise ValueError(
+            f"{params_path()}: week_rule.lag_days={rule.get('lag_days')} and report.report_month="
+            f"{report_month} make year Y complete only in Y+1 ({done:%m-%d}): not supported"
+        )
+    return done.month, done.day
+
+
+def year_available_on(year: int, params: dict[str, Any] | None = None) -> dt.date:
+    """The local date from which `year` is a report year (its Dagster partition exists)."""
+    month, day = available_month_day(params)
+    return dt.date(year, month, day)
+
+
+def clock_now() -> dt.datetime:
+    """Now, in UTC: the clock that `report_years` reads unless given `now` (tests freeze it)."""
+    return dt.datetime.now(dt.UTC)
+
+
+def report_years(params: dict[str, Any] | None = None, now: dt.datetime | None = None) -> list[int]:
+    """Report years (the Dagster partitions): from the first year with data up to the last one
+    whose inputs are complete at `now` (default `clock_now()`), in the report's time zone."""
+    params = params or load_params()
+    today = (now or clock_now()).astimezone(time_zone(params)).date()
+    first = first_report_year(params)
+    last = today.year if today >= year_available_on(today.year, params) else today.year - 1
+    return list(range(first, last + 1))
 
 
 def params_path() -> Path:

@@ -1,7 +1,8 @@
 """Charts and report groups: SVG figures, then the PDF/HTML/CSV report of the year.
 
 The figures and the report of year Y read the history of every year up to Y (all but the
-current-year-only tables), so they depend on those years' partitions of each table."""
+current-year-only tables), so they depend on those years' partitions of each table: a time-window
+mapping (`partitions.EARLIER_YEARS`), which orders a backfill and shows a missing year as such."""
 
 from dagster import (
     AssetDep,
@@ -9,26 +10,20 @@ from dagster import (
     AssetKey,
     MaterializeResult,
     MetadataValue,
-    StaticPartitionMapping,
     asset,
 )
 
-from pipeline.config import report_years
 from pipeline.defs.assets_aggregate import TABLES
 from pipeline.defs.assets_ingest import normalised_flows, raw_inputs
 from pipeline.defs.outputs import versioned_result
-from pipeline.defs.partitions import report_year_partitions
+from pipeline.defs.partitions import EARLIER_YEARS, report_year_partitions
 from pipeline.defs.resources import PipelineSettings
 from pipeline.report import year as report_year
 
-# upstream year → the report years that read it (itself and every later one)
-YEARS_UP_TO = StaticPartitionMapping(
-    {str(u): [str(y) for y in report_years() if y >= u] for u in report_years()}
-)
 TABLE_DEPS = [
     AssetDep(AssetKey(name))
     if name in report_year.CURRENT_YEAR_ONLY
-    else AssetDep(AssetKey(name), partition_mapping=YEARS_UP_TO)
+    else AssetDep(AssetKey(name), partition_mapping=EARLIER_YEARS)
     for name in TABLES
 ]
 

@@ -1,7 +1,10 @@
-"""Sensor: a capture file closed by the live collector (pipeline.collect) → a run of its year.
+"""Sensors: a capture file closed by the live collector (pipeline.collect) → a run of its year;
+the raw inputs of the newest report changed since it was built → a run of that year.
 
-`new_collector_files` does the work without Dagster. A file's year is the year of its date
-folder (`<collector dir>/<YYYY-MM-DD>/*.pcap`, UTC dates as the collector names them).
+`new_collector_files` and `report_input_changes` do the work without Dagster. A collector
+file's year is the year of its date folder (`<collector dir>/<YYYY-MM-DD>/*.pcap`, UTC dates as
+the collector names them). The report whose inputs the rebuild changes is kept beside the new
+one with the reason (`pipeline.report.supersede`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from dagster import (
 )
 
 from pipeline.collect.collector import default_collector_dir
+from pipeline.config import Paths, load_params, report_years
+from pipeline.fingerprint import digest, file_sha256
+from pipeline.ingest.catalogue import raw_files_for_year
 
 
 def _closed_captures(collector_dir: Path) -> list[tuple[int, str, Path]]:
@@ -113,3 +119,90 @@ def build_collector_sensor(
         return SensorResult(run_requests=requests, cursor=cursor)
 
     return collector_files_sensor
+
+
+def report_input_changes(
+    paths: Paths, year: int, verified: dict[str, list[int]]
+) -> tuple[list[str], dict[str, list[int]]]:
+    """How the year's raw files differ from those its report was built from (`added`, `removed`,
+    `changed` lines; [] when none or no report), and the files found equal, as name → [size,
+    mtime ns]. A file with the size recorded is hashed only when its size and mtime are not in
+    `verified` (the previous evaluation's answer), so an unchanged folder costs one stat a file."""
+    provenance = paths.reports / str(year) / "provenance.json"
+    if not provenance.is_file():
+        return [], {}
+    recorded = json.loads(provenance.read_text()).get("input_files_detail", {})
+    current = {p.relative_to(paths.raw).as_posix(): p for p in raw_files_for_year(paths.raw, year)}
+    changes = [f"added {n}" for n in sorted(current.keys() - recorded.keys())]
+    changes += [f"removed {n}" for n in sorted(recorded.keys() - current.keys())]
+    same: dict[str, list[int]] = {}
+    for name in sorted(current.keys() & recorded.keys()):
+        stat = current[name].stat()
+        signature = [stat.st_size, stat.st_mtime_ns]
+        if stat.st_size != recorded[name]["bytes"]:
+            changes.append(f"changed {name}")
+        elif (
+            verified.get(name) == signature
+            or file_sha256(current[name]) == recorded[name]["sha256"]
+        ):
+            same[name] = signature
+        else:
+            changes.append(f"changed {name}")
+    return changes, same
+
+
+def _signature(path: Path) -> list[int] | None:
+    """[size, mtime ns] of a file, None if it is gone."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def newest_reported_year(paths: Paths) -> int | None:
+    """The latest report year that has a built report (reports/<year>/provenance.json)."""
+    built = [y for y in report_years() if (paths.reports / str(y) / "provenance.json").is_file()]
+    return built[-1] if built else None
+
+
+def build_inputs_sensor(
+    job,
+    minimum_interval_seconds: int | None = None,
+    default_status: DefaultSensorStatus = DefaultSensorStatus.STOPPED,
+) -> SensorDefinition:
+    """`report_inputs_sensor`: a run of `job` for the newest report year whose raw inputs differ
+    from its report's provenance (interval: params.yaml schedule.inputs_check_minutes)."""
+    if minimum_interval_seconds is None:
+        minimum_interval_seconds = 60 * int(load_params()["schedule"]["inputs_check_minutes"])
+
+    @sensor(
+        name="report_inputs_sensor",
+        job=job,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=default_status,
+        description="Re-runs the newest report year when its raw inputs changed since its report "
+        "was built (the old report is kept under reports/superseded/ with the reason).",
+    )
+    def report_inputs_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+        paths = Paths.from_env()
+        year = newest_reported_year(paths)
+        if year is None:
+            return SkipReason(f"no built report under {paths.reports}")
+        state = json.loads(context.cursor) if context.cursor else {}
+        verified = state.get("verified", {}) if state.get("year") == year else {}
+        changes, same = report_input_changes(paths, year, verified)
+        cursor = json.dumps({"year": year, "verified": same}, sort_keys=True)
+        if not changes:
+            skip = SkipReason(f"inputs of {year} unchanged")
+            return SensorResult(skip_reason=skip, cursor=cursor)
+        context.log.info(f"report year {year}: {len(changes)} raw files changed: {changes[:5]}")
+        now = {c.split(" ", 1)[1]: _signature(paths.raw / c.split(" ", 1)[1]) for c in changes}
+        request = RunRequest(
+            run_key=f"inputs-changed:{year}:{digest(now)[:16]}",
+            partition_key=str(year),
+            tags={"trigger": "report_inputs_sensor", "changed_files": str(len(changes))},
+        )
+        return SensorResult(run_requests=[request], cursor=cursor)
+
+    return report_inputs_sensor

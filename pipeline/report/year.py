@@ -15,10 +15,11 @@ from typing import Any
 import polars as pl
 
 from pipeline.aggregate.history import published_history, read_history
-from pipeline.atomic import replace_dir, staging_dir, write_text_atomic
+from pipeline.atomic import staging_dir, write_text_atomic
 from pipeline.charts.render import build_charts
 from pipeline.config import REPO_ROOT, Paths, analysis_week, load_params, params_path, report_years
 from pipeline.report.render import build_report, file_sha256
+from pipeline.report.supersede import replace_report
 
 REPORT_TABLES = (
     "monthly_traffic_normalised", "growth_statistics", "weekday_hourly_profile",
@@ -214,7 +215,8 @@ def build_annual_report(paths: Paths, year: int, source: str) -> dict[str, Any]:
 
     The folder is built whole beside its target (`.<year>.build.tmp`) and swapped in at once
     (atomic.replace_dir): a reader, or a run killed at any point, sees the previous complete
-    report or the new one, never a mix. provenance.json lists the sha256 of every other file."""
+    report or the new one, never a mix. provenance.json lists the sha256 of every other file. A
+    previous report built otherwise is kept under reports/superseded/ (report.supersede)."""
     tables = collect_tables(paths, year)
     figures = {p.stem: p for p in sorted(figures_dir(paths, year).glob("fig*.svg"))}
     context = build_context(paths, year, source, tables)
@@ -233,13 +235,14 @@ def build_annual_report(paths: Paths, year: int, source: str) -> dict[str, Any]:
         json.dumps(provenance, indent=1, sort_keys=True, default=str) + "\n",
     )
     pages = _pdf_pages(written["pdf"])
-    replace_dir(staging, out_dir)
+    superseded = replace_report(staging, out_dir, paths.reports)
     pdf = out_dir / written["pdf"].relative_to(staging)
     return {
         "pdf": pdf,
         "pdf_sha256": file_sha256(pdf),
         "pages": pages,
         "csv_files": sum(1 for k in written if k.endswith(".csv")),
+        "superseded": superseded,
     }
 
 

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.atomic import write_text_atomic
-from pipeline.config import load_params, report_years, weeks_for_year
+from pipeline.config import listed_years, load_params, weeks_for_year
 from pipeline.fingerprint import digest, params_subset, sizes, source_digest
 
 MANIFEST_DIR = ".simulator"
 CALIBRATION_FILE = Path(__file__).with_name("calibration.yaml")
-# Params the simulator reads: the weeks (all years: the counters run to the last report year's
+# Params the simulator reads: the weeks (all years: the counters run to the last listed year's
 # June) and the local time zone (RADIUS and day folders; utc_offset_hours is its old alias).
 PARAMS_KEYS = ("weeks", "report.time_zone", "report.utc_offset_hours")
 
@@ -54,7 +54,7 @@ def simulator_key(
         "flow_format": flow_format,
         "faults": faults,
         "weeks": [(w.start.isoformat(), w.role) for w in weeks_for_year(year, params)],
-        "report_years": report_years(params),
+        "report_years": listed_years(params),
         "params": params_subset(params, PARAMS_KEYS),
         "nfdump": _nfdump_version(flow_format),
         "code_sha256": code or code_sha256(),

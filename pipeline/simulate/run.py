@@ -11,9 +11,9 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.atomic import write_parquet_atomic, write_text_atomic
-from pipeline.config import Paths, report_years, weeks_for_year
+from pipeline.config import Paths, listed_years, weeks_for_year
 from pipeline.parallel import run_parallel
-from pipeline.simulate import billing, cache, world
+from pipeline.simulate import billing, cache, model, world
 from pipeline.simulate.flow_files import (
     FLOW_FORMATS,
     SOURCES,
@@ -40,7 +40,7 @@ def write_shared_files(raw_dir: Path, flow_format: str = "ipfix") -> dict[str, s
     registry = world.write_exporter_registry(
         raw_dir, SOURCES[flow_format], needs_default_sampling(flow_format)
     )
-    last_month = f"{max(report_years())}-06"
+    last_month = f"{max(listed_years())}-06"
     counters = billing.write_monthly_counters(
         raw_dir / "counters", COUNTERS_FIRST_MONTH, last_month
     )
@@ -48,6 +48,20 @@ def write_shared_files(raw_dir: Path, flow_format: str = "ipfix") -> dict[str, s
         "exporters.yaml": hashlib.sha256(registry.read_bytes()).hexdigest(),
         "counters/monthly_traffic.csv": hashlib.sha256(counters).hexdigest(),
     }
+
+
+class UncalibratedYear(ValueError):
+    """A year the simulated ISP has no calibration for."""
+
+
+def check_simulated_year(year: int) -> None:
+    """Raise, in one line, when `year` lies outside the simulator's calibrated years."""
+    anchors = sorted(int(y) for y in model.load_calibration()["daily_usage"]["anchor_weeks"])
+    if not anchors[0] <= year <= anchors[-1]:
+        raise UncalibratedYear(
+            f"report year {year}: the simulated ISP is calibrated for {anchors[0]}-{anchors[-1]} "
+            "only; build it from an ISP's own files (BBTR_RAW_DIR)"
+        )
 
 
 def simulate_year(
@@ -63,6 +77,7 @@ def simulate_year(
     """Write every raw file of the year's weeks, the shared files, and `truth/<year>/`
     (`scale` may be a preset name); refreshes `truth/manifest.json`. With `reuse`, a year whose
     cache key and files match `raw/.simulator/year=<Y>.json` is left as it is (nothing written)."""
+    check_simulated_year(year)
     began = time.perf_counter()
     raw_dir, truth_dir = Path(raw_dir), Path(truth_dir)
     if isinstance(scale, str):
