@@ -4,14 +4,12 @@ whose flow data the live collector adds)."""
 
 from dagster import AssetSelection, define_asset_job
 
-from pipeline.defs.partitions import report_year_partitions
 from pipeline.defs.schedules import build_annual_schedule
 from pipeline.defs.sensors import build_collector_sensor, build_inputs_sensor
 
 annual_report_job = define_asset_job(
     "annual_report_job",
     selection=AssetSelection.all(),
-    partitions_def=report_year_partitions,
     description="Every asset of one report year: raw inputs to the PDF.",
 )
 
