@@ -23,7 +23,15 @@ from pathlib import Path
 from typing import IO
 
 from pipeline.atomic import remove_debris
-from pipeline.config import FLOW_FORMATS, RAW_SOURCES, SCALES, Paths, Settings, report_years
+from pipeline.config import (
+    FLOW_FORMATS,
+    RAW_SOURCES,
+    SCALES,
+    Paths,
+    Settings,
+    listed_years,
+    report_years,
+)
 from pipeline.parallel import Background
 
 AHEAD_NICE = 5  # the simulator's workers yield the CPU to the Dagster run of the year before
@@ -31,6 +39,8 @@ AHEAD_NICE = 5  # the simulator's workers yield the CPU to the Dagster run of th
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     years, defaults = report_years(), Settings.from_env()
+    if defaults.source == "simulator":  # the simulated ISP has the listed (calibrated) years only
+        years = [y for y in years if y <= listed_years()[-1]]
     p = argparse.ArgumentParser(prog="python -m pipeline.build", description=__doc__)
     p.add_argument(
         "--year", type=int, default=years[-1], help="report year to build (default: latest)"

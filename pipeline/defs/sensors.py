@@ -25,6 +25,7 @@ from dagster import (
 
 from pipeline.collect.collector import default_collector_dir
 from pipeline.config import Paths, load_params, report_years
+from pipeline.defs.partitions import report_year_partitions
 from pipeline.fingerprint import digest, file_sha256
 from pipeline.ingest.catalogue import raw_files_for_year
 
@@ -81,7 +82,8 @@ def build_collector_sensor(
     """`collector_files_sensor` requesting `job` once per year partition with new closed files.
 
     The folder is `collector_dir`, else BBTR_COLLECTOR_DIR, else `<raw>/collector` (read at each
-    evaluation). Years that are not partitions of `job` are skipped (and logged).
+    evaluation). Years that are not partitions of `job` (of the report years when the job does not
+    say) are skipped (and logged).
     """
 
     @sensor(
@@ -99,8 +101,8 @@ def build_collector_sensor(
         by_year: dict[str, list[Path]] = {}
         for path in files:
             by_year.setdefault(str(file_year(path)), []).append(path)
-        partitions = getattr(job, "partitions_def", None)
-        known = set(partitions.get_partition_keys()) if partitions is not None else set(by_year)
+        partitions = getattr(job, "partitions_def", None) or report_year_partitions
+        known = set(partitions.get_partition_keys())
         unknown = sorted(set(by_year) - known)
         if unknown:
             context.log.warning(f"collector files of years {unknown} are not report partitions")

@@ -20,7 +20,12 @@ from pipeline.config import (
     weeks_for_year,
     year_available_on,
 )
-from pipeline.defs.partitions import EARLIER_YEARS, report_year_partitions, year_partitions
+from pipeline.defs.partitions import (
+    EARLIER_YEARS,
+    partition_time_zone,
+    report_year_partitions,
+    year_partitions,
+)
 from pipeline.simulate.run import UncalibratedYear, simulate_year
 
 TOKYO = dt.timezone(dt.timedelta(hours=9))
@@ -122,3 +127,23 @@ def test_the_simulator_refuses_an_uncalibrated_year_in_one_line(tmp_path: Path) 
     assert "\n" not in message
     assert "2025" in message and "2019-2024" in message and "BBTR_RAW_DIR" in message
     assert not (tmp_path / "raw").exists(), "nothing is written for a refused year"
+
+
+@pytest.mark.parametrize(
+    ("zone", "expected"), [("+09:00", "Etc/GMT-9"), ("-05:00", "Etc/GMT+5"), ("+00:00", "UTC")]
+)
+def test_a_whole_hour_offset_is_a_zone_dagster_takes(zone: str, expected: str) -> None:
+    params = yaml.safe_load(PARAMS_FILE.read_text())
+    params["report"]["time_zone"] = zone
+    assert partition_time_zone(params) == expected
+    keys = year_partitions(params).get_partition_keys(
+        current_time=dt.datetime(2025, 7, 16, tzinfo=dt.UTC)
+    )
+    assert keys[-1] == "2025"
+
+
+def test_a_half_hour_offset_is_refused_naming_the_key() -> None:
+    params = yaml.safe_load(PARAMS_FILE.read_text())
+    params["report"]["time_zone"] = "+05:30"
+    with pytest.raises(ValueError, match="report.time_zone"):
+        partition_time_zone(params)

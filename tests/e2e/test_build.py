@@ -222,6 +222,7 @@ def test_rebuild_from_history_is_byte_identical(built: Paths) -> None:
     assert before.keys() == after.keys()
     changed = [name for name in before if before[name] != after[name]]
     assert not changed, f"files differ between two builds: {changed}"
+    assert not (built.reports / "superseded").exists(), "an identical rebuild kept the old report"
 
 
 @pytest.mark.parametrize(
