@@ -128,7 +128,7 @@ def listed_years(params: dict[str, Any] | None = None) -> list[int]:
 
 
 def _month_day(text: str, key: str) -> tuple[int, int]:
-    """`MM-DD` → (month, day), checked against a non-leap year (29 February has no every year)."""
+    """`MM-DD` → (month, day), checked in a non-leap year (29 February is not in every year)."""
     try:
         day = dt.date.fromisoformat(f"2001-{text}")
     except (TypeError, ValueError):

@@ -162,6 +162,12 @@ def _signature(path: Path) -> list[int] | None:
     return [stat.st_size, stat.st_mtime_ns]
 
 
+def _recorded_inputs(paths: Paths, year: int) -> str | None:
+    """The inputs digest the year's report records (its provenance.json)."""
+    provenance = json.loads((paths.reports / str(year) / "provenance.json").read_text())
+    return provenance.get("inputs_sha256")
+
+
 def newest_reported_year(paths: Paths) -> int | None:
     """The latest report year that has a built report (reports/<year>/provenance.json)."""
     built = [y for y in report_years() if (paths.reports / str(y) / "provenance.json").is_file()]
@@ -191,10 +197,11 @@ def build_inputs_sensor(
         year = newest_reported_year(paths)
         if year is None:
             return SkipReason(f"no built report under {paths.reports}")
+        built_from = _recorded_inputs(paths, year)  # files verified against this report only
         state = json.loads(context.cursor) if context.cursor else {}
-        verified = state.get("verified", {}) if state.get("year") == year else {}
+        verified = state.get("verified", {}) if state.get("inputs") == built_from else {}
         changes, same = report_input_changes(paths, year, verified)
-        cursor = json.dumps({"year": year, "verified": same}, sort_keys=True)
+        cursor = json.dumps({"inputs": built_from, "verified": same}, sort_keys=True)
         if not changes:
             skip = SkipReason(f"inputs of {year} unchanged")
             return SensorResult(skip_reason=skip, cursor=cursor)

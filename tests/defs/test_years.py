@@ -147,3 +147,47 @@ def test_a_half_hour_offset_is_refused_naming_the_key() -> None:
     params["report"]["time_zone"] = "+05:30"
     with pytest.raises(ValueError, match="report.time_zone"):
         partition_time_zone(params)
+
+
+def test_dagster_sees_a_missing_earlier_year_as_missing() -> None:
+    """With only 2020's history materialised, Dagster's `any_deps_missing` holds for 2020's
+    report through the mapping (2019 is missing), not for a same-year-only dependant; once 2019
+    is materialised it no longer holds for 2020."""
+    from dagster import (
+        AssetDep,
+        AutomationCondition,
+        DagsterInstance,
+        asset,
+        evaluate_automation_conditions,
+        materialize,
+    )
+
+    missing = AutomationCondition.any_deps_missing()
+
+    @asset(partitions_def=report_year_partitions)
+    def history() -> None: ...
+
+    @asset(partitions_def=report_year_partitions, automation_condition=missing,
+           deps=[AssetDep(history, partition_mapping=EARLIER_YEARS)])  # fmt: skip
+    def report() -> None: ...
+
+    @asset(partitions_def=report_year_partitions, automation_condition=missing, deps=[history])
+    def same_year() -> None: ...
+
+    def missing_deps(instance: DagsterInstance) -> dict[str, set[str]]:
+        assets = [history, report, same_year]
+        result = evaluate_automation_conditions(defs=assets, instance=instance)
+        return {
+            r.key.to_user_string(): {
+                p.partition_key for p in r.true_subset.expensively_compute_asset_partitions()
+            }
+            for r in result.results
+        }
+
+    instance = DagsterInstance.ephemeral()
+    materialize([history], partition_key="2020", instance=instance)
+    before = missing_deps(instance)
+    assert "2020" in before["report"] and "2020" not in before["same_year"]
+    materialize([history], partition_key="2019", instance=instance)
+    after = missing_deps(instance)
+    assert {"2019", "2020"}.isdisjoint(after["report"]) and "2021" in after["report"]
