@@ -9,6 +9,7 @@ that a failing blocking check stops the PDF.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -292,3 +293,43 @@ def test_failing_blocking_check_stops_the_pdf(built: Paths, monkeypatch, tmp_pat
     finally:
         _restore_env(saved)
     assert not (tmp_path / "reports" / str(YEAR) / "report.pdf").exists()
+
+
+def test_a_year_after_the_listed_ones_builds_from_an_isps_files(built: Paths, tmp_path) -> None:
+    """2025 is in no `weeks:` entry and the simulated ISP refuses it; given an ISP's files for it
+    (here written by the simulator's model past its calibration, standing in for real exports)
+    and the history of 2019-2024, it builds: its analysis week is the rule's (2 June 2025) and
+    its report prints the earlier years' measured rows."""
+    from pipeline.build import build
+    from pipeline.simulate import billing
+    from pipeline.simulate import run as simulate_run
+
+    later = YEAR + 1
+    isp = tmp_path / "isp"
+    real_check = simulate_run.check_simulated_year
+    simulate_run.check_simulated_year = lambda year: None
+    try:
+        simulate_run.simulate_year(later, isp, tmp_path / "truth", "small", reuse=False)
+    finally:
+        simulate_run.check_simulated_year = real_check
+    billing.write_monthly_counters(isp / "counters", "2017-01", f"{later}-06")
+    assert (isp / "ipfix").is_dir() and any((isp / "radius").glob("detail-20250602"))
+    shutil.copytree(built.history, tmp_path / "data" / "history")
+    saved = _set_env(tmp_path)
+    os.environ.pop("BBTR_SOURCE")
+    os.environ["BBTR_RAW_DIR"] = str(isp)
+    try:
+        assert build(later, later, only=True), f"the build of {later} from files failed"
+        paths = Paths.from_env()
+    finally:
+        _restore_env(saved)
+    out = paths.reports / str(later)
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert provenance["year"] == later and provenance["simulator"] is None
+    assert "radius/detail-20250602" in provenance["input_files_detail"]
+    table1 = pl.read_csv(out / "data" / "table_1_broadband_daily_usage.csv")
+    earlier = read_history(built.history, "daily_usage_summary", [YEAR])
+    bb_in = earlier.filter((pl.col("service") == "broadband") & (pl.col("direction") == "IN"))
+    assert int(table1.filter(pl.col("year") == YEAR)["in_mean_mb"][0]) == round(bb_in["mean_mb"][0])
+    assert table1.filter(pl.col("year") == later).height == 1
+    assert "analysis week 2025-06-02" in _pdf_text(out / "report.pdf")
