@@ -16,7 +16,9 @@ from pipeline.config import PUBLISHED_DIR, REPO_ROOT, Settings, load_params, par
 from pipeline.fingerprint import digest, file_sha256, params_subset, source_digest
 from pipeline.simulate.cache import code_sha256 as simulator_code_sha256
 
-INGEST_PARAMS = ("weeks", "report.time_zone", "report.utc_offset_hours", "ingest", "quality")
+# the weeks of a year `weeks` does not list come from week_rule (its lag moves no data)
+INGEST_PARAMS = ("weeks", "week_rule.first_monday_on_or_after", "report.time_zone",
+                 "report.utc_offset_hours", "ingest", "quality")  # fmt: skip
 # What the aggregate SQL and charts read (report.* editorial entries — title, subtitles,
 # editions — are read by the report alone).
 TABLE_PARAMS = (*INGEST_PARAMS, "report.first_simulated_year", "report.report_month",

@@ -333,3 +333,34 @@ def test_a_year_after_the_listed_ones_builds_from_an_isps_files(built: Paths, tm
     assert int(table1.filter(pl.col("year") == YEAR)["in_mean_mb"][0]) == round(bb_in["mean_mb"][0])
     assert table1.filter(pl.col("year") == later).height == 1
     assert "analysis week 2025-06-02" in _pdf_text(out / "report.pdf")
+
+    # The ISP corrects a file: the inputs sensor asks for the year again, and the rebuild keeps
+    # the report it replaces, with the reason.
+    from dagster import DagsterInstance, build_sensor_context
+
+    from pipeline.definitions import defs
+    from pipeline.defs.jobs import report_inputs_sensor
+
+    billing_file = isp / "mobile_billing" / "billing-2025-06-03.csv"
+    lines = billing_file.read_text().splitlines(keepends=True)
+    billing_file.write_text("".join(lines[:-1]))  # one subscriber's day withdrawn
+    old_pdf = (out / "report.pdf").read_bytes()
+    saved = _set_env(tmp_path)
+    os.environ.pop("BBTR_SOURCE")
+    os.environ["BBTR_RAW_DIR"] = str(isp)
+    try:
+        context = build_sensor_context(instance=DagsterInstance.ephemeral(), definitions=defs())
+        tick = report_inputs_sensor.evaluate_tick(context)
+        [request] = tick.run_requests
+        assert request.partition_key == str(later)
+        assert build(int(request.partition_key), later, only=True)
+    finally:
+        _restore_env(saved)
+    [kept] = list((paths.reports / "superseded").iterdir())
+    assert kept.name.startswith(f"{later}-")
+    assert (kept / "report.pdf").read_bytes() == old_pdf
+    reason = (kept / "REASON").read_text()
+    assert "raw inputs changed" in reason
+    assert "changed mobile_billing/billing-2025-06-03.csv" in reason
+    new = json.loads((out / "provenance.json").read_text())
+    assert new["inputs_sha256"] != provenance["inputs_sha256"]
