@@ -54,8 +54,8 @@ def report_figures(context: AssetExecutionContext, settings: PipelineSettings) -
     deps=[report_figures, *TABLE_DEPS, raw_inputs, normalised_flows],  # provenance, ingest reports
 )
 def annual_report(context: AssetExecutionContext, settings: PipelineSettings) -> MaterializeResult:
-    """The year's report folder `reports/<year>/`: report.pdf, report.html, one CSV per figure
-    and table, and provenance.json (inputs, code, reference tables and output hashes)."""
+    """The year's report folder, reports/YYYY/: report.pdf, report.html, one CSV per figure and
+    table, and provenance.json (inputs, code, reference tables and output hashes)."""
     year, paths = int(context.partition_key), settings.paths()
     out = report_year.build_annual_report(paths, year, settings.source)
     metadata = {

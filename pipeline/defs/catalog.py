@@ -111,7 +111,7 @@ def stage_references(asset: str) -> list[LocalFileCodeReference]:
     refs = []
     fn = STAGE_FUNCTIONS.get(asset) or getattr(metrics, asset, None)
     if fn is not None:
-        refs.append(_function_reference(fn, f"stage function {inspect.unwrap(fn).__name__}"))
+        refs.append(_function_reference(fn, f"{inspect.unwrap(fn).__name__}()"))
     sql = SQL_DIR / f"{asset}.sql"
     if sql.is_file():
         refs.append(LocalFileCodeReference(file_path=str(sql), line_number=1, label=sql.name))
