@@ -113,8 +113,29 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
 }
 
 
+# Warehouse tables (never published) shown with their columns too: name → (type, meaning).
+WAREHOUSE: dict[str, dict[str, tuple[str, str]]] = {
+    "user_week_usage": {
+        "year": ("Int64", "report year"),
+        "service": ("String", _SVC),
+        "user_key": ("String", "salted hash of the subscription id or phone number"),
+        "in_bytes": ("Float64", "IN bytes in the analysis week (NULL: not observed)"),
+        "out_bytes": ("Float64", "OUT bytes in the analysis week (NULL: not observed)"),
+        "daily_in_bytes": ("Float64", "in_bytes / the days present"),
+        "daily_out_bytes": ("Float64", "out_bytes / the days present"),
+        "in_packets_sampled": ("Int64", "sampled IN packets behind the estimate (NULL: mobile)"),
+        "out_packets_sampled": (
+            "Int64",
+            "sampled OUT packets behind the estimate (NULL: mobile)",
+        ),
+    },
+}
+
+
 def columns(table: str) -> list[Column]:
-    """The stored columns of a history table in order, with type and meaning."""
+    """The stored columns of a history (or warehouse) table in order, with type and meaning."""
+    if table in WAREHOUSE:
+        return [Column(name, t, words) for name, (t, words) in WAREHOUSE[table].items()]
     words = COMMON | DESCRIPTIONS[table]
     return [Column(name, str(dtype), words[name]) for name, dtype in table_schema(table).items()]
 
@@ -122,3 +143,8 @@ def columns(table: str) -> list[Column]:
 def tables() -> list[str]:
     """Every history table the registry describes (those of history.SCHEMAS)."""
     return sorted(SCHEMAS)
+
+
+def described_tables() -> list[str]:
+    """Every table with a column schema: the history tables and the warehouse ones above."""
+    return sorted([*SCHEMAS, *WAREHOUSE])

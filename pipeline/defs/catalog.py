@@ -89,8 +89,8 @@ def tags_of(asset: str, group: str) -> dict[str, str]:
 
 
 def column_schema(asset: str) -> TableSchema | None:
-    """The stored columns of a history table (pipeline/aggregate/columns.py), else None."""
-    if asset not in columns.tables():
+    """The stored columns of a table (pipeline/aggregate/columns.py), else None."""
+    if asset not in columns.described_tables():
         return None
     return TableSchema(
         columns=[TableColumn(c.name, c.type, c.description) for c in columns.columns(asset)]

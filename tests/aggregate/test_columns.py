@@ -21,9 +21,11 @@ from tests.aggregate.test_metrics import (
     MON,
     TEN_IN,
     TEN_OUT,
+    _billing,
     _month_rates,
     _monthly,
     _port_flows,
+    _user_flows,
     flow,
     user_flow,
     user_week,
@@ -99,3 +101,12 @@ def test_every_column_has_a_description() -> None:
         )
         assert all(c.description.strip() for c in columns.columns(table)), table
     assert set(columns.DESCRIPTIONS) == set(history.SCHEMAS)
+
+
+def test_user_week_usage_columns_match_the_sql(tmp_path: Path, params: dict[str, Any]) -> None:  # noqa: F811
+    glob = write_flows(tmp_path, _user_flows())
+    df = metrics.user_week_usage(glob, _billing(tmp_path), 2024, params, salt="s")
+    assert df.height > 0
+    got = [(name, str(dtype)) for name, dtype in df.schema.items()]
+    assert got == [(c.name, c.type) for c in columns.columns("user_week_usage")]
+    assert all(c.description for c in columns.columns("user_week_usage"))

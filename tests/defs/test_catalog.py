@@ -53,3 +53,14 @@ def test_history_tables_carry_the_registry_column_schema() -> None:
         assert got == [tuple(c) for c in columns.columns(table)], table
     kinds = {k.path[-1]: graph.get(k).kinds for k in graph.get_all_asset_keys()}
     assert "pdf" in kinds["annual_report"] and "duckdb" in kinds["usage_by_port"]
+
+
+def test_on_github_actions_code_references_link_to_the_commit(monkeypatch) -> None:
+    monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.com")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "isp/bbtr")
+    monkeypatch.setenv("GITHUB_SHA", "0123abcd")
+    node = _graph().get(AssetKey("usage_by_port"))
+    urls = [r.url for r in node.metadata["dagster/code_references"].code_references]
+    base = "https://github.com/isp/bbtr/tree/0123abcd/"
+    assert urls[0].startswith(base + "pipeline/defs/assets_aggregate.py")
+    assert base + "pipeline/aggregate/sql/usage_by_port.sql#L1" in urls
