@@ -124,7 +124,8 @@ def mobile_usage(context: AssetExecutionContext, settings: PipelineSettings) -> 
     """Per phone number and day usage from the access-gateway billing records."""
     summary = ingest_year.ingest_mobile_usage(settings.paths(), int(context.partition_key))
     year, paths = int(context.partition_key), settings.paths()
-    return versioned_result("mobile_usage", paths, year, as_metadata(summary))
+    rows = {"dagster/row_count": summary["rows"]}
+    return versioned_result("mobile_usage", paths, year, rows | as_metadata(summary))
 
 
 @asset(group_name=GROUP, partitions_def=report_year_partitions, deps=[raw_inputs])
@@ -134,4 +135,5 @@ def monthly_counters(
     """Monthly interface-counter totals per service and direction."""
     summary = ingest_year.ingest_counters(settings.paths(), int(context.partition_key))
     year, paths = int(context.partition_key), settings.paths()
-    return versioned_result("monthly_counters", paths, year, as_metadata(summary))
+    rows = {"dagster/row_count": summary["rows"]}
+    return versioned_result("monthly_counters", paths, year, rows | as_metadata(summary))
