@@ -156,5 +156,6 @@ def compute_table(paths: Paths, year: int, table: str, salt: str) -> pl.DataFram
 
 
 def describe(table: str) -> str:
-    """The first docstring line of the metric function behind `table`."""
-    return (TABLES[table].__doc__ or table).strip().splitlines()[0]
+    """The first paragraph of the docstring of the metric function behind `table`, on one line."""
+    paragraph = (TABLES[table].__doc__ or table).strip().split("\n\n")[0]
+    return " ".join(line.strip() for line in paragraph.splitlines())

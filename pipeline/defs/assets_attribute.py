@@ -50,6 +50,7 @@ def attributed_flows(
         settings.paths(),
         int(context.partition_key),
         {
+            "dagster/row_count": s["flows_out"],
             "flows_in": s["flows_in"],
             "flows_out": s["flows_out"],
             "attributed": s["attributed"],

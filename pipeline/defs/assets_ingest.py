@@ -76,8 +76,10 @@ def raw_inputs(context: AssetExecutionContext, settings: PipelineSettings) -> Ma
 def normalised_flows(
     context: AssetExecutionContext, settings: PipelineSettings
 ) -> MaterializeResult:
-    """Flow files decoded to Parquet partitioned by local day and exporter (+ quarantine); stops
-    when an exporter-day sets aside more than `quality.max_quarantined_share_pct` of its records."""
+    """Flow records of every source in exporters.yaml (IPFIX, NetFlow v9/v5 captures, nfcapd,
+    nfdump csv/json) decoded to Parquet by local day and exporter, what cannot be read set aside
+    in quarantine; stops when an exporter-day sets aside more than
+    `quality.max_quarantined_share_pct` of its records."""
     summary = ingest_year.ingest_flows(
         settings.paths(), int(context.partition_key), settings.workers
     )
@@ -87,6 +89,7 @@ def normalised_flows(
         settings.paths(),
         int(context.partition_key),
         {
+            "dagster/row_count": summary["records_decoded"],
             "partitions": summary["partitions"],
             "records_in": summary["records_in"],
             "records_decoded": summary["records_decoded"],
@@ -121,7 +124,8 @@ def mobile_usage(context: AssetExecutionContext, settings: PipelineSettings) -> 
     """Per phone number and day usage from the access-gateway billing records."""
     summary = ingest_year.ingest_mobile_usage(settings.paths(), int(context.partition_key))
     year, paths = int(context.partition_key), settings.paths()
-    return versioned_result("mobile_usage", paths, year, as_metadata(summary))
+    rows = {"dagster/row_count": summary["rows"]}
+    return versioned_result("mobile_usage", paths, year, rows | as_metadata(summary))
 
 
 @asset(group_name=GROUP, partitions_def=report_year_partitions, deps=[raw_inputs])
@@ -131,4 +135,5 @@ def monthly_counters(
     """Monthly interface-counter totals per service and direction."""
     summary = ingest_year.ingest_counters(settings.paths(), int(context.partition_key))
     year, paths = int(context.partition_key), settings.paths()
-    return versioned_result("monthly_counters", paths, year, as_metadata(summary))
+    rows = {"dagster/row_count": summary["rows"]}
+    return versioned_result("monthly_counters", paths, year, rows | as_metadata(summary))

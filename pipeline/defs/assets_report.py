@@ -13,12 +13,14 @@ from dagster import (
     asset,
 )
 
+from pipeline.charts.preview import figures_markdown
 from pipeline.defs.assets_aggregate import TABLES
 from pipeline.defs.assets_ingest import normalised_flows, raw_inputs
 from pipeline.defs.outputs import versioned_result
 from pipeline.defs.partitions import EARLIER_YEARS, report_year_partitions
 from pipeline.defs.resources import PipelineSettings
 from pipeline.report import year as report_year
+from pipeline.report.preview import first_page_markdown
 
 TABLE_DEPS = [
     AssetDep(AssetKey(name))
@@ -35,7 +37,8 @@ def report_figures(context: AssetExecutionContext, settings: PipelineSettings) -
     figures = report_year.build_figures(paths, year)
     metadata = {
         "figures": len(figures),
-        "files": MetadataValue.json(sorted(p.name for p in figures.values())),
+        "preview": MetadataValue.md(figures_markdown({p.stem: p for p in figures.values()})),
+        "folder": MetadataValue.path(str(report_year.figures_dir(paths, year))),
     }
     return versioned_result("report_figures", paths, year, metadata)
 
@@ -46,13 +49,18 @@ def report_figures(context: AssetExecutionContext, settings: PipelineSettings) -
     deps=[report_figures, *TABLE_DEPS, raw_inputs, normalised_flows],  # provenance, ingest reports
 )
 def annual_report(context: AssetExecutionContext, settings: PipelineSettings) -> MaterializeResult:
-    """reports/<year>/: report.pdf, report.html, one CSV per figure and table, provenance.json."""
+    """The year's report folder, reports/YYYY/: report.pdf, report.html, one CSV per figure and
+    table, and provenance.json (inputs, code, reference tables and output hashes)."""
     year, paths = int(context.partition_key), settings.paths()
     out = report_year.build_annual_report(paths, year, settings.source)
     metadata = {
         "pdf": MetadataValue.path(str(out["pdf"])),
+        "first_page": MetadataValue.md(first_page_markdown(out["pdf"])),
         "pdf_sha256": out["pdf_sha256"],
         "pages": out["pages"],
         "csv_files": out["csv_files"],
+        "reference_tables": out["reference_tables"],
     }
+    if out["superseded"]:  # the report it replaced was built from other inputs: kept, with REASON
+        metadata["superseded"] = MetadataValue.path(str(out["superseded"]))
     return versioned_result("annual_report", paths, year, metadata)

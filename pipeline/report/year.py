@@ -17,7 +17,16 @@ import polars as pl
 from pipeline.aggregate.history import published_history, read_history
 from pipeline.atomic import staging_dir, write_text_atomic
 from pipeline.charts.render import build_charts
-from pipeline.config import REPO_ROOT, Paths, analysis_week, load_params, params_path, report_years
+from pipeline.config import (
+    PUBLISHED_DIR,
+    REPO_ROOT,
+    Paths,
+    analysis_week,
+    load_params,
+    params_path,
+    report_years,
+)
+from pipeline.report.references import reference_tables
 from pipeline.report.render import build_report, file_sha256
 from pipeline.report.supersede import replace_report
 
@@ -224,10 +233,13 @@ def build_annual_report(paths: Paths, year: int, source: str) -> dict[str, Any]:
     staging = staging_dir(out_dir)
     written = build_report(year, tables, figures, context, staging)
     inputs = _warehouse_provenance(paths, year)
+    references, warnings = reference_tables(PUBLISHED_DIR)
     provenance = context["provenance"] | {
         "year": year,
         "params": context["params"],
         "input_files_detail": inputs.get("files", {}),  # raw file names, sizes, sha256
+        "reference_tables": references,  # published CSVs merged into the tables
+        "warnings": warnings,
         "outputs_sha256": output_hashes(staging),
     }
     write_text_atomic(
@@ -243,6 +255,8 @@ def build_annual_report(paths: Paths, year: int, source: str) -> dict[str, Any]:
         "pages": pages,
         "csv_files": sum(1 for k in written if k.endswith(".csv")),
         "superseded": superseded,
+        "reference_tables": len(references),
+        "warnings": warnings,
     }
 
 
