@@ -78,8 +78,8 @@ class _Collect(logging.Handler):
         self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.levelno >= logging.ERROR:
-            return
+        if record.levelno >= logging.ERROR or not record.name.startswith(TERMINAL_LOGGER):
+            return  # other libraries' warnings (deprecations…) are in the log file only
         meta = getattr(record, DAGSTER_META, None)
         text = meta["orig_message"] if meta else record.getMessage()
         self.messages.append((text.strip().splitlines() or [""])[0])
