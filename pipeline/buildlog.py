@@ -20,6 +20,7 @@ INSTANCE_SETTINGS = {
 TERMINAL_LOGGER = "pipeline"  # stage functions and the build log under it
 EVENTS_LOGGER = "dagster"  # how the log file names Dagster's events
 DAGSTER_META = "dagster_meta"  # attribute Dagster's capture sets on a record it re-logs
+KEEP_LOGS = 20  # build logs kept in data/logs (the newest)
 FILE_FORMAT = "%(asctime)s %(levelname)-7s %(name)s - %(message)s"
 
 
@@ -40,10 +41,14 @@ def ensure_instance_settings(home: Path) -> Path:
     return path
 
 
-def log_path(root: Path) -> Path:
-    """A new build log file under `root`/logs, named by the UTC time it starts."""
+def log_path(root: Path, keep: int = KEEP_LOGS) -> Path:
+    """A new build log file under `root`/logs, named by the UTC time it starts (the oldest logs
+    beyond the newest `keep` are removed)."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    return root / "logs" / f"build-{stamp}.log"
+    folder = root / "logs"
+    for old in sorted(folder.glob("build-*.log"))[: -keep or None] if folder.is_dir() else []:
+        old.unlink(missing_ok=True)
+    return folder / f"build-{stamp}.log"
 
 
 class _Terminal(logging.Handler):
