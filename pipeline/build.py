@@ -198,7 +198,7 @@ def _summary(blog: BuildLog, paths: Paths, year: int, seconds: float, cause: str
             f"; … {len(warnings) - 3} more" if len(warnings) > 3 else ""
         )
         log.info("build: %d warning%s: %s", len(warnings), "s" if len(warnings) > 1 else "", shown)
-    else:
+    elif cause is None:
         log.info("build: no warnings")
     log.info("build: full log %s", _shown(blog.path))
     if cause is not None:
