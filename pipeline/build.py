@@ -110,6 +110,7 @@ def _build(
         "build: report years %s, %s (%s scale, %s)%s; full log %s", _span(years), source,
         settings.scale, settings.flow_format, " --force" if force else "", _shown(blog.path),
     )  # fmt: skip
+    began = time.monotonic()
     definitions = defs()
     assets = with_code_versions(list(definitions.assets or []), settings)
     resources = dict(definitions.resources or {}) | {"settings": resource_from_settings(settings)}
@@ -130,6 +131,11 @@ def _build(
         os.environ["BBTR_FORCE_REBUILD"] = "1"  # the simulator rewrites its files too
     stages: dict[str, float] = {}
     ahead = _simulate_ahead(years, settings, force)
+    log.info(
+        "build: graph of %d assets loaded in %.0f s%s", len(assets), time.monotonic() - began,
+        f"; the simulated ISP writes {len(years)} years ahead in {settings.workers} worker "
+        "processes" if ahead is not None else "",
+    )  # fmt: skip
     groups = {s.key: s.group_name or "default" for a in assets for s in a.specs}
     try:
         for y in years:
