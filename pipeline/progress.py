@@ -1,5 +1,7 @@
-"""Progress of a long stage through `logging`: one line every `every` seconds at most, then one at
-the end (the build shows INFO lines of the `pipeline` loggers; Dagster captures them in runs)."""
+"""Progress of a long stage through `logging`: a line at one and two thirds of the items when the
+stage has run `every` seconds since its last line (the stage's own closing line follows). Two
+lines at most per stage keep a whole build's output short; the build shows INFO lines of the
+`pipeline` loggers and Dagster captures them in runs."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ import logging
 import sys
 import time
 
-PROGRESS_SECONDS = 15.0  # a person watching sees a line at least this often during a long stage
+PROGRESS_SECONDS = 15.0  # a stage quicker than this between marks prints no progress line
+MARKS = (1 / 3, 2 / 3)  # fractions of the items at which a progress line may be printed
 
 
 def count(n: float) -> str:
@@ -19,7 +22,7 @@ def count(n: float) -> str:
 
 
 class Progress:
-    """Counts `done` of `total` items (and optionally records); logs at most every `every` s."""
+    """Counts `done` of `total` items (and optionally flows); logs at the MARKS, `every` s apart."""
 
     def __init__(
         self, log: logging.Logger, what: str, total: int, unit: str, every: float = PROGRESS_SECONDS
@@ -27,6 +30,7 @@ class Progress:
         self.log, self.what, self.total, self.unit, self.every = log, what, total, unit, every
         self.done, self.records = 0, 0
         self.started = self._last = time.monotonic()
+        self._marks = [m * total for m in MARKS]
 
     @property
     def seconds(self) -> float:
@@ -37,11 +41,16 @@ class Progress:
         return f"{count(self.records / max(self.seconds, 1e-3))} flows/s" if self.records else ""
 
     def step(self, records: int = 0) -> None:
-        """One more item done (with `records` flows); a line when `every` seconds have passed."""
+        """One more item done (with `records` flows); a line at a mark reached `every` s after the
+        last line."""
         self.done += 1
         self.records += records
+        reached = False
+        while self._marks and self.done >= self._marks[0]:
+            self._marks.pop(0)
+            reached = True
         now = time.monotonic()
-        if now - self._last >= self.every and self.done < self.total:
+        if reached and now - self._last >= self.every and self.done < self.total:
             self._last = now
             rate = self.rate()
             self.log.info(

@@ -36,12 +36,13 @@ def test_progress_logs_at_most_every_interval(caplog) -> None:
         for _ in range(3):
             quiet.step(1000)
         assert caplog.records == []
-        talking = Progress(log, "ingest 2024: decoded", 3, "days", every=0)
-        for _ in range(3):
-            talking.step(1_500_000)
+        talking = Progress(log, "ingest 2024: decoded", 30, "days", every=0)
+        for _ in range(30):
+            talking.step(150_000)
     lines = [r.getMessage() for r in caplog.records]
-    assert len(lines) == 2, lines  # not after the last item: the stage's own closing line says it
-    assert lines[1].startswith("ingest 2024: decoded: 2/3 days, 3 M flows, ")
+    assert len(lines) == 2, lines  # at 1/3 and 2/3; the stage's own closing line says the end
+    assert lines[0].startswith("ingest 2024: decoded: 10/30 days, 1.5 M flows, ")
+    assert lines[1].startswith("ingest 2024: decoded: 20/30 days, 3 M flows, ")
     assert (count(999), count(12_345), count(2_500_000)) == ("999", "12.3 k", "2.5 M")
 
 
