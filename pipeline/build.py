@@ -80,21 +80,21 @@ def build(
     False if any step failed. Progress goes to the terminal, everything to data/logs/."""
     paths = Paths.from_env()
     with BuildLog(log_path(paths.data_root)) as blog:
-        started = time.monotonic()
+        started, cause = time.monotonic(), None
         try:
-            ok = _build(year, from_year, only, settings or Settings.from_env(), force, blog)
+            _build(year, from_year, only, settings or Settings.from_env(), force, blog)
         except BuildFailed as failed:
-            ok, cause = False, str(failed)
+            cause = str(failed)
         except Exception as err:  # the cause in one line; the traceback in the log file
             log.debug("the build stopped", exc_info=True)
-            ok, cause = False, one_line(err)
-        _summary(blog, paths, year, time.monotonic() - started, None if ok else cause)
-    return ok
+            cause = one_line(err)
+        _summary(blog, paths, year, time.monotonic() - started, cause)
+    return cause is None
 
 
 def _build(
     year: int, from_year: int, only: bool, settings: Settings, force: bool | None, blog: BuildLog
-) -> bool:
+) -> None:
     from dagster import DagsterInstance, Definitions
 
     from pipeline.definitions import defs
@@ -163,7 +163,6 @@ def _build(
     if ahead is not None:
         _merge_truth_manifest(settings)
     log_stages(stages, groups)
-    return True
 
 
 def _span(years: list[int]) -> str:
@@ -231,7 +230,7 @@ def one_line(err: BaseException) -> str:
     return text if isinstance(err, BUILTIN_PLAIN) else f"{type(err).__name__}: {text}"
 
 
-BUILTIN_PLAIN = (ValueError, FileNotFoundError, RuntimeError, KeyError)
+BUILTIN_PLAIN = (ValueError, FileNotFoundError, RuntimeError)  # their messages say what is wrong
 
 
 def _simulate_ahead(years: list[int], settings: Settings, force: bool) -> Background | None:

@@ -13,7 +13,7 @@ import yaml
 
 # The project's Dagster instance ($DAGSTER_HOME/dagster.yaml): no telemetry (and no banner), and the
 # stage functions' `logging` lines captured into each run's event log (shown by the UI).
-INSTANCE_SETTINGS = {
+INSTANCE_SETTINGS: dict = {
     "telemetry": {"enabled": False},
     "python_logs": {"managed_python_loggers": ["pipeline"], "python_log_level": "DEBUG"},
 }
@@ -29,12 +29,15 @@ def ensure_instance_settings(home: Path) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     path = home / "dagster.yaml"
     current = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+    ours = INSTANCE_SETTINGS["python_logs"]
     wanted = dict(current)
-    wanted["telemetry"] = {**(current.get("telemetry") or {}), "enabled": False}
+    wanted["telemetry"] = {**(current.get("telemetry") or {}), **INSTANCE_SETTINGS["telemetry"]}
     logs = dict(current.get("python_logs") or {})
     managed = list(logs.get("managed_python_loggers") or [])
-    logs["managed_python_loggers"] = managed + [n for n in ["pipeline"] if n not in managed]
-    logs.setdefault("python_log_level", "DEBUG")
+    logs["managed_python_loggers"] = managed + [
+        name for name in ours["managed_python_loggers"] if name not in managed
+    ]
+    logs.setdefault("python_log_level", ours["python_log_level"])
     wanted["python_logs"] = logs
     if wanted != current or not path.is_file():
         path.write_text(yaml.safe_dump(wanted, sort_keys=False))
