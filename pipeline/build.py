@@ -257,7 +257,7 @@ def _wait_for_simulator(ahead: Background, year: int) -> None:
         log.warning("%d: simulating ahead failed (%s); raw_inputs will retry", year, one_line(err))
         return
     if sim["reused"]:
-        log.info("%d: the simulated ISP's files are up to date", year)
+        log.debug("%d: the simulated ISP's files are up to date", year)
     else:
         log.info("%d: the simulated ISP wrote %d raw files in %.0f s (worker process)", year,
                  sim["files"], sim["seconds"])  # fmt: skip
