@@ -24,7 +24,7 @@ collect:           ## live UDP collector of NetFlow/IPFIX exports → data/raw/c
 		--listen [::]:4739 --rotate-seconds 300 --rcvbuf 8388608
 
 ui:                ## the Dagster UI on http://127.0.0.1:3000
-	bash scripts/setup.sh && DAGSTER_HOME=$(CURDIR)/.dagster_home .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1
+	bash scripts/ui.sh
 
 lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/python scripts/check_imports.py

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
+
+from pipeline.config_schema import ConfigError, load_params_file
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PARAMS_FILE = Path(__file__).with_name("params.yaml")
@@ -77,11 +78,18 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         """Defaults overridden by BBTR_SOURCE, BBTR_SCALE, BBTR_SEED, BBTR_FLOW_FORMAT, BBTR_WORKERS
-        and BBTR_USER_KEY_SALT; with BBTR_RAW_DIR set the source defaults to "files"."""
+        and BBTR_USER_KEY_SALT; with BBTR_RAW_DIR set the source defaults to "files" and the salt
+        must be set (an ISP's subscriber ids are never keyed by the published default salt)."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         if env.get("BBTR_RAW_DIR"):
             values["source"] = "files"
+            if not env.get("BBTR_USER_KEY_SALT"):
+                raise ConfigError(
+                    f"BBTR_RAW_DIR={env['BBTR_RAW_DIR']} is set (an ISP's own data) but "
+                    "BBTR_USER_KEY_SALT is not: set it to a secret string kept with the data "
+                    "(user keys are salted hashes of subscriber ids)"
+                )
         for f in fields(cls):
             raw = env.get(f"BBTR_{f.name.upper()}")
             if raw:
@@ -116,9 +124,10 @@ class Week:
 
 @lru_cache(maxsize=4)
 def load_params(path: str | None = None) -> dict[str, Any]:
-    """The report parameters (params.yaml, or BBTR_PARAMS) as a plain dict."""
+    """The report parameters (params.yaml, or BBTR_PARAMS) as a plain dict, checked against the
+    schema (`config_schema.Params`: ConfigError naming the file, key and allowed values)."""
     p = Path(path or os.environ.get("BBTR_PARAMS", PARAMS_FILE))
-    return yaml.safe_load(p.read_text())
+    return load_params_file(p)
 
 
 def listed_years(params: dict[str, Any] | None = None) -> list[int]:

@@ -10,14 +10,26 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 
-def run_parallel(fn: Callable[[Any], Any], tasks: Iterable[Any], workers: int) -> list[Any]:
-    """fn over tasks, in order; in-process when workers <= 1 or there is a single task."""
+def run_parallel(
+    fn: Callable[[Any], Any],
+    tasks: Iterable[Any],
+    workers: int,
+    on_result: Callable[[Any], None] | None = None,
+) -> list[Any]:
+    """fn over tasks, in order; in-process when workers <= 1 or there is a single task.
+    `on_result` sees each result as it arrives (in task order), e.g. to report progress."""
     tasks = list(tasks)
     if workers <= 1 or len(tasks) <= 1:
-        return [fn(t) for t in tasks]
+        return [_seen(fn(t), on_result) for t in tasks]
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx) as pool:
-        return list(pool.map(fn, tasks))
+        return [_seen(r, on_result) for r in pool.map(fn, tasks)]
+
+
+def _seen(result: Any, on_result: Callable[[Any], None] | None) -> Any:
+    if on_result is not None:
+        on_result(result)
+    return result
 
 
 def _lower_priority(increment: int) -> None:
@@ -46,6 +58,10 @@ class Background:
         self._futures: dict[Hashable, Future] = {
             k: self._pool.submit(fn, t) for k, t in tasks.items()
         }
+
+    def done(self, key: Hashable) -> bool:
+        """Whether the task has finished (successfully or not)."""
+        return self._futures[key].done()
 
     def result(self, key: Hashable) -> Any:
         """The task's return value (re-raises its exception)."""

@@ -14,7 +14,7 @@ from pipeline.fingerprint import import_statements
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "pipeline"
 
-# stage → the stages it may import ("base" = atomic, config, fingerprint, parallel: shared by all).
+# stage → the stages it may import ("base" = BASE_MODULES below: shared by all).
 ALLOWED: dict[str, set[str]] = {
     "base": set(),
     "wire": {"base"},
@@ -27,10 +27,12 @@ ALLOWED: dict[str, set[str]] = {
     "report": {"base", "ingest", "aggregate", "charts"},
     "defs": {"base", "wire", "ingest", "collect", "simulate", "attribute", "aggregate", "charts",
              "report"},
-    "build": {"base", "defs", "definitions"},
+    "buildlog": {"base"},
+    "build": {"base", "buildlog", "defs", "definitions"},
     "definitions": {"base", "defs"},
 }  # fmt: skip
-BASE_MODULES = {"atomic", "config", "fingerprint", "parallel", "__init__"}
+BASE_MODULES = {"atomic", "config", "config_schema", "fingerprint", "parallel", "progress",
+                "__init__"}  # fmt: skip
 
 
 def module_name(path: Path) -> str:

@@ -1,9 +1,28 @@
 #!/usr/bin/env bash
 # One-time set-up: system packages (WeasyPrint libraries, poppler, nfdump, softflowd, tshark), then a
 # locked virtualenv in .venv.
-# Idempotent: skips apt when everything is present and reuses an up-to-date .venv.
+# Idempotent: skips apt when everything is present and reuses an up-to-date .venv. Quiet: apt's and
+# pip's output goes to data/logs/setup-<UTC>.log, one line per step here (the log's tail on failure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+LOG_DIR="${BBTR_DATA_DIR:-data}/logs"
+LOG=""
+
+# Run a command with its output in the set-up log; on failure show the log's tail and stop.
+logged() {
+  if [ -z "$LOG" ]; then
+    mkdir -p "$LOG_DIR"
+    LOG="$LOG_DIR/setup-$(date -u +%Y%m%dT%H%M%SZ).log"
+  fi
+  echo "\$ $*" >> "$LOG"
+  if ! "$@" >> "$LOG" 2>&1; then
+    echo "setup: FAILED: $* — last lines of $LOG:" >&2
+    tail -n 20 "$LOG" >&2
+    echo "setup: FAILED: $* (full log: $LOG)" >&2
+    exit 1
+  fi
+}
 
 # WeasyPrint's libraries and fonts, pdftotext/pdftoppm; nfdump (nfcapd/nfdump: reference reader
 # and writer of nfcapd files), softflowd (real exporter) and tshark (reference decoder) for the
@@ -15,30 +34,34 @@ for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
-  echo "setup: installing system packages: ${missing[*]}"
+  started=$SECONDS
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+  logged $SUDO apt-get update -q
+  logged $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    "${missing[@]}"
+  echo "setup: installed ${#missing[@]} system packages (${missing[*]}) in $((SECONDS - started)) s; log $LOG"
 fi
 
 PY=${PYTHON:-python3}
 stamp=.venv/.lock-sha256
 want=$(sha256sum requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "setup: creating .venv from requirements.lock"
-  [ -x .venv/bin/python ] || "$PY" -m venv .venv
-  .venv/bin/python -m pip install -q --disable-pip-version-check uv==0.13.9
-  .venv/bin/uv pip install -q --python .venv/bin/python --require-hashes -r requirements.lock
-  .venv/bin/uv pip install -q --python .venv/bin/python --no-deps -e .
+  started=$SECONDS
+  [ -x .venv/bin/python ] || logged "$PY" -m venv .venv
+  logged .venv/bin/python -m pip install --disable-pip-version-check uv==0.13.9
+  logged .venv/bin/uv pip install --python .venv/bin/python --require-hashes -r requirements.lock
+  logged .venv/bin/uv pip install --python .venv/bin/python --no-deps -e .
   echo "$want" > "$stamp"
+  count=$(grep -c '^[A-Za-z0-9].*==' requirements.lock || true)
+  echo "setup: .venv created from requirements.lock ($count packages) in $((SECONDS - started)) s; log $LOG"
 fi
 
 # Byte-compile the venv once per lock: a build then imports dagster & co. from .pyc even where
 # PYTHONDONTWRITEBYTECODE=1 is set (else each build compiles them from source: ~12 s of a
 # no-change rebuild on the 2-core machine).
 if [ "$(cat .venv/.compiled 2>/dev/null)" != "$want" ]; then
-  echo "setup: byte-compiling .venv"
+  started=$SECONDS
   .venv/bin/python -m compileall -q -j 0 .venv/lib >/dev/null 2>&1 || true
   echo "$want" > .venv/.compiled
+  echo "setup: byte-compiled .venv in $((SECONDS - started)) s"
 fi
-

@@ -14,8 +14,10 @@ def test_defaults_are_the_resource_defaults() -> None:
 
 
 def test_environment_overrides_and_raw_dir_means_files() -> None:
-    s = Settings.from_env({"BBTR_RAW_DIR": "/srv/isp", "BBTR_SEED": "7", "BBTR_SCALE": "small"})
-    assert (s.source, s.seed, s.scale) == ("files", 7, "small")
+    env = {"BBTR_RAW_DIR": "/srv/isp", "BBTR_SEED": "7", "BBTR_SCALE": "small",
+           "BBTR_USER_KEY_SALT": "s3cret"}  # fmt: skip
+    s = Settings.from_env(env)
+    assert (s.source, s.seed, s.scale, s.user_key_salt) == ("files", 7, "small", "s3cret")
     assert Settings.from_env(s.as_env()) == s
     assert resource_from_settings(s).settings() == s
 
@@ -26,6 +28,10 @@ def test_environment_overrides_and_raw_dir_means_files() -> None:
         ({"BBTR_SEED": "one"}, "BBTR_SEED='one': expected an integer"),
         ({"BBTR_FLOW_FORMAT": "sflow"}, "flow_format='sflow': expected one of"),
         ({"BBTR_WORKERS": "0"}, "workers=0: expected at least 1"),
+        (
+            {"BBTR_RAW_DIR": "/srv/isp"},
+            "BBTR_RAW_DIR=/srv/isp is set .* but BBTR_USER_KEY_SALT is not: set it to a secret",
+        ),  # never the default salt on real data
     ],
 )
 def test_bad_values_name_the_setting(env: dict[str, str], message: str) -> None:

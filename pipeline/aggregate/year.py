@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from pipeline.atomic import write_parquet_atomic
 from pipeline.config import Paths, load_params
 from pipeline.ingest import completeness as inputs
 from pipeline.ingest.catalogue import flow_days_for_year
+
+log = logging.getLogger(__name__)
 
 
 def attributed_glob(paths: Paths) -> str:
@@ -37,6 +40,9 @@ def compute_user_week(paths: Paths, year: int, salt: str) -> pl.DataFrame:
         completeness_of(paths, year),
     )
     write_parquet_atomic(df, user_week_path(paths, year))
+    users = df.group_by("service").len().sort("service").rows() if "service" in df.columns else []
+    log.info("aggregate %d: weekly usage of %s users (%s)", year, f"{df.height:,}",
+             ", ".join(f"{s} {n:,}" for s, n in users))  # fmt: skip
     return df
 
 
@@ -150,6 +156,7 @@ def compute_table(paths: Paths, year: int, table: str, salt: str) -> pl.DataFram
     params = load_params()
     df = TABLES[table](paths, year, params)
     write_history(paths.history, table, year, df)
+    log.debug("aggregate %d: %s, %d rows → history store", year, table, df.height)
     if table == "input_completeness":  # stored first, so that what is missing can be looked at
         inputs.stop_if_incomplete(year, df, params)
     return df

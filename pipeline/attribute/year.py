@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -10,6 +11,9 @@ from pipeline.config import Paths
 from pipeline.ingest.catalogue import flow_days_for_year
 from pipeline.ingest.flows import load_exporters
 from pipeline.parallel import run_parallel
+from pipeline.progress import Progress, count
+
+log = logging.getLogger(__name__)
 
 
 def _attribute_task(args: tuple) -> dict:
@@ -22,7 +26,8 @@ def attribute_flows(paths: Paths, year: int, salt: str, workers: int) -> dict[st
     started = time.monotonic()
     exporters = load_exporters(paths.raw)
     tasks = [(paths.warehouse, d, e, salt) for d in flow_days_for_year(year) for e in exporters]
-    reports = run_parallel(_attribute_task, tasks, workers)
+    progress = Progress(log, f"attribute {year}: attributed", len(tasks), "exporter-days")
+    reports = run_parallel(_attribute_task, tasks, workers, lambda r: progress.step(r["flows"]))
     flows_in = sum(_normalised_rows(paths, r) for r in reports)
     bytes_by_service: dict[str, list[float]] = {}
     for r in reports:
@@ -34,13 +39,19 @@ def attribute_flows(paths: Paths, year: int, salt: str, workers: int) -> dict[st
         for s, (b, u) in sorted(bytes_by_service.items())
         if s != "mobile"
     }
-    return {
+    summary = {
         "flows_in": flows_in,
         "flows_out": sum(r["flows"] for r in reports),
         "attributed": sum(r["attributed"] for r in reports),
         "unattributed_bytes_pct": share,
         "seconds": round(time.monotonic() - started, 1),
     }
+    log.info(
+        "attribute %d: %s of %s flows attributed to users in %.1f s (%s); unattributed bytes %s",
+        year, count(summary["attributed"]), count(summary["flows_out"]), progress.seconds,
+        progress.rate(), ", ".join(f"{s} {v:.2f} %" for s, v in share.items()) or "none",
+    )  # fmt: skip
+    return summary
 
 
 def _normalised_rows(paths: Paths, report: dict) -> int:

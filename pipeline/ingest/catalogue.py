@@ -47,6 +47,49 @@ def raw_files_for_year(raw_dir: Path, year: int) -> list[Path]:
     return [f for f in files if f.is_file()]
 
 
+RAW_LAYOUT = ("exporters.yaml, flow files (ipfix/<exporter>/<date>/ or as exporters.yaml's sources "
+              "say), radius/detail-YYYYMMDD, ipoe_leases/leases-<date>.csv, "
+              "mobile_billing/billing-<date>.csv, counters/monthly_traffic.csv")  # fmt: skip
+
+
+class MissingRawInputsError(FileNotFoundError):
+    """The raw folder lacks a whole kind of input of the year; the message names them."""
+
+
+def check_raw_folder(raw_dir: Path, year: int, min_share_pct: dict[str, float]) -> None:
+    """Stop with one line when the raw folder is absent or empty, or holds no file at all of a
+    kind of input the year needs (a kind whose completeness threshold is 0 may be absent)."""
+    where = f"raw folder {raw_dir}"
+    if not raw_dir.is_dir():
+        raise MissingRawInputsError(f"{where} does not exist (BBTR_RAW_DIR?)")
+    if not any(raw_dir.iterdir()):
+        raise MissingRawInputsError(f"{where} is empty: expected {RAW_LAYOUT}")
+    if not (raw_dir / "exporters.yaml").is_file():
+        raise MissingRawInputsError(f"{where} has no exporters.yaml (the exporter registry)")
+    days = days_for_year(year)
+    span = f"{days[0]}…{days[-1]}"
+    files = {p.relative_to(raw_dir).as_posix() for p in raw_files_for_year(raw_dir, year)}
+    kinds = {
+        "flows": ("flow files", lambda f: f not in FIXED and not f.startswith(DAILY)),
+        "radius": ("radius/detail-YYYYMMDD", lambda f: f.startswith("radius/")),
+        "ipoe_leases": ("ipoe_leases/leases-<date>.csv", lambda f: f.startswith("ipoe_leases/")),
+        "mobile_billing": ("mobile_billing/billing-<date>.csv",
+                           lambda f: f.startswith("mobile_billing/")),
+        "counters": ("counters/monthly_traffic.csv", lambda f: f.startswith("counters/")),
+    }  # fmt: skip
+    missing = [
+        name
+        for kind, (name, of_kind) in kinds.items()
+        if min_share_pct.get(kind, 100) > 0 and not any(of_kind(f) for f in files)
+    ]
+    if missing:
+        raise MissingRawInputsError(f"{where} has no {', no '.join(missing)} for {year} ({span})")
+
+
+FIXED = ("exporters.yaml", "counters/monthly_traffic.csv")
+DAILY = ("radius/", "ipoe_leases/", "mobile_billing/")
+
+
 def sha256_of_files(files: list[Path], root: Path) -> tuple[str, dict[str, str]]:
     """Combined digest over (relative path, file digest) pairs, plus each file's digest."""
     per_file: dict[str, str] = {}

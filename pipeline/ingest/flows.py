@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,9 +12,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import yaml
 
 from pipeline.atomic import write_atomic
+from pipeline.config_schema import ConfigError, load_registry_file
 from pipeline.fingerprint import file_sha256
 from pipeline.ingest.clocks import clock_tolerance_ms, day_window_ms, set_aside_out_of_window
 from pipeline.ingest.duplicates import listed_files
@@ -37,44 +36,29 @@ QUARANTINE_SCHEMA = pa.schema(
     ]
 )
 
-EXPORTER_SERVICES = ("pppoe", "ipoe", "mobile")
 REASON_UNREGISTERED = "exporter not in registry"
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def load_exporters(raw_dir: Path) -> list[dict]:
-    """The exporter registry `raw/exporters.yaml`, validated: a list of {name, service, …}."""
+    """The exporter registry `raw/exporters.yaml`, validated (`config_schema.Registry`, unique
+    names): a list of {name, service, …}."""
+    return _registry(raw_dir)["exporters"]
+
+
+def _registry(raw_dir: Path) -> dict[str, Any]:
     path = Path(raw_dir) / "exporters.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: exporter registry missing (see docs/ARCHITECTURE.md §1)")
-    try:
-        data = yaml.safe_load(path.read_text()) or []
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
-    if isinstance(data, dict):  # tolerate {exporters: [...]}
-        data = data.get("exporters", [])
-    if not isinstance(data, list):
-        raise ValueError(f"{path}: expected a list of exporters, got {type(data).__name__}")
+    registry = load_registry_file(path)
     seen: set[str] = set()
-    for n, e in enumerate(data):
-        where = f"{path}: exporter #{n + 1}"
-        if not isinstance(e, dict) or "name" not in e:
-            raise ValueError(f"{where}: entry without a name: {e!r}")
-        if not _SAFE_NAME.match(str(e["name"])) or e["name"] in seen:
-            raise ValueError(f"{where}: name {e['name']!r} is not a unique safe folder name")
+    for n, e in enumerate(registry["exporters"]):
+        if e["name"] in seen:
+            raise ConfigError(
+                f"{path}: exporters.{n}.name: {e['name']!r} appears twice (a name is a folder "
+                "name: unique)"
+            )
         seen.add(e["name"])
-        if e.get("service") not in EXPORTER_SERVICES:
-            raise ValueError(
-                f"{where} ({e['name']}): service {e.get('service')!r} is not one of "
-                f"{', '.join(EXPORTER_SERVICES)}"
-            )
-        interval = e.get("default_sampling_interval")
-        if interval is not None and (not isinstance(interval, int) or interval < 1):
-            raise ValueError(
-                f"{where} ({e['name']}): default_sampling_interval must be a "
-                f"positive integer or null, got {interval!r}"
-            )
-    return list(data)
+    return registry
 
 
 def _quarantine_table(entries: list[QuarantineEntry]) -> pa.Table:
@@ -104,11 +88,9 @@ REPORT_COUNTERS = (
 
 def load_registry(raw_dir: Path) -> tuple[list[dict], list[FlowSource]]:
     """Exporters and flow sources of `raw/exporters.yaml` (see pipeline/ingest/sources.py)."""
-    exporters = load_exporters(raw_dir)
+    registry = _registry(raw_dir)
     path = Path(raw_dir) / "exporters.yaml"
-    data = yaml.safe_load(path.read_text()) or []
-    sources = data.get("sources") if isinstance(data, dict) else None
-    return exporters, parse_sources(sources, str(path))
+    return registry["exporters"], parse_sources(registry["sources"], str(path))
 
 
 def _empty_report() -> dict[str, Any]:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
 from pipeline.atomic import write_text_atomic
 from pipeline.config import Paths, load_params, weeks_for_year
-from pipeline.ingest.catalogue import flow_days_for_year, raw_files_for_year, sha256_of_files
+from pipeline.ingest.catalogue import (
+    check_raw_folder,
+    flow_days_for_year,
+    raw_files_for_year,
+    sha256_of_files,
+)
 from pipeline.ingest.clocks import clock_tolerance_ms
 from pipeline.ingest.duplicates import day_digests, first_copies_before
 from pipeline.ingest.flows import load_registry, normalise_day
@@ -21,6 +27,9 @@ from pipeline.ingest.reference import (
     ingest_monthly_counters,
 )
 from pipeline.parallel import run_parallel
+from pipeline.progress import Progress, count
+
+log = logging.getLogger(__name__)
 
 
 def catalogue_raw_inputs(
@@ -28,16 +37,15 @@ def catalogue_raw_inputs(
 ) -> dict:
     """Check and hash the year's raw files (an ISP's own, or what the simulator just wrote, whose
     parameters `simulator` names in the provenance)."""
-    if not (paths.raw / "exporters.yaml").is_file():
-        raise FileNotFoundError(
-            f"{paths.raw / 'exporters.yaml'}: no exporter registry in the raw dir"
-        )
+    shares = (load_params().get("completeness") or {}).get("min_share_pct") or {}
+    check_raw_folder(paths.raw, year, shares)
     files = raw_files_for_year(paths.raw, year)
     digest, per_file = sha256_of_files(files, paths.raw)
     files_detail = {
         name: {"bytes": (paths.raw / name).stat().st_size, "sha256": sha}
         for name, sha in sorted(per_file.items())
     }
+    log.debug("ingest %d: %d raw files catalogued", year, len(files))
     provenance = {"year": year, "source": source, "inputs_sha256": digest, "files": files_detail}
     if simulator is not None:
         provenance["simulator"] = simulator
@@ -79,7 +87,14 @@ def ingest_flows(paths: Paths, year: int, workers: int) -> dict[str, Any]:
         (paths.raw, paths.warehouse, exporters, sources, d, before[d], digests[d], tolerance_ms)
         for d in days
     ]
-    reports = [r for day in run_parallel(_normalise_task, tasks, workers) for r in day]
+    progress = Progress(log, f"ingest {year}: decoded", len(tasks), "days")
+    done = run_parallel(
+        _normalise_task,
+        tasks,
+        workers,
+        lambda d: progress.step(sum(r["records_decoded"] for r in d)),
+    )
+    reports = [r for day in done for r in day]
     totals: dict[str, Any] = {
         "partitions": len(reports),
         "records_in": 0,
@@ -99,6 +114,11 @@ def ingest_flows(paths: Paths, year: int, workers: int) -> dict[str, Any]:
             totals["unbalanced"].append(f"{r['date']}/{r['exporter']}")
     totals["duplicate_files"] = sum(int(r.get("duplicate_files", 0)) for r in reports)
     totals["seconds"] = round(time.monotonic() - started, 1)
+    log.info(
+        "ingest %d: decoded %d exporter-days: %s flows in %.1f s (%s), %.2f %% set aside",
+        year, len(reports), count(totals["records_decoded"]), progress.seconds, progress.rate(),
+        100 * totals["records_quarantined"] / max(totals["records_in"], 1),
+    )  # fmt: skip
     enforce_threshold(reports, max_quarantined_share_pct(params))
     return totals
 
@@ -118,17 +138,25 @@ def ingest_subscriber_sessions(paths: Paths, year: int) -> dict[str, Any]:
         out["radius_records"] += radius["records"]
         out["radius_quarantined"] += radius["records_quarantined"]
         out["ipoe_leases"] += _first_count(leases)
+    log.info(
+        "ingest %d: %s PPPoE sessions from %s RADIUS records, %s IPoE leases", year,
+        count(out["sessions"]), count(out["radius_records"]), count(out["ipoe_leases"]),
+    )  # fmt: skip
     return out
 
 
 def ingest_mobile_usage(paths: Paths, year: int) -> dict[str, Any]:
     """All billing files → one per-number-and-day table (weeks are filtered downstream)."""
-    return ingest_mobile_billing(paths.raw, paths.warehouse, None)
+    summary = ingest_mobile_billing(paths.raw, paths.warehouse, None)
+    log.debug("ingest %d: mobile billing %s", year, summary)
+    return summary
 
 
 def ingest_counters(paths: Paths, year: int) -> dict[str, Any]:
     """Monthly interface counters → Parquet."""
-    return ingest_monthly_counters(paths.raw, paths.warehouse)
+    summary = ingest_monthly_counters(paths.raw, paths.warehouse)
+    log.debug("ingest %d: monthly counters %s", year, summary)
+    return summary
 
 
 def _first_count(summary: dict) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import logging
 import os
 import platform
 import re
@@ -39,6 +40,8 @@ CURRENT_YEAR_ONLY = {"monthly_traffic_normalised", "scatter_sample", "data_quali
                      "input_completeness"}  # fmt: skip
 PROVENANCE_FILE = "provenance.json"
 
+log = logging.getLogger(__name__)
+
 
 def collect_tables(paths: Paths, year: int) -> dict[str, pl.DataFrame]:
     """Each table over report years ≤ `year`, plus published rows for years we did not measure."""
@@ -70,7 +73,9 @@ def figures_dir(paths: Paths, year: int) -> Path:
 
 def build_figures(paths: Paths, year: int) -> dict[str, Path]:
     """Figures 1–11 of `year` as SVG in the warehouse (the report copies them)."""
-    return build_charts(collect_tables(paths, year), year, figures_dir(paths, year))
+    figures = build_charts(collect_tables(paths, year), year, figures_dir(paths, year))
+    log.debug("report %d: %d figures drawn", year, len(figures))
+    return figures
 
 
 def code_version() -> str:
@@ -249,6 +254,7 @@ def build_annual_report(paths: Paths, year: int, source: str) -> dict[str, Any]:
     pages = _pdf_pages(written["pdf"])
     superseded = replace_report(staging, out_dir, paths.reports)
     pdf = out_dir / written["pdf"].relative_to(staging)
+    log.info("report %d: %s, %d pages", year, pdf, pages)
     return {
         "pdf": pdf,
         "pdf_sha256": file_sha256(pdf),

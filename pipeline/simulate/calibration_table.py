@@ -12,6 +12,7 @@ barred row misses.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import sys
 from collections.abc import Iterable
@@ -20,6 +21,9 @@ import polars as pl
 
 from pipeline.aggregate.history import published_history, read_history
 from pipeline.config import PUBLISHED_DIR, Paths
+from pipeline.progress import cli_logging
+
+log = logging.getLogger(__name__)
 
 PORT_BAR_PTS = 1.5
 MODE_STEP_DECADES = 0.05
@@ -144,6 +148,7 @@ def simulated_years(paths: Paths) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    cli_logging()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--year", type=int, action="append", help="a year (repeatable); default all"
@@ -151,12 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--csv", help="also write the table to this CSV file")
     args = parser.parse_args(argv)
     if not PUBLISHED_DIR.is_dir():
-        print(f"calibration_table: {PUBLISHED_DIR} is absent; nothing to compare", file=sys.stderr)
+        log.error("calibration_table: %s is absent; nothing to compare", PUBLISHED_DIR)
         return 2
     paths = Paths.from_env()
     years = args.year or simulated_years(paths)
     if not years:
-        print(f"calibration_table: no measured years in {paths.history}", file=sys.stderr)
+        log.error("calibration_table: no measured years in %s", paths.history)
         return 2
     table = calibration_table(paths, years)
     with pl.Config(
@@ -166,12 +171,13 @@ def main(argv: list[str] | None = None) -> int:
         tbl_hide_dataframe_shape=True,
         float_precision=2,
     ):
-        print(table)
+        log.info("%s", table)
     barred = table.filter(pl.col("within_bar").is_not_null())
     missed = barred.filter(~pl.col("within_bar"))
-    print(f"{barred.height - missed.height} of {barred.height} barred statistics within their bar")
+    log.info("%d of %d barred statistics within their bar", barred.height - missed.height,
+             barred.height)  # fmt: skip
     for year, statistic in missed.select("year", "statistic").rows():
-        print(f"  missed: {year} {statistic}")
+        log.info("  missed: %s %s", year, statistic)
     if args.csv:
         table.write_csv(args.csv)
     return 1 if missed.height else 0

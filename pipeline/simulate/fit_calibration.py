@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,10 @@ import yaml
 
 from pipeline.atomic import write_text_atomic
 from pipeline.config import PUBLISHED_DIR, analysis_week
+from pipeline.progress import cli_logging
 from pipeline.simulate import fit_usage
+
+log = logging.getLogger(__name__)
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration.yaml")
 PORT_YEARS = (2019, 2020, 2021, 2022, 2023, 2024)
@@ -327,6 +331,7 @@ def write_calibration(calibration: dict[str, Any], path: Path = CALIBRATION_FILE
 
 
 def main(argv: list[str] | None = None) -> None:
+    cli_logging()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--published", type=Path, default=PUBLISHED_DIR)
     parser.add_argument("--out", type=Path, default=CALIBRATION_FILE)
@@ -334,7 +339,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.published.is_dir():
         raise SystemExit(f"published tables not found: {args.published}")
     path = write_calibration(build_calibration(args.published), args.out)
-    print(f"wrote {path}")
+    log.info("wrote %s", path)
 
 
 if __name__ == "__main__":

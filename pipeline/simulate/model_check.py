@@ -6,13 +6,17 @@ Run: `python -m pipeline.simulate.model_check`.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import numpy as np
 import polars as pl
 
 from pipeline.aggregate.mode import mode_log10
 from pipeline.config import load_params
+from pipeline.progress import cli_logging
 from pipeline.simulate import model
+
+log = logging.getLogger(__name__)
 
 
 def _report_mode_log10(daily_bytes: np.ndarray) -> float:
@@ -137,8 +141,9 @@ def model_calibration_table(n_users: int = 200_000, seed: int = 20240603) -> pl.
 
 
 def main() -> None:
+    cli_logging()
     with pl.Config(tbl_rows=-1, float_precision=2):
-        print(model_calibration_table())
+        log.info("%s", model_calibration_table())
 
 
 if __name__ == "__main__":

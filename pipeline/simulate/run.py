@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import polars as pl
 from pipeline.atomic import write_parquet_atomic, write_text_atomic
 from pipeline.config import Paths, listed_years, weeks_for_year
 from pipeline.parallel import run_parallel
+from pipeline.progress import cli_logging
 from pipeline.simulate import billing, cache, model, world
 from pipeline.simulate.flow_files import (
     FLOW_FORMATS,
@@ -23,6 +25,8 @@ from pipeline.simulate.flow_files import (
 )
 from pipeline.simulate.flows import PortTruth
 from pipeline.simulate.week import simulate_week
+
+log = logging.getLogger(__name__)
 
 COUNTERS_FIRST_MONTH = "2017-01"
 
@@ -122,7 +126,11 @@ def simulate_year(
     )
     write_truth_manifest(truth_dir, scale, seed)
     cache.write_manifest(raw_dir, truth_dir, key, summary)
-    return summary | {"reused": False, "seconds": round(time.perf_counter() - began, 2)}
+    seconds = round(time.perf_counter() - began, 2)
+    log.info(
+        "simulate %d: the simulated ISP wrote %d raw files in %.0f s", year, len(files), seconds
+    )
+    return summary | {"reused": False, "seconds": seconds}
 
 
 def write_truth_manifest(truth_dir: Path, scale: world.SimScale, seed: int) -> dict:
@@ -199,6 +207,7 @@ def parse_years(text: str) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: python -m pipeline.simulate --years 2019-2024 --scale default --seed 1 [--data-dir]."""
+    cli_logging()
     ap = argparse.ArgumentParser(prog="python -m pipeline.simulate", description=__doc__)
     ap.add_argument("--years", default="2019-2024", help="e.g. 2019-2024 or 2023,2024")
     ap.add_argument("--scale", default="default", choices=["default", "small"])
@@ -220,6 +229,6 @@ def main(argv: list[str] | None = None) -> int:
         raw, truth, parse_years(args.years), world.SimScale.preset(args.scale), args.seed,
         args.workers, args.flow_format, not args.no_faults,
     )  # fmt: skip
-    print(json.dumps({k: v for k, v in summary.items() if k != "records_per_week_exporter"},
-                     indent=1))  # fmt: skip
+    log.info(json.dumps({k: v for k, v in summary.items() if k != "records_per_week_exporter"},
+                        indent=1))  # fmt: skip
     return 0

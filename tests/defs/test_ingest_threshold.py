@@ -18,6 +18,15 @@ def garbage_tree(tmp_path, monkeypatch):
     (folder / "0100.ipfix").write_bytes(without_templates((folder / "0100.ipfix").read_bytes()))
     (raw / "counters").mkdir()
     (raw / "counters" / "monthly_traffic.csv").write_text("month,service,direction,bytes\n")
+    for name, header in (  # present but empty: the raw folder holds every kind of input
+        (f"radius/detail-{DAY:%Y%m%d}", ""),
+        (f"ipoe_leases/leases-{DAY}.csv",
+         "subscription_id,service_class,delegated_prefix,valid_from,valid_to\n"),
+        (f"mobile_billing/billing-{DAY}.csv",
+         "date,msisdn,service_class,uplink_bytes,downlink_bytes\n"),
+    ):  # fmt: skip
+        (raw / name).parent.mkdir(exist_ok=True)
+        (raw / name).write_text(header)
     for key in ("BBTR_RAW_DIR", "DAGSTER_HOME", "BBTR_FORCE_REBUILD"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("BBTR_DATA_DIR", str(tmp_path))

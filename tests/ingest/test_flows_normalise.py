@@ -76,12 +76,30 @@ def test_load_exporters(tmp_path):
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ("- {name: r1, service: cable}", "service 'cable' is not one of pppoe, ipoe, mobile"),
-        ("- {name: r1, service: pppoe}\n- {name: r1, service: ipoe}", "not a unique safe folder"),
-        ("- {name: ../x, service: pppoe}", "not a unique safe folder"),
-        ("- {name: r1, service: pppoe, default_sampling_interval: 0}", "positive integer"),
-        ("- {service: pppoe}", "entry without a name"),
-        ("[unclosed", "not valid YAML"),
+        (
+            "- {name: r1, service: cable}",
+            "exporters.0.service: 'cable' is not one of 'pppoe', 'ipoe' or 'mobile'",
+        ),
+        (
+            "- {name: r1, service: pppoe}\n- {name: r1, service: ipoe}",
+            "exporters.1.name: 'r1' appears twice",
+        ),
+        ("- {name: ../x, service: pppoe}", "exporters.0.name: '../x' does not match"),
+        (
+            "- {name: r1, service: pppoe, default_sampling_interval: 0}",
+            "exporters.0.default_sampling_interval: Input should be greater than or equal to 1",
+        ),
+        (
+            "- {name: r1, service: pppoe, default_sampling_interval: 2.5}",
+            "exporters.0.default_sampling_interval: Input should be a valid integer (got 2.5)",
+        ),
+        ("- {service: pppoe}", "exporters.0.name: missing"),
+        ("- {name: r1, servce: pppoe}", "exporters.0.servce: unknown key (allowed: name, service"),
+        (
+            "exporters:\n- {name: r1, service: pppoe}\nsources:\n- {format: sflow, path: x}",
+            "sources.0.format: 'sflow' is not one of 'ipfix', 'pcap'",
+        ),
+        ("[unclosed", "line 1, column 10: not valid YAML"),
     ],
 )
 def test_load_exporters_rejects_bad_registry_naming_the_file(tmp_path, body, message):

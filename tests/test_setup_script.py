@@ -1,0 +1,39 @@
+"""scripts/setup.sh is quiet: its tools' output goes to a log file; a failing step shows the log's
+tail and ends with one line naming the step and the log."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import REPO_ROOT
+
+
+def _apt_packages_present() -> bool:
+    text = (REPO_ROOT / "scripts" / "setup.sh").read_text()
+    names = text.split("APT_PACKAGES=(", 1)[1].split(")", 1)[0].split()
+    return all(subprocess.run(["dpkg", "-s", n], capture_output=True).returncode == 0
+               for n in names)  # fmt: skip
+
+
+@pytest.mark.skipif(not shutil.which("dpkg") or not _apt_packages_present(),
+                    reason="would install system packages")  # fmt: skip
+def test_a_failing_step_shows_the_log_tail_and_one_closing_line(tmp_path: Path) -> None:
+    (tmp_path / "scripts").mkdir()
+    for name in ("scripts/setup.sh", "requirements.lock", "pyproject.toml"):
+        shutil.copy(REPO_ROOT / name, tmp_path / name)
+    fake = tmp_path / "fake-python"
+    fake.write_text("#!/bin/sh\necho 'resolver exploded' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    done = subprocess.run(["bash", str(tmp_path / "scripts" / "setup.sh")], capture_output=True,
+                          text=True, env={"PATH": "/usr/bin:/bin", "PYTHON": str(fake),
+                                          "BBTR_DATA_DIR": str(tmp_path / "data")})  # fmt: skip
+    assert done.returncode == 1 and done.stdout == "", done
+    lines = done.stderr.splitlines()
+    assert "resolver exploded" in lines, lines
+    (log,) = (tmp_path / "data" / "logs").glob("setup-*.log")
+    assert lines[-1] == f"setup: FAILED: {fake} -m venv .venv (full log: {log})"
+    assert "resolver exploded" in log.read_text()
