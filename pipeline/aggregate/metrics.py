@@ -178,7 +178,9 @@ def weekday_hourly_profile(
     completeness: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Figs 2, 9, 10: week_start, role, hour, direction, mean_bps (mean over the weekdays whose
-    broadband flows are complete), weekdays (how many), all weeks."""
+    broadband flows are complete), mean_bps_lo, mean_bps_hi (sampling error), weekdays (how many),
+    all weeks."""
+    intervals = uncertainty.IntervalParams.from_params(params)
     frames = []
     for week in weeks_for_year(year, params):
         weekdays = [i for i in _day_indices(week, completeness, ("pppoe", "ipoe")) if i < 5]
@@ -189,14 +191,20 @@ def weekday_hourly_profile(
                 **_week_params(week, params),
                 "weekdays_present": weekdays,
                 "weekday_hours": _weekday_hours(week, params, weekdays),
+                "z": intervals.z,
+                "record_spread_sq": intervals.record_spread**2,
             },
         )
         frames.append(
             df.select(
                 pl.lit(week.start.isoformat()).alias("week_start"),
                 pl.lit(week.role).alias("role"),
-                pl.all(),
+                "hour",
+                "direction",
+                "mean_bps",
                 pl.lit(len(weekdays), dtype=pl.Int64).alias("weekdays"),
+                "mean_bps_lo",
+                "mean_bps_hi",
             )
         )
     out = pl.concat(frames).sort("week_start", "role", "direction", "hour")
