@@ -195,19 +195,22 @@ def modes_log10(counts: np.ndarray, medians_mb: np.ndarray, usage: dict[str, Any
 
 def top_shares_pct(daily: np.ndarray, det: np.ndarray, top_pcts: list[float]) -> np.ndarray:
     """top_user_share's share_pct per replicate (rows) and top_pct (columns): detected users
-    first, then by bytes, the top ceil(p*N) users' bytes over all users' bytes."""
+    first, then by bytes, the top ceil(p*N) users' bytes over all users' bytes (one partial
+    partition per replicate, not a sort)."""
     n = daily.shape[1]
     key = np.where(det, daily, 0.0) + np.where(det, 0.0, -1.0 / (1.0 + daily))  # censored last
-    order = np.argsort(-key, axis=1, kind="stable")
-    cum = np.cumsum(np.take_along_axis(daily, order, axis=1), axis=1)
-    total = cum[:, -1]
-    out = np.empty((daily.shape[0], len(top_pcts)))
-    for j, p in enumerate(top_pcts):
-        k = math.ceil(round(p * n / 100.0, 9))
-        top = cum[:, k - 1] if k >= 1 else np.zeros(daily.shape[0])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[:, j] = 100.0 * top / total
-    return out
+    ks = [math.ceil(round(p * n / 100.0, 9)) for p in top_pcts]
+    kth = sorted({min(k, n) - 1 for k in ks if k >= 1})
+    total = daily.sum(axis=1)
+    out = np.zeros((daily.shape[0], len(top_pcts)))
+    if kth:
+        part = np.argpartition(-key, kth, axis=1)[:, : kth[-1] + 1]
+        cum = np.cumsum(np.take_along_axis(daily, part, axis=1), axis=1)
+        for j, k in enumerate(ks):
+            if k >= 1:
+                out[:, j] = cum[:, min(k, n) - 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 100.0 * out / total[:, None]
 
 
 def intervals(estimates: np.ndarray, draws: np.ndarray, ip: IntervalParams) -> np.ndarray:

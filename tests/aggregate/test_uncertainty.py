@@ -41,8 +41,8 @@ def test_user_week_variance_is_the_sum_of_squared_estimates_over_packets(
     keep = 1 - 1 / 8192
     s2 = params["daily_usage"]["intervals"]["record_size_spread"] ** 2
     var = ((8192 * 3000) ** 2 * (1 / 2 + s2) + (8192 * 500) ** 2 * (1 + s2)) * keep
-    assert u1["out_bytes_var"] == pytest.approx(var, rel=1e-12)
-    assert u1["out_rel_error"] == pytest.approx(math.sqrt(var) / (8192 * 3500), rel=1e-12)
+    assert u1["out_bytes_var"] == pytest.approx(var, rel=1e-9)  # summed in whole MiB^2
+    assert u1["out_rel_error"] == pytest.approx(math.sqrt(var) / (8192 * 3500), rel=1e-9)
     assert u1["in_bytes_var"] == 0.0 and u1["in_rel_error"] == 0.0  # N = 1: no sampling error
     mob = uw.filter(pl.col("service") == "mobile")
     assert (mob["out_rel_error"] == 0.0).all()  # billing is exact
@@ -152,8 +152,8 @@ def test_port_share_interval_is_the_delta_method(
         s = part * n / total
         se = 100 * math.sqrt(v[proto] * (1 - 2 * s) + s * s * var) / total
         r = bb.filter(pl.col("row_id") == row_id).row(0, named=True)
-        assert r["share_pct_hi"] == pytest.approx(min(100.0, 100 * s + z * se), rel=1e-9)
-        assert r["share_pct_lo"] == pytest.approx(max(0.0, 100 * s - z * se), rel=1e-9)
+        assert r["share_pct_hi"] == pytest.approx(min(100.0, 100 * s + z * se), abs=1e-4)
+        assert r["share_pct_lo"] == pytest.approx(max(0.0, 100 * s - z * se), abs=1e-4)
     esp = bb.filter(pl.col("row_id") == "esp").row(0, named=True)
     assert esp["share_pct_lo"] == esp["share_pct_hi"] == 0.0  # no bytes, no error
     mob = table.filter(pl.col("service") == "mobile")  # N = 1: exact

@@ -21,11 +21,12 @@
 -- 0 for mobile; NULL when not observed), in_rel_error, out_rel_error (sqrt(var) / bytes: relative
 -- standard error of the estimate; 0 for mobile; NULL when not observed).
 -- Byte sums are exact (bytes_est as HUGEINT, then DOUBLE) so results do not depend on thread order;
--- so are the variance sums (each flow's term rounded to whole bytes^2 first).
+-- so are the variance sums (each flow's term rounded to whole MiB^2 = 2^20 bytes^2 and summed as
+-- integers: a term is at least (N * 40 B)^2, so the rounding is below 10^-5 of it).
 WITH week_flows AS (
     SELECT user_key, user_protocol, service_class, direction, bytes_est, packets,
            CAST(round(bytes_est * bytes_est * (1 - 1 / greatest(sampling_interval, 1))
-                      * (1 / greatest(packets, 1) + $record_spread_sq)) AS HUGEINT) AS bytes_var,
+                      * (1 / greatest(packets, 1) + $record_spread_sq) / 1048576) AS BIGINT) AS bytes_var,
            peer_user_key, peer_user_protocol, peer_service_class
     FROM read_parquet($flows_glob, hive_partitioning = true)
     WHERE date BETWEEN CAST($date_lo AS DATE) AND CAST($date_hi AS DATE)
@@ -51,8 +52,10 @@ bb AS (
            CAST(sum(CAST(bytes_est AS HUGEINT)) FILTER (WHERE direction = 'OUT') AS DOUBLE) AS out_bytes,
            CAST(coalesce(sum(packets) FILTER (WHERE direction = 'IN'), 0) AS BIGINT) AS in_packets_sampled,
            CAST(coalesce(sum(packets) FILTER (WHERE direction = 'OUT'), 0) AS BIGINT) AS out_packets_sampled,
-           CAST(sum(bytes_var) FILTER (WHERE direction = 'IN') AS DOUBLE) AS in_bytes_var,
-           CAST(sum(bytes_var) FILTER (WHERE direction = 'OUT') AS DOUBLE) AS out_bytes_var
+           CAST(sum(bytes_var) FILTER (WHERE direction = 'IN') AS DOUBLE) * 1048576
+               AS in_bytes_var,
+           CAST(sum(bytes_var) FILTER (WHERE direction = 'OUT') AS DOUBLE) * 1048576
+               AS out_bytes_var
     FROM user_sides
     WHERE service_class = 'personal'
       AND list_contains($bb_protocols, user_protocol)

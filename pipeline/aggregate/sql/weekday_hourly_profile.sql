@@ -15,14 +15,14 @@
 -- 0), the variance summed over the flows as in user_week_usage.sql (bytes_est^2 * (1 - 1/N) *
 -- (1/packets + $record_spread_sq), docs/UNCERTAINTY.md).
 -- Byte sums are exact (bytes_est as HUGEINT, then DOUBLE) so results do not depend on thread order;
--- so are the variance sums (each term rounded to an integer).
+-- so are the variance sums (each term rounded to whole MiB^2, user_week_usage.sql).
 WITH local_flows AS (
     SELECT flow_start_ms
            + $tz_offset_ms[1 + len(list_filter($tz_change_ms, lambda c: c <= flow_start_ms))]
            AS local_ms,
            direction, bytes_est,
            CAST(round(bytes_est * bytes_est * (1 - 1 / greatest(sampling_interval, 1))
-                      * (1 / greatest(packets, 1) + $record_spread_sq)) AS HUGEINT) AS bytes_var
+                      * (1 / greatest(packets, 1) + $record_spread_sq) / 1048576) AS BIGINT) AS bytes_var
     FROM read_parquet($flows_glob, hive_partitioning = true)
     WHERE date BETWEEN CAST($date_lo AS DATE) AND CAST($date_hi AS DATE)
       AND service IN ('pppoe', 'ipoe')
@@ -36,7 +36,7 @@ f AS (
 ),
 agg AS (
     SELECT hour, direction, CAST(sum(CAST(bytes_est AS HUGEINT)) AS DOUBLE) AS bytes,
-           CAST(sum(bytes_var) AS DOUBLE) AS bytes_var
+           CAST(sum(bytes_var) AS DOUBLE) * 1048576 AS bytes_var
     FROM f
     GROUP BY hour, direction
 ),
