@@ -30,8 +30,6 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "direction": _S,
         "mean_bps": _F,
         "weekdays": _I,
-        "mean_bps_lo": _F,  # sampling-error interval (docs/UNCERTAINTY.md); NULL if published
-        "mean_bps_hi": _F,
     },
     "daily_usage_density": {
         "service": _S,

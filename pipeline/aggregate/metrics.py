@@ -178,9 +178,7 @@ def weekday_hourly_profile(
     completeness: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Figs 2, 9, 10: week_start, role, hour, direction, mean_bps (mean over the weekdays whose
-    broadband flows are complete), mean_bps_lo, mean_bps_hi (sampling error), weekdays (how many),
-    all weeks."""
-    intervals = uncertainty.IntervalParams.from_params(params)
+    broadband flows are complete), weekdays (how many), all weeks."""
     frames = []
     for week in weeks_for_year(year, params):
         weekdays = [i for i in _day_indices(week, completeness, ("pppoe", "ipoe")) if i < 5]
@@ -191,20 +189,14 @@ def weekday_hourly_profile(
                 **_week_params(week, params),
                 "weekdays_present": weekdays,
                 "weekday_hours": _weekday_hours(week, params, weekdays),
-                "z": intervals.z,
-                "record_spread_sq": intervals.record_spread**2,
             },
         )
         frames.append(
             df.select(
                 pl.lit(week.start.isoformat()).alias("week_start"),
                 pl.lit(week.role).alias("role"),
-                "hour",
-                "direction",
-                "mean_bps",
+                pl.all(),
                 pl.lit(len(weekdays), dtype=pl.Int64).alias("weekdays"),
-                "mean_bps_lo",
-                "mean_bps_hi",
             )
         )
     out = pl.concat(frames).sort("week_start", "role", "direction", "hour")
@@ -301,12 +293,10 @@ def _density_band(
         if users.exact:
             lo, hi = density, density
         else:
-
-            def dens(daily: np.ndarray, det: np.ndarray) -> np.ndarray:
-                counts = uncertainty.histogram(daily, det, width)
-                return counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) / width
-
-            _, draws = uncertainty.bootstrap(user_week, service, direction, rule, ip, dens)
+            counts = uncertainty.median_histogram_draws(
+                user_week, service, direction, rule, ip, width
+            )[:, 1:]
+            draws = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) / width
             cols = np.searchsorted(centres, curve["bin_center_log10"].to_numpy().round(6))
             lo, hi = uncertainty.intervals(
                 density, draws[:, np.minimum(cols, len(centres) - 1)], ip
@@ -356,12 +346,7 @@ def _summary_intervals(
         if users.exact:
             rows.append((service, direction, median_mb, median_mb, mode_log10, mode_log10, "exact"))
             continue
-
-        def stats(daily: np.ndarray, det: np.ndarray) -> np.ndarray:
-            med = uncertainty.median_mb(daily, det)
-            return np.column_stack([med, uncertainty.histogram(daily, det, width)])
-
-        _, draws = uncertainty.bootstrap(user_week, service, direction, rule, ip, stats)
+        draws = uncertainty.median_histogram_draws(user_week, service, direction, rule, ip, width)
         modes = uncertainty.modes_log10(draws[:, 1:], draws[:, 0], usage)
         est = np.array([np.nan if v is None else v for v in (median_mb, mode_log10)], dtype=float)
         (med_lo, mode_lo), (med_hi, mode_hi) = uncertainty.intervals(

@@ -10,6 +10,7 @@ the first-order bias sampling noise gives medians, modes, top shares and densiti
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ SERVICES = ("broadband", "mobile")
 BOOTSTRAP_KINDS = ("basic", "percentile")
 HIST_LOG10_RANGE = (-2.0, 16.0)  # replicate histograms: 0.01 B to 10 PB a day
 CELLS_PER_CHUNK = 4_000_000  # replicates x users held at once (~32 MB per float array)
+_SHARED_DRAWS: dict[bytes, np.ndarray] = {}  # median + histogram draws, shared by two tables
 
 
 @dataclass(frozen=True)
@@ -238,3 +240,30 @@ def bootstrap(
     stream = SERVICES.index(service) * 2 + DIRECTIONS.index(direction)
     parts = [statistic(d, det) for d, det in replicates(users, rule, ip, stream)]
     return users, np.concatenate(parts, axis=0)
+
+
+def median_histogram_draws(
+    user_week: pl.DataFrame,
+    service: str,
+    direction: str,
+    rule: Rule,
+    ip: IntervalParams,
+    bin_width: float,
+) -> np.ndarray:
+    """Per replicate (rows): the median (MB, column 0) and the histogram counts (columns 1..) —
+    what daily_usage_summary and daily_usage_density both need, drawn once per process."""
+    users = users_of(user_week, service, direction)
+    digest = hashlib.sha256(
+        b"".join(a.tobytes() for a in (users.daily, users.daily_var, users.packets))
+        + repr((service, direction, rule, ip, bin_width)).encode()
+    ).digest()
+    if digest not in _SHARED_DRAWS:
+
+        def stats(daily: np.ndarray, det: np.ndarray) -> np.ndarray:
+            return np.column_stack([median_mb(daily, det), histogram(daily, det, bin_width)])
+
+        _, draws = bootstrap(user_week, service, direction, rule, ip, stats)
+        while len(_SHARED_DRAWS) >= 4:
+            _SHARED_DRAWS.pop(next(iter(_SHARED_DRAWS)))
+        _SHARED_DRAWS[digest] = draws
+    return _SHARED_DRAWS[digest]
