@@ -293,9 +293,7 @@ def _density_band(
         if users.exact:
             lo, hi = density, density
         else:
-            counts = uncertainty.median_histogram_draws(
-                user_week, service, direction, rule, ip, width
-            )[:, 1:]
+            counts = uncertainty.replicate_stats(user_week, service, direction, params, rule).counts
             draws = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) / width
             cols = np.searchsorted(centres, curve["bin_center_log10"].to_numpy().round(6))
             lo, hi = uncertainty.intervals(
@@ -337,7 +335,6 @@ def _summary_intervals(
     usage = params["daily_usage"]
     ip = uncertainty.IntervalParams.from_params(params)
     rule = reliability_rule(params)
-    width = float(usage["bin_width_decades"])
     rows = []
     for service, direction, median_mb, mode_log10 in summary.select(
         "service", "direction", "median_mb", "mode_log10"
@@ -346,11 +343,11 @@ def _summary_intervals(
         if users.exact:
             rows.append((service, direction, median_mb, median_mb, mode_log10, mode_log10, "exact"))
             continue
-        draws = uncertainty.median_histogram_draws(user_week, service, direction, rule, ip, width)
-        modes = uncertainty.modes_log10(draws[:, 1:], draws[:, 0], usage)
+        reps = uncertainty.replicate_stats(user_week, service, direction, params, rule)
+        modes = uncertainty.modes_log10(reps.counts, reps.median_mb, usage)
         est = np.array([np.nan if v is None else v for v in (median_mb, mode_log10)], dtype=float)
         (med_lo, mode_lo), (med_hi, mode_hi) = uncertainty.intervals(
-            est, np.column_stack([draws[:, 0], modes]), ip
+            est, np.column_stack([reps.median_mb, modes]), ip
         )
         rows.append(
             (service, direction, max(med_lo, 0.0), med_hi, mode_lo, mode_hi, "poisson_bootstrap")
@@ -463,15 +460,9 @@ def top_user_share(user_week: pl.DataFrame, year: int, params: dict[str, Any]) -
         if users.exact:
             lo, hi = est, est
         else:
-            top = rows["top_pct"].to_list()
-            _, draws = uncertainty.bootstrap(
-                user_week,
-                service,
-                direction,
-                rule,
-                ip,
-                lambda d, det, top=top: uncertainty.top_shares_pct(d, det, top),
-            )
+            reps = uncertainty.replicate_stats(user_week, service, direction, params, rule)
+            column = {p: j for j, p in enumerate(float(p) for p in pcts)}
+            draws = reps.top_shares_pct[:, [column[p] for p in rows["top_pct"].to_list()]]
             lo, hi = np.clip(uncertainty.intervals(est, draws, ip), 0.0, 100.0)
         frames.append(
             rows.with_columns(

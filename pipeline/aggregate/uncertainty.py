@@ -24,10 +24,10 @@ from pipeline.aggregate import mode as mode_rules
 
 DIRECTIONS = ("IN", "OUT")
 SERVICES = ("broadband", "mobile")
-BOOTSTRAP_KINDS = ("basic", "percentile")
+BOOTSTRAP_KINDS = ("normal", "basic", "percentile")
 HIST_LOG10_RANGE = (-2.0, 16.0)  # replicate histograms: 0.01 B to 10 PB a day
 CELLS_PER_CHUNK = 4_000_000  # replicates x users held at once (~32 MB per float array)
-_SHARED_DRAWS: dict[bytes, np.ndarray] = {}  # median + histogram draws, shared by two tables
+_SHARED_DRAWS: dict[bytes, np.ndarray] = {}  # replicate statistics, shared by three tables
 
 
 @dataclass(frozen=True)
@@ -221,8 +221,12 @@ def intervals(estimates: np.ndarray, draws: np.ndarray, ip: IntervalParams) -> n
     estimates = np.asarray(estimates, dtype=np.float64)
     draws = np.asarray(draws, dtype=np.float64).reshape(draws.shape[0], -1)
     alpha = 1.0 - ip.level
-    q = np.quantile(draws, [alpha / 2, 1 - alpha / 2], axis=0, method="inverted_cdf")
-    out = 2 * estimates[None, :] - q[::-1] if ip.kind == "basic" else q
+    if ip.kind == "normal":  # estimate -/+ z bootstrap standard errors
+        se = draws.std(axis=0, ddof=1) if draws.shape[0] > 1 else np.zeros(draws.shape[1])
+        out = estimates[None, :] + np.array([[-ip.z], [ip.z]]) * se[None, :]
+    else:
+        q = np.quantile(draws, [alpha / 2, 1 - alpha / 2], axis=0, method="inverted_cdf")
+        out = 2 * estimates[None, :] - q[::-1] if ip.kind == "basic" else q
     undefined = ~np.isfinite(estimates) | ~np.all(np.isfinite(draws), axis=0)
     return np.where(undefined[None, :], np.nan, out)
 
@@ -242,28 +246,48 @@ def bootstrap(
     return users, np.concatenate(parts, axis=0)
 
 
-def median_histogram_draws(
+@dataclass(frozen=True)
+class ReplicateStats:
+    """The per-user tables' statistics on each bootstrap replicate (rows)."""
+
+    median_mb: np.ndarray  # (replicates,)
+    top_shares_pct: np.ndarray  # (replicates, top_pcts)
+    counts: np.ndarray  # (replicates, histogram bins)
+
+
+def replicate_stats(
     user_week: pl.DataFrame,
     service: str,
     direction: str,
+    params: dict[str, Any],
     rule: Rule,
-    ip: IntervalParams,
-    bin_width: float,
-) -> np.ndarray:
-    """Per replicate (rows): the median (MB, column 0) and the histogram counts (columns 1..) —
-    what daily_usage_summary and daily_usage_density both need, drawn once per process."""
+) -> ReplicateStats:
+    """Median, top shares and histogram of every replicate of one service-direction: drawn once
+    per process and shared by daily_usage_summary, daily_usage_density and top_user_share."""
+    ip = IntervalParams.from_params(params)
+    usage = params["daily_usage"]
+    width = float(usage["bin_width_decades"])
+    top_pcts = [float(p) for p in usage["top_shares_pct"]]
     users = users_of(user_week, service, direction)
     digest = hashlib.sha256(
         b"".join(a.tobytes() for a in (users.daily, users.daily_var, users.packets))
-        + repr((service, direction, rule, ip, bin_width)).encode()
+        + repr((service, direction, rule, ip, width, top_pcts)).encode()
     ).digest()
     if digest not in _SHARED_DRAWS:
 
         def stats(daily: np.ndarray, det: np.ndarray) -> np.ndarray:
-            return np.column_stack([median_mb(daily, det), histogram(daily, det, bin_width)])
+            return np.column_stack(
+                [
+                    median_mb(daily, det),
+                    top_shares_pct(daily, det, top_pcts),
+                    histogram(daily, det, width),
+                ]
+            )
 
         _, draws = bootstrap(user_week, service, direction, rule, ip, stats)
         while len(_SHARED_DRAWS) >= 4:
             _SHARED_DRAWS.pop(next(iter(_SHARED_DRAWS)))
         _SHARED_DRAWS[digest] = draws
-    return _SHARED_DRAWS[digest]
+    draws = _SHARED_DRAWS[digest]
+    k = len(top_pcts)
+    return ReplicateStats(draws[:, 0], draws[:, 1 : 1 + k], draws[:, 1 + k :])
