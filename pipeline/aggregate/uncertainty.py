@@ -4,8 +4,8 @@ A parametric Poisson bootstrap over users: a user-direction whose weekly estimat
 variance V (user_week_usage in/out_bytes_var) is redrawn as (V/X) * Poisson(X^2/V) — the thinning
 of X^2/V packets of equal size, the same mean and variance — in (replicates x users) numpy arrays,
 and every statistic is recomputed on each replicate as the tables compute it. Mobile (billing, not
-sampled) is exact. Intervals are basic (reverse percentile: 2*estimate - quantiles), which removes
-the first-order bias sampling noise gives medians, modes, top shares and densities, or percentile.
+sampled) is exact. Intervals are normal (estimate -/+ z bootstrap standard errors), basic (reverse
+percentile) or percentile; docs/UNCERTAINTY.md §4 measures which covers the truth.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class IntervalParams:
     level: float = 0.95
     replicates: int = 200
     seed: int = 0
-    kind: str = "basic"
+    kind: str = "normal"
     record_spread: float = 0.0
 
     @property
@@ -49,7 +49,7 @@ class IntervalParams:
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> IntervalParams:
         raw = params["daily_usage"].get("intervals") or {}
-        kind = str(raw.get("bootstrap_interval", "basic"))
+        kind = str(raw.get("bootstrap_interval", "normal"))
         if kind not in BOOTSTRAP_KINDS:
             raise ValueError(
                 f"params.yaml daily_usage.intervals.bootstrap_interval must be one of "

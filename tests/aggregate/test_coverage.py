@@ -8,7 +8,7 @@ import pytest
 
 from tests.aggregate import coverage
 
-DRAWS = 150
+DRAWS = 100
 USERS = 2000
 
 

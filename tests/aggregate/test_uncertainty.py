@@ -199,6 +199,9 @@ def test_interval_kinds() -> None:
     assert (lo[0], hi[0]) == (2.0, 4.0)
     lo, hi = uncertainty.intervals(np.array([2.0]), draws, basic)  # 2*2 - (4, 2)
     assert (lo[0], hi[0]) == (0.0, 2.0)
+    normal = uncertainty.IntervalParams(level=0.95, kind="normal")
+    lo, hi = uncertainty.intervals(np.array([2.0]), draws, normal)  # sd(1..5, ddof=1) = 1.5811
+    assert (lo[0], hi[0]) == pytest.approx((2.0 - 1.959964 * 1.581139, 2.0 + 1.959964 * 1.581139))
     lo, _ = uncertainty.intervals(np.array([2.0]), np.array([[1.0], [np.nan]]), basic)
     assert np.isnan(lo[0])
     with pytest.raises(ValueError, match="bootstrap_interval"):
