@@ -82,7 +82,7 @@ class Rule:
 @dataclass(frozen=True)
 class Users:
     """One service-direction of user_week_usage: daily estimate (0 = not observed), its daily
-    variance, sampled packets (inf where not sampled) and weekly bytes per daily byte."""
+    variance (0 where exact) and sampled packets (inf where not sampled)."""
 
     daily: np.ndarray
     daily_var: np.ndarray
