@@ -9,6 +9,7 @@ import polars as pl
 
 from pipeline.charts.figures import FIGURES
 from pipeline.charts.render import write_bytes_atomic
+from pipeline.report.intervals import with_interval_columns
 
 Tables = dict[str, pl.DataFrame]
 USAGE_STATS = ("mean", "median", "mode")
@@ -30,31 +31,36 @@ FORBIDDEN_COLUMN_WORDS = ("user", "msisdn", "subscription", "addr", "src_v", "ds
 def daily_usage_table(tables: Tables, service: str, year: int) -> pl.DataFrame:
     """Table 1 (broadband, integers) or 2 (mobile, one decimal): a row per year ≤ `year`.
 
-    Columns: year, in_mean_mb … out_mode_mb, source. Measured rows of a year beat published ones.
+    Columns: year, in_mean_mb, in_mean_mb_lo, in_mean_mb_hi … out_mode_mb_hi (the 95 % interval
+    of each value, NULL where unknown), source. Measured rows of a year beat published ones.
     """
     decimals = 0 if service == "broadband" else 1
+    values = [f"{s}_mb" for s in USAGE_STATS]
     df = tables["daily_usage_summary"].filter(
         (pl.col("service") == service) & (pl.col("year") <= year)
     )
+    df = with_interval_columns(df, values)
     df = df.with_columns((pl.col("source") == "measured").alias("_measured"))
     df = df.filter(pl.col("_measured") == pl.col("_measured").max().over("year"))
     wide = df.pivot(
         on="direction",
         index=["year", "source"],
-        values=[f"{s}_mb" for s in USAGE_STATS],
+        values=[f"{v}{end}" for v in values for end in ("", "_lo", "_hi")],
         aggregate_function="first",
     )
     dtype = pl.Int64 if decimals == 0 else pl.Float64
     cols = [
-        pl.col(f"{s}_mb_{d}").round(decimals).cast(dtype).alias(f"{d.lower()}_{s}_mb")
+        pl.col(f"{s}_mb{end}_{d}").round(decimals).cast(dtype).alias(f"{d.lower()}_{s}_mb{end}")
         for d in ("IN", "OUT")
         for s in USAGE_STATS
+        for end in ("", "_lo", "_hi")
     ]
     return wide.select("year", *cols, "source").sort("year")
 
 
 def port_share_table(tables: Tables, service: str, year: int) -> pl.DataFrame:
-    """Table 3 / 4: a row per port row_id, one share column per year Y−4..Y (null = not listed)."""
+    """Table 3 / 4: a row per port row_id; per year Y−4..Y a share column pct_Y (null = not
+    listed) and its 95 % interval pct_Y_lo, pct_Y_hi (null where unknown)."""
     years = list(range(year - 4, year + 1))
     df = tables["usage_by_port"].filter(
         (pl.col("service") == service) & pl.col("year").is_in(years)
@@ -68,10 +74,22 @@ def port_share_table(tables: Tables, service: str, year: int) -> pl.DataFrame:
         .last()
         .select("row_id", "protocol", "port_label", "row_kind", "parent", "sort_key")
     )
-    shares = df.pivot(on="year", index="row_id", values="share_pct", aggregate_function="first")
-    for y in years:
-        if str(y) not in shares.columns:
-            shares = shares.with_columns(pl.lit(None, dtype=pl.Float64).alias(str(y)))
+    df = with_interval_columns(df, ["share_pct"])
+    shares = df.select(
+        "row_id",
+        pl.format("pct_{}", "year").alias("col"),
+        *[
+            pl.col(f"share_pct{end}").cast(pl.Float64).alias(end or "_")
+            for end in ("", "_lo", "_hi")
+        ],
+    ).unpivot(index=["row_id", "col"], variable_name="end")
+    shares = shares.with_columns(
+        pl.concat_str("col", pl.col("end").str.strip_chars_end("_")).alias("col")
+    ).pivot(on="col", index="row_id", values="value", aggregate_function="first")
+    columns = [f"pct_{y}{end}" for y in years for end in ("", "_lo", "_hi")]
+    shares = shares.with_columns(
+        pl.lit(None, dtype=pl.Float64).alias(c) for c in columns if c not in shares.columns
+    )
     out = latest.join(shares, on="row_id", how="left").sort("sort_key", "row_id")
     return out.select(
         "row_id",
@@ -79,7 +97,7 @@ def port_share_table(tables: Tables, service: str, year: int) -> pl.DataFrame:
         pl.col("port_label").alias("label"),
         "row_kind",
         "parent",
-        *[pl.col(str(y)).cast(pl.Float64).round(1).alias(f"pct_{y}") for y in years],
+        *[pl.col(c).cast(pl.Float64).round(1) for c in columns],
     )
 
 
