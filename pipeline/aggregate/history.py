@@ -37,6 +37,8 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "bin_center_log10": _F,
         "users": _I,
         "density": _F,
+        "density_lo": _F,  # pointwise sampling-error band (uncertainty.py); NULL if published
+        "density_hi": _F,
     },
     "daily_usage_summary": {
         "service": _S,
@@ -48,9 +50,26 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "mode_log10": _F,
         "users_not_observed": _I,
         "users_below_rule": _I,
+        # sampling-error intervals (docs/UNCERTAINTY.md); NULL in published rows
+        "mean_mb_lo": _F,
+        "mean_mb_hi": _F,
+        "median_mb_lo": _F,
+        "median_mb_hi": _F,
+        "mode_mb_lo": _F,
+        "mode_mb_hi": _F,
+        "mode_log10_lo": _F,
+        "mode_log10_hi": _F,
+        "interval_method": _S,
     },
     "scatter_sample": {"service": _S, "daily_in_bytes": _F, "daily_out_bytes": _F},
-    "top_user_share": {"service": _S, "direction": _S, "top_pct": _F, "share_pct": _F},
+    "top_user_share": {
+        "service": _S,
+        "direction": _S,
+        "top_pct": _F,
+        "share_pct": _F,
+        "share_pct_lo": _F,
+        "share_pct_hi": _F,
+    },
     "usage_by_port": {
         "service": _S,
         "row_id": _S,
@@ -60,6 +79,8 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "parent": _S,
         "share_pct": _F,
         "sort_key": _I,
+        "share_pct_lo": _F,
+        "share_pct_hi": _F,
     },
     "port_class_week_series": {
         "service": _S,
@@ -284,7 +305,12 @@ def published_history(table: str) -> pl.DataFrame:
         return empty_table(table)
     schema = table_schema(table)
     df = df.with_columns(pl.lit("published").alias("source"))
-    df = df.select([pl.col(c).cast(t) for c, t in schema.items()])
+    df = df.select(  # columns the editions did not publish (sampling-error intervals): NULL
+        [
+            pl.col(c).cast(t) if c in df.columns else pl.lit(None, t).alias(c)
+            for c, t in schema.items()
+        ]
+    )
     keys = [
         c for c in ("year", "service", "metric", "direction", "top_pct", "sort_key") if c in schema
     ]

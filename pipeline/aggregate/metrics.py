@@ -13,9 +13,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from pipeline.aggregate import mode as mode_rules
+from pipeline.aggregate import uncertainty
 from pipeline.aggregate.run import run_sql
 from pipeline.config import (
     Week,
@@ -244,6 +246,18 @@ def min_sampled_packets(params: dict[str, Any]) -> int:
     return max(1, int(params["daily_usage"].get("min_sampled_packets", 1)))
 
 
+def reliability_rule(params: dict[str, Any]) -> uncertainty.Rule:
+    """The reliability rule: sampled packets and the largest relative standard error a value may
+    have (daily_usage.min_sampled_packets, max_relative_error)."""
+    return uncertainty.Rule(min_sampled_packets(params), uncertainty.max_relative_error(params))
+
+
+def _rule_params(params: dict[str, Any]) -> dict[str, Any]:
+    """SQL parameters of the reliability rule."""
+    rule = reliability_rule(params)
+    return {"min_sampled_packets": int(rule.min_packets), "max_relative_error": rule.max_rel_error}
+
+
 def _user_week_table(
     name: str, user_week: pl.DataFrame, year: int, sql_params: Mapping[str, Any]
 ) -> pl.DataFrame:
@@ -251,30 +265,132 @@ def _user_week_table(
     return _year_table(name, year, sql_params, tables={"user_week_usage": user_week})
 
 
-def daily_usage_density(user_week: pl.DataFrame, year: int, params: dict[str, Any]) -> pl.DataFrame:
-    """Figs 3, 4, 11: service, direction, bin_center_log10, users, density (area 1 per curve)."""
+def _density_histogram(user_week: pl.DataFrame, params: dict[str, Any]) -> pl.DataFrame:
+    """daily_usage_density.sql: service, direction, bin_center_log10, users, density."""
     usage = params["daily_usage"]
     sql_params = {
         "bin_width": float(usage["bin_width_decades"]),
         "min_log10": float(usage["density_min_log10"]),
         "max_log10": float(usage["density_max_log10"]),
-        "min_sampled_packets": min_sampled_packets(params),
+        **_rule_params(params),
     }
-    return _user_week_table("daily_usage_density", user_week, year, sql_params)
+    return run_sql("daily_usage_density", sql_params, tables={"user_week_usage": user_week})
+
+
+def _density_band(
+    user_week: pl.DataFrame, hist: pl.DataFrame, params: dict[str, Any]
+) -> pl.DataFrame:
+    """Pointwise sampling-error band of each density curve: density_lo, density_hi per bin."""
+    ip = uncertainty.IntervalParams.from_params(params)
+    rule = reliability_rule(params)
+    width = float(params["daily_usage"]["bin_width_decades"])
+    centres = uncertainty.bin_centres_log10(width)
+    frames = []
+    for (service, direction), curve in hist.group_by("service", "direction", maintain_order=True):
+        density = curve["density"].to_numpy()
+        users = uncertainty.users_of(user_week, service, direction)
+        if users.exact:
+            lo, hi = density, density
+        else:
+
+            def dens(daily: np.ndarray, det: np.ndarray) -> np.ndarray:
+                counts = uncertainty.histogram(daily, det, width)
+                return counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) / width
+
+            _, draws = uncertainty.bootstrap(user_week, service, direction, rule, ip, dens)
+            cols = np.searchsorted(centres, curve["bin_center_log10"].to_numpy().round(6))
+            lo, hi = uncertainty.intervals(
+                density, draws[:, np.minimum(cols, len(centres) - 1)], ip
+            )
+            lo = np.maximum(lo, 0.0)
+        frames.append(
+            curve.select("service", "direction", "bin_center_log10").with_columns(
+                pl.Series("density_lo", lo, dtype=pl.Float64),
+                pl.Series("density_hi", hi, dtype=pl.Float64),
+            )
+        )
+    return pl.concat(frames)
+
+
+def daily_usage_density(user_week: pl.DataFrame, year: int, params: dict[str, Any]) -> pl.DataFrame:
+    """Figs 3, 4, 11: service, direction, bin_center_log10, users, density (area 1 per curve),
+    density_lo, density_hi (pointwise sampling-error band, uncertainty.py)."""
+    hist = _density_histogram(user_week, params)
+    if hist.is_empty():
+        out = hist.with_columns(
+            pl.lit(None, pl.Float64).alias("density_lo"),
+            pl.lit(None, pl.Float64).alias("density_hi"),
+        )
+    else:
+        band = _density_band(user_week, hist, params)
+        out = hist.join(
+            band, on=["service", "direction", "bin_center_log10"], how="left", maintain_order="left"
+        )
+    return _with_year(out, year)
+
+
+def _summary_intervals(
+    user_week: pl.DataFrame, summary: pl.DataFrame, params: dict[str, Any]
+) -> pl.DataFrame:
+    """median_mb_lo/hi, mode_log10_lo/hi and interval_method per service and direction: the
+    Poisson bootstrap (uncertainty.py) re-running the median and the mode rule on each replicate;
+    'exact' (lo = hi = value) for a service that is not sampled."""
+    usage = params["daily_usage"]
+    ip = uncertainty.IntervalParams.from_params(params)
+    rule = reliability_rule(params)
+    width = float(usage["bin_width_decades"])
+    rows = []
+    for service, direction, median_mb, mode_log10 in summary.select(
+        "service", "direction", "median_mb", "mode_log10"
+    ).rows():
+        users = uncertainty.users_of(user_week, service, direction)
+        if users.exact:
+            rows.append((service, direction, median_mb, median_mb, mode_log10, mode_log10, "exact"))
+            continue
+
+        def stats(daily: np.ndarray, det: np.ndarray) -> np.ndarray:
+            med = uncertainty.median_mb(daily, det)
+            return np.column_stack([med, uncertainty.histogram(daily, det, width)])
+
+        _, draws = uncertainty.bootstrap(user_week, service, direction, rule, ip, stats)
+        modes = uncertainty.modes_log10(draws[:, 1:], draws[:, 0], usage)
+        est = np.array([np.nan if v is None else v for v in (median_mb, mode_log10)], dtype=float)
+        (med_lo, mode_lo), (med_hi, mode_hi) = uncertainty.intervals(
+            est, np.column_stack([draws[:, 0], modes]), ip
+        )
+        rows.append(
+            (service, direction, max(med_lo, 0.0), med_hi, mode_lo, mode_hi, "poisson_bootstrap")
+        )
+    frame = pl.DataFrame(
+        rows,
+        schema={
+            "service": pl.String,
+            "direction": pl.String,
+            "median_mb_lo": pl.Float64,
+            "median_mb_hi": pl.Float64,
+            "mode_log10_lo": pl.Float64,
+            "mode_log10_hi": pl.Float64,
+            "interval_method": pl.String,
+        },
+        orient="row",
+    )
+    return frame.with_columns(pl.col(pl.Float64).fill_nan(None))
 
 
 def daily_usage_summary(user_week: pl.DataFrame, year: int, params: dict[str, Any]) -> pl.DataFrame:
     """Tables 1, 2: service, direction, users, mean_mb, median_mb, mode_mb, mode_log10 (§2.4),
-    users_not_observed, users_below_rule (user-directions left out, by the reliability rule)."""
+    users_not_observed, users_below_rule (user-directions left out, by the reliability rule), and
+    the sampling-error intervals (_lo/_hi) of mean, median and mode with their interval_method."""
     usage = params["daily_usage"]
     width = float(usage["bin_width_decades"])
+    ip = uncertainty.IntervalParams.from_params(params)
     summary = run_sql(
         "daily_usage_summary",
-        {"min_sampled_packets": min_sampled_packets(params)},
+        {**_rule_params(params), "z": ip.z},
         tables={"user_week_usage": user_week},
     )
     # The mode reads the same 0.1-decade histogram the density figures draw (occupied bins only).
-    hist = daily_usage_density(user_week, year, params).filter(pl.col("users") > 0)
+    hist = _density_histogram(user_week, params).filter(pl.col("users") > 0)
     hist = hist.with_columns(
         (pl.col("bin_center_log10") / width).round().cast(pl.Int64).alias("bin_index")
     )
@@ -291,6 +407,15 @@ def daily_usage_summary(user_week: pl.DataFrame, year: int, params: dict[str, An
     out = summary.with_columns(mode_log10).with_columns(
         (10.0 ** (pl.col("mode_log10") - 6)).alias("mode_mb")
     )
+    out = out.join(
+        _summary_intervals(user_week, out, params),
+        on=["service", "direction"],
+        how="left",
+        maintain_order="left",
+    ).with_columns(
+        (10.0 ** (pl.col("mode_log10_lo") - 6)).alias("mode_mb_lo"),
+        (10.0 ** (pl.col("mode_log10_hi") - 6)).alias("mode_mb_hi"),
+    )
     out = out.select(
         "service",
         "direction",
@@ -301,6 +426,15 @@ def daily_usage_summary(user_week: pl.DataFrame, year: int, params: dict[str, An
         "mode_log10",
         "users_not_observed",
         "users_below_rule",
+        "mean_mb_lo",
+        "mean_mb_hi",
+        "median_mb_lo",
+        "median_mb_hi",
+        "mode_mb_lo",
+        "mode_mb_hi",
+        "mode_log10_lo",
+        "mode_log10_hi",
+        "interval_method",
     )
     return _with_year(out, year)
 
@@ -314,20 +448,54 @@ def scatter_sample(user_week: pl.DataFrame, year: int, params: dict[str, Any]) -
         "n": int(usage["scatter_sample_size"]),
         "year": str(year),
         "log10_digits": int(usage.get("scatter_log10_digits", 2)),
-        "min_sampled_packets": min_sampled_packets(params),
+        **_rule_params(params),
     }
     return _user_week_table("scatter_sample", user_week, year, sql_params)
 
 
 def top_user_share(user_week: pl.DataFrame, year: int, params: dict[str, Any]) -> pl.DataFrame:
-    """Spec §2.5: service, direction, top_pct, share_pct (bytes share of the top ceil(p·N))."""
+    """Spec §2.5: service, direction, top_pct, share_pct (bytes share of the top ceil(p·N)),
+    share_pct_lo, share_pct_hi (Poisson bootstrap, uncertainty.py; exact for mobile)."""
     pcts = [float(p) for p in params["daily_usage"]["top_shares_pct"]]
-    sql_params = {"top_pcts": pcts, "min_sampled_packets": min_sampled_packets(params)}
-    return _user_week_table("top_user_share", user_week, year, sql_params)
+    shares = _user_week_table(
+        "top_user_share", user_week, year, {"top_pcts": pcts, **_rule_params(params)}
+    )
+    ip = uncertainty.IntervalParams.from_params(params)
+    rule = reliability_rule(params)
+    frames = []
+    for (service, direction), rows in shares.group_by("service", "direction", maintain_order=True):
+        est = rows["share_pct"].to_numpy().astype(np.float64)
+        users = uncertainty.users_of(user_week, service, direction)
+        if users.exact:
+            lo, hi = est, est
+        else:
+            top = rows["top_pct"].to_list()
+            _, draws = uncertainty.bootstrap(
+                user_week,
+                service,
+                direction,
+                rule,
+                ip,
+                lambda d, det, top=top: uncertainty.top_shares_pct(d, det, top),
+            )
+            lo, hi = np.clip(uncertainty.intervals(est, draws, ip), 0.0, 100.0)
+        frames.append(
+            rows.with_columns(
+                pl.Series("share_pct_lo", lo, dtype=pl.Float64).fill_nan(None),
+                pl.Series("share_pct_hi", hi, dtype=pl.Float64).fill_nan(None),
+            )
+        )
+    if not frames:
+        return shares.with_columns(
+            pl.lit(None, pl.Float64).alias("share_pct_lo"),
+            pl.lit(None, pl.Float64).alias("share_pct_hi"),
+        )
+    return pl.concat(frames)
 
 
 def usage_by_port(flows_glob: str, year: int, params: dict[str, Any]) -> pl.DataFrame:
-    """Tables 3, 4: service, row_id, protocol, port_label, row_kind, parent, share_pct, sort_key."""
+    """Tables 3, 4: service, row_id, protocol, port_label, row_kind, parent, share_pct, sort_key,
+    share_pct_lo, share_pct_hi (delta-method interval of the sampled share, usage_by_port.sql)."""
     ports = params["ports"]
     week = _week_params(analysis_week(year, params), params)
     frames = [
@@ -341,6 +509,7 @@ def usage_by_port(flows_glob: str, year: int, params: dict[str, Any]) -> pl.Data
                 "top_ports_per_protocol": int(ports["top_ports_per_protocol"]),
                 "min_share_pct_for_new_row": float(ports["min_share_pct_for_new_row"]),
                 "tcp_subtotals": bool(ports["lt1024_subtotals"].get(service, False)),
+                "z": uncertainty.IntervalParams.from_params(params).z,
                 **week,
             },
         )

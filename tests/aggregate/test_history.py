@@ -99,6 +99,8 @@ def test_missing_table_reads_empty_with_schema(tmp_path: Path) -> None:
         "parent",
         "share_pct",
         "sort_key",
+        "share_pct_lo",
+        "share_pct_hi",
         "source",
     ]
 

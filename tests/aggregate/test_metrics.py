@@ -176,7 +176,15 @@ def user_week(
             return [None] * n
         return given if given is not None else [100 if v else 0 for v in daily]
 
+    def variance(daily: list[float | None], k: list[int | None]) -> list[float | None]:
+        """Weekly variance of k sampled packets of equal size (exact for mobile: 0)."""
+        if service == "mobile":
+            return [0.0 if v else None for v in daily]
+        return [(v * 7) ** 2 / n if v and n else None for v, n in zip(daily, k, strict=True)]
+
     din, dout = observed(daily_in), observed(daily_out)
+    pin, pout = packets(daily_in, packets_in), packets(daily_out, packets_out)
+    vin, vout = variance(din, pin), variance(dout, pout)
     return pl.DataFrame(
         {
             "year": [2024] * n,
@@ -186,8 +194,18 @@ def user_week(
             "out_bytes": [v * 7 if v else None for v in dout],
             "daily_in_bytes": din,
             "daily_out_bytes": dout,
-            "in_packets_sampled": packets(daily_in, packets_in),
-            "out_packets_sampled": packets(daily_out, packets_out),
+            "in_packets_sampled": pin,
+            "out_packets_sampled": pout,
+            "in_bytes_var": vin,
+            "out_bytes_var": vout,
+            "in_rel_error": [
+                math.sqrt(v) / (d * 7) if v is not None else None
+                for v, d in zip(vin, din, strict=True)
+            ],
+            "out_rel_error": [
+                math.sqrt(v) / (d * 7) if v is not None else None
+                for v, d in zip(vout, dout, strict=True)
+            ],
         },
         schema_overrides={
             "in_bytes": pl.Float64,
@@ -196,6 +214,10 @@ def user_week(
             "daily_out_bytes": pl.Float64,
             "in_packets_sampled": pl.Int64,
             "out_packets_sampled": pl.Int64,
+            "in_bytes_var": pl.Float64,
+            "out_bytes_var": pl.Float64,
+            "in_rel_error": pl.Float64,
+            "out_rel_error": pl.Float64,
         },
     )
 
@@ -231,6 +253,8 @@ def test_density_of_ten_users(params: dict[str, Any]) -> None:
         "bin_center_log10",
         "users",
         "density",
+        "density_lo",
+        "density_hi",
     }
     assert (dens["year"] == 2024).all()
 
@@ -256,11 +280,23 @@ def test_top_user_share_with_twenty_users(params: dict[str, Any]) -> None:
     daily_out = [k * 1e6 / 7 for k in range(1, 21)]  # weekly OUT 1..20 MB, total 210 MB
     daily_in = [0.0] * 19 + [5e6]
     top = metrics.top_user_share(user_week("mobile", daily_in, daily_out), 2024, params)
-    got = {(d, p): s for _, _, d, p, s in top.rows()}
+    got = {(d, p): s for _, _, d, p, s, lo, hi in top.rows()}
+    # mobile billing is not sampled: exact, lo = hi = the share
+    assert (
+        top["share_pct_lo"].to_list() == top["share_pct"].to_list() == top["share_pct_hi"].to_list()
+    )
     assert got[("OUT", 10.0)] == pytest.approx(100 * 39 / 210)  # top 2 users: 20 + 19
     assert got[("OUT", 1.0)] == pytest.approx(100 * 20 / 210)  # ceil(0.2) = 1 user
     assert got[("IN", 10.0)] == pytest.approx(100.0)
-    assert top.columns == ["year", "service", "direction", "top_pct", "share_pct"]
+    assert top.columns == [
+        "year",
+        "service",
+        "direction",
+        "top_pct",
+        "share_pct",
+        "share_pct_lo",
+        "share_pct_hi",
+    ]
     assert top.select("direction", "top_pct").rows() == [
         ("IN", 10.0),
         ("IN", 1.0),

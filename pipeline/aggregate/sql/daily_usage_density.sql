@@ -1,6 +1,7 @@
 -- Figs 3, 4, 11 (spec §2.3): probability density of log10(daily bytes) per service and direction,
 -- from the registered view user_week_usage: the users of Tables 1, 2 that have a per-user value, i.e.
--- whose estimate rests on at least $min_sampled_packets sampled packets (mobile billing is not
+-- whose estimate rests on at least $min_sampled_packets sampled packets with a relative standard
+-- error of at most $max_relative_error (mobile billing is not
 -- sampled: a billed volume above 0). The others are below the detection limit: not drawn (Table 1
 -- ranks them last; daily_usage_summary counts them, and the text says how many). Bins $bin_width
 -- decades wide centred on multiples of $bin_width. Every bin centre in [$min_log10, $max_log10] is
@@ -9,18 +10,19 @@
 -- Returns service, direction, bin_center_log10 (log10 bytes/day), users, density (1/decade).
 WITH x AS (
     SELECT service, 'IN' AS direction, daily_in_bytes AS daily_bytes,
-           in_packets_sampled AS packets_sampled
+           in_packets_sampled AS packets_sampled, in_rel_error AS rel_error
     FROM user_week_usage
     UNION ALL
     SELECT service, 'OUT' AS direction, daily_out_bytes AS daily_bytes,
-           out_packets_sampled AS packets_sampled
+           out_packets_sampled AS packets_sampled, out_rel_error AS rel_error
     FROM user_week_usage
 ),
 hist AS (
     SELECT service, direction, CAST(round(log10(daily_bytes) / $bin_width) AS BIGINT) AS bin_index,
            count(*) AS users
     FROM x
-    WHERE daily_bytes > 0 AND coalesce(packets_sampled >= $min_sampled_packets, true)
+    WHERE daily_bytes > 0 AND (coalesce(packets_sampled >= $min_sampled_packets, true)
+                    AND coalesce(rel_error <= $max_relative_error, true))
     GROUP BY ALL
 ),
 totals AS (

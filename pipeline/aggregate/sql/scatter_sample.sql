@@ -4,14 +4,17 @@
 -- the user key is itself a hash under the secret salt (never published), so the draw cannot be
 -- reproduced from outside; the year makes each year's sample independent of the others'. Values are rounded to $log10_digits decimals of log10(bytes/day) (the
 -- resolution of the log axes) and the rows are ordered by value, not by draw. A direction that was
--- not observed or rests on fewer than $min_sampled_packets sampled packets is NULL (not drawn, as in
+-- not observed, rests on fewer than $min_sampled_packets sampled packets or has a relative standard
+-- error above $max_relative_error (user_week_usage.sql) is NULL (not drawn, as in
 -- Tables 1, 2). No identifier is returned.
 -- Returns service, daily_in_bytes, daily_out_bytes (bytes/day, 10^(rounded log10), or NULL).
 WITH drawn AS (
     SELECT service,
            CASE WHEN daily_in_bytes > 0 AND coalesce(in_packets_sampled >= $min_sampled_packets, true)
+                AND coalesce(in_rel_error <= $max_relative_error, true)
                 THEN pow(10, round(log10(daily_in_bytes), $log10_digits)) END AS daily_in_bytes,
            CASE WHEN daily_out_bytes > 0 AND coalesce(out_packets_sampled >= $min_sampled_packets, true)
+                AND coalesce(out_rel_error <= $max_relative_error, true)
                 THEN pow(10, round(log10(daily_out_bytes), $log10_digits)) END AS daily_out_bytes,
            row_number() OVER (
                PARTITION BY service

@@ -1,16 +1,17 @@
 -- Spec §2.5: concentration. For each service and direction, all N users of the registered view
 -- user_week_usage (as Tables 1, 2), sorted by that direction's weekly bytes, descending, with the
--- users below the detection limit (fewer than $min_sampled_packets sampled packets, or none) ranked
+-- users below the detection limit (fewer than $min_sampled_packets sampled packets, or none, or a
+-- relative standard error above $max_relative_error) ranked
 -- last; share_pct = bytes of the top ceil(top_pct/100 * N) users / estimated bytes of all N users *
 -- 100, for each top_pct in $top_pcts.
 -- Returns service, direction, top_pct, share_pct.
 WITH x AS (
     SELECT service, 'IN' AS direction, user_key, in_bytes AS bytes,
-           in_packets_sampled AS packets_sampled
+           in_packets_sampled AS packets_sampled, in_rel_error AS rel_error
     FROM user_week_usage
     UNION ALL
     SELECT service, 'OUT' AS direction, user_key, out_bytes AS bytes,
-           out_packets_sampled AS packets_sampled
+           out_packets_sampled AS packets_sampled, out_rel_error AS rel_error
     FROM user_week_usage
 ),
 ranked AS (
@@ -20,7 +21,8 @@ ranked AS (
            count(*) OVER (PARTITION BY service, direction) AS users_total,
            sum(bytes) OVER (PARTITION BY service, direction) AS bytes_total
     FROM (SELECT *, coalesce(bytes, 0) > 0
-                    AND coalesce(packets_sampled >= $min_sampled_packets, true) AS detected
+                    AND coalesce(packets_sampled >= $min_sampled_packets, true)
+                    AND coalesce(rel_error <= $max_relative_error, true) AS detected
           FROM x)
 ),
 pcts AS (

@@ -9,7 +9,11 @@
 --   port            TCP/UDP ports carried from the previous edition ($carried_rows, 'tcp/443', …;
 --                   0 if absent) and the year's top $top_ports_per_protocol ports per protocol with
 --                   share_pct >= $min_share_pct_for_new_row, largest share first, then port number.
--- Returns service, row_id, protocol, port_label, row_kind, parent, share_pct (%), sort_key (0, 1, …).
+-- Returns service, row_id, protocol, port_label, row_kind, parent, share_pct (%), sort_key (0, 1, …),
+-- share_pct_lo, share_pct_hi: share_pct -/+ $z standard errors under 1-in-N packet sampling, clipped
+-- to [0, 100]. The delta method for a ratio of a part B_p to the total B that holds it (docs/
+-- UNCERTAINTY.md): Var(B_p/B) = (V_p (1 - 2 s) + s^2 V) / B^2 with s = B_p/B, where V_p, V are sums
+-- over the flows of bytes_est^2 / packets * (1 - 1/sampling_interval) (each rounded to an integer).
 -- Byte sums are exact (bytes_est as HUGEINT, then DOUBLE) and shares are summed with exact_sum
 -- (math.fsum, see run.py), so results do not depend on thread or row order.
 WITH port_bytes AS (
@@ -17,7 +21,10 @@ WITH port_bytes AS (
            CASE WHEN protocol IN (6, 17)
                 THEN CAST(CASE WHEN src_port < dst_port THEN src_port ELSE dst_port END AS INTEGER)
            END AS port,
-           CAST(sum(CAST(bytes_est AS HUGEINT)) AS DOUBLE) AS bytes
+           CAST(sum(CAST(bytes_est AS HUGEINT)) AS DOUBLE) AS bytes,
+           CAST(sum(CAST(round(bytes_est * bytes_est / greatest(packets, 1)
+                               * (1 - 1 / greatest(sampling_interval, 1))) AS HUGEINT)) AS DOUBLE)
+               AS bytes_var
     FROM read_parquet($flows_glob, hive_partitioning = true)
     WHERE date BETWEEN CAST($date_lo AS DATE) AND CAST($date_hi AS DATE)
       AND service = $exporter_service
@@ -39,19 +46,23 @@ port_names(port, name) AS (
 total AS (
     SELECT CASE WHEN bytes > 0 THEN bytes
                 ELSE error('usage_by_port: no ' || $service || ' traffic in the analysis week')
-           END AS bytes
-    FROM (SELECT exact_sum(list(bytes)) AS bytes FROM port_bytes)
+           END AS bytes,
+           bytes_var
+    FROM (SELECT exact_sum(list(bytes)) AS bytes, exact_sum(list(bytes_var)) AS bytes_var
+          FROM port_bytes)
 ),
 shares AS (  -- one row per protocol number and port
     -- times the reciprocal of the total, not divided by it: the rounding earlier editions had
-    SELECT coalesce(n.proto, 'other') AS proto, b.port, b.bytes, b.bytes * (1 / t.bytes) * 100 AS share_pct
+    SELECT coalesce(n.proto, 'other') AS proto, b.port, b.bytes, b.bytes_var,
+           b.bytes * (1 / t.bytes) * 100 AS share_pct
     FROM port_bytes AS b
     LEFT JOIN protocol_numbers AS n USING (protocol_number)
     CROSS JOIN total AS t
 ),
 protocol_shares AS (
     SELECT p.proto, p.label, p.proto_order, p.always_shown,
-           coalesce(exact_sum(list(s.bytes)), 0.0) / t.bytes * 100 AS share_pct
+           coalesce(exact_sum(list(s.bytes)), 0.0) / t.bytes * 100 AS share_pct,
+           coalesce(exact_sum(list(s.bytes_var)), 0.0) AS bytes_var
     FROM protocols AS p
     LEFT JOIN shares AS s USING (proto)
     CROSS JOIN total AS t
@@ -59,7 +70,9 @@ protocol_shares AS (
 ),
 tcp_subtotals AS (
     SELECT coalesce(exact_sum(list(share_pct) FILTER (WHERE port < 1024)), 0.0) AS lt1024,
-           coalesce(exact_sum(list(share_pct) FILTER (WHERE port >= 1024)), 0.0) AS ge1024
+           coalesce(exact_sum(list(share_pct) FILTER (WHERE port >= 1024)), 0.0) AS ge1024,
+           coalesce(exact_sum(list(bytes_var) FILTER (WHERE port < 1024)), 0.0) AS lt1024_var,
+           coalesce(exact_sum(list(bytes_var) FILTER (WHERE port >= 1024)), 0.0) AS ge1024_var
     FROM shares
     WHERE proto = 'tcp'
 ),
@@ -77,6 +90,7 @@ top_ports AS (
 ),
 ports AS (
     SELECT c.proto, c.port, coalesce(s.share_pct, 0.0) AS share_pct,
+           coalesce(s.bytes_var, 0.0) AS bytes_var,
            c.proto = 'tcp' AND $tcp_subtotals AS under_subtotal
     FROM (SELECT proto, port FROM carried UNION SELECT proto, port FROM top_ports) AS c
     LEFT JOIN shares AS s USING (proto, port)
@@ -89,16 +103,19 @@ table_rows AS (  -- block orders the rows of a protocol: total, (< 1024), its po
            NULL AS parent,
            CASE WHEN p.proto = 'tcp' AND $tcp_subtotals THEN h.lt1024 + h.ge1024
                 ELSE p.share_pct
-           END AS share_pct
+           END AS share_pct,
+           p.bytes_var
     FROM protocol_shares AS p
     CROSS JOIN tcp_subtotals AS h
     WHERE p.always_shown OR p.share_pct <> 0
     UNION ALL
-    SELECT 1, 1, 0, 0.0, 'tcp_lt1024', 'TCP', '(< 1024)', 'subtotal', 'tcp_total', lt1024
+    SELECT 1, 1, 0, 0.0, 'tcp_lt1024', 'TCP', '(< 1024)', 'subtotal', 'tcp_total', lt1024,
+           lt1024_var
     FROM tcp_subtotals
     WHERE $tcp_subtotals
     UNION ALL
-    SELECT 1, 3, 0, 0.0, 'tcp_ge1024', 'TCP', '(>= 1024)', 'subtotal', 'tcp_total', ge1024
+    SELECT 1, 3, 0, 0.0, 'tcp_ge1024', 'TCP', '(>= 1024)', 'subtotal', 'tcp_total', ge1024,
+           ge1024_var
     FROM tcp_subtotals
     WHERE $tcp_subtotals
     UNION ALL
@@ -113,12 +130,19 @@ table_rows AS (  -- block orders the rows of a protocol: total, (< 1024), its po
                 WHEN r.port < 1024 THEN 'tcp_lt1024'
                 ELSE 'tcp_ge1024'
            END,
-           r.share_pct
+           r.share_pct,
+           r.bytes_var
     FROM ports AS r
     JOIN protocols AS p USING (proto)
     LEFT JOIN port_names AS n USING (port)
 )
 SELECT $service AS service, row_id, protocol, port_label, row_kind, parent, share_pct,
-       row_number() OVER (ORDER BY proto_order, block, port_share_pct DESC, port) - 1 AS sort_key
-FROM table_rows
+       row_number() OVER (ORDER BY proto_order, block, port_share_pct DESC, port) - 1 AS sort_key,
+       greatest(share_pct - $z * se_pct, 0.0) AS share_pct_lo,
+       least(share_pct + $z * se_pct, 100.0) AS share_pct_hi
+FROM (SELECT r.*,
+             100 * sqrt(greatest(r.bytes_var * (1 - 2 * r.share_pct / 100)
+                                 + pow(r.share_pct / 100, 2) * t.bytes_var, 0.0)) / t.bytes AS se_pct
+      FROM table_rows AS r
+      CROSS JOIN total AS t)
 ORDER BY sort_key

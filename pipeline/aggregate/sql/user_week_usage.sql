@@ -13,10 +13,17 @@
 -- Returns service (broadband|mobile), user_key, in_bytes, out_bytes (week totals, DOUBLE; NULL when
 -- the direction was not observed: no flow in it, or a billed 0), daily_in_bytes, daily_out_bytes
 -- (= week totals / the divisor above), in_packets_sampled, out_packets_sampled (sampled packets the
--- estimate rests on, the raw packet counters summed; NULL for mobile, whose billing is not sampled).
--- Byte sums are exact (bytes_est as HUGEINT, then DOUBLE) so results do not depend on thread order.
+-- estimate rests on, the raw packet counters summed; NULL for mobile, whose billing is not sampled),
+-- in_bytes_var, out_bytes_var (variance of the weekly estimate under 1-in-N packet sampling, bytes^2:
+-- the sum over its flows of bytes_est^2 / packets * (1 - 1/sampling_interval), docs/UNCERTAINTY.md;
+-- 0 for mobile; NULL when not observed), in_rel_error, out_rel_error (sqrt(var) / bytes: relative
+-- standard error of the estimate; 0 for mobile; NULL when not observed).
+-- Byte sums are exact (bytes_est as HUGEINT, then DOUBLE) so results do not depend on thread order;
+-- so are the variance sums (each flow's term rounded to whole bytes^2 first).
 WITH week_flows AS (
     SELECT user_key, user_protocol, service_class, direction, bytes_est, packets,
+           CAST(round(bytes_est * bytes_est / greatest(packets, 1)
+                      * (1 - 1 / greatest(sampling_interval, 1))) AS HUGEINT) AS bytes_var,
            peer_user_key, peer_user_protocol, peer_service_class
     FROM read_parquet($flows_glob, hive_partitioning = true)
     WHERE date BETWEEN CAST($date_lo AS DATE) AND CAST($date_hi AS DATE)
@@ -29,9 +36,10 @@ WITH week_flows AS (
                          - $week_start_local_ms) // 86400000)
 ),
 user_sides AS (  -- the row's user, then the receiver of an on-net flow
-    SELECT user_key, user_protocol, service_class, direction, bytes_est, packets FROM week_flows
+    SELECT user_key, user_protocol, service_class, direction, bytes_est, packets, bytes_var
+    FROM week_flows
     UNION ALL
-    SELECT peer_user_key, peer_user_protocol, peer_service_class, 'OUT', bytes_est, packets
+    SELECT peer_user_key, peer_user_protocol, peer_service_class, 'OUT', bytes_est, packets, bytes_var
     FROM week_flows
     WHERE peer_user_key IS NOT NULL
 ),
@@ -40,7 +48,9 @@ bb AS (
            CAST(sum(CAST(bytes_est AS HUGEINT)) FILTER (WHERE direction = 'IN') AS DOUBLE) AS in_bytes,
            CAST(sum(CAST(bytes_est AS HUGEINT)) FILTER (WHERE direction = 'OUT') AS DOUBLE) AS out_bytes,
            CAST(coalesce(sum(packets) FILTER (WHERE direction = 'IN'), 0) AS BIGINT) AS in_packets_sampled,
-           CAST(coalesce(sum(packets) FILTER (WHERE direction = 'OUT'), 0) AS BIGINT) AS out_packets_sampled
+           CAST(coalesce(sum(packets) FILTER (WHERE direction = 'OUT'), 0) AS BIGINT) AS out_packets_sampled,
+           CAST(sum(bytes_var) FILTER (WHERE direction = 'IN') AS DOUBLE) AS in_bytes_var,
+           CAST(sum(bytes_var) FILTER (WHERE direction = 'OUT') AS DOUBLE) AS out_bytes_var
     FROM user_sides
     WHERE service_class = 'personal'
       AND list_contains($bb_protocols, user_protocol)
@@ -51,7 +61,9 @@ mob AS (
            nullif(coalesce(CAST(sum(CAST(uplink_bytes AS HUGEINT)) AS DOUBLE), 0.0), 0.0) AS in_bytes,
            nullif(coalesce(CAST(sum(CAST(downlink_bytes AS HUGEINT)) AS DOUBLE), 0.0), 0.0) AS out_bytes,
            CAST(NULL AS BIGINT) AS in_packets_sampled,
-           CAST(NULL AS BIGINT) AS out_packets_sampled
+           CAST(NULL AS BIGINT) AS out_packets_sampled,
+           0.0 AS in_bytes_var,
+           0.0 AS out_bytes_var
     FROM read_parquet($mobile_path)
     WHERE service_class = 'personal'
       AND CAST(date AS DATE) BETWEEN CAST($first_day AS DATE) AND CAST($last_day AS DATE)
@@ -68,6 +80,10 @@ SELECT service, user_key, in_bytes, out_bytes,
            AS daily_in_bytes,
        out_bytes / (CASE service WHEN 'broadband' THEN $bb_divisor ELSE $mobile_divisor END)
            AS daily_out_bytes,
-       in_packets_sampled, out_packets_sampled
+       in_packets_sampled, out_packets_sampled,
+       CASE WHEN in_bytes > 0 THEN in_bytes_var END AS in_bytes_var,
+       CASE WHEN out_bytes > 0 THEN out_bytes_var END AS out_bytes_var,
+       CASE WHEN in_bytes > 0 THEN sqrt(in_bytes_var) / in_bytes END AS in_rel_error,
+       CASE WHEN out_bytes > 0 THEN sqrt(out_bytes_var) / out_bytes END AS out_rel_error
 FROM users
 ORDER BY service, user_key
