@@ -22,6 +22,7 @@ from pipeline.charts.style import (
 LINE_WIDTH = 1.7  # px: the density lines' stroke
 BAND_OPACITY = 0.22
 BAND_COLUMNS = ("density_lo", "density_hi")
+NICE_FACTORS = ((10, math.sqrt(50)), (5, math.sqrt(10)), (2, math.sqrt(2)), (1, 0.0))  # d3
 
 
 def _density_data(tables: Tables, service: str, years: list[int]) -> pl.DataFrame:
@@ -42,24 +43,22 @@ def _density_data(tables: Tables, service: str, years: list[int]) -> pl.DataFram
 
 
 def nice_top(value: float, count: int = 10) -> float:
-    """The top of a linear axis from 0 that Vega's `nice` gives for data up to `value`
-    (d3's tick increment for `count` ticks, then the value rounded up to it)."""
+    """The top of a linear axis from 0 that Vega's `nice` gives for data up to `value`: d3's
+    tick increment for `count` ticks, the top rounded up to it, until it no longer moves."""
     if not value > 0:
         return 1.0
-    step = value / count
-    power = math.floor(math.log10(step))
-    error = step / 10**power
-    factor = (
-        10
-        if error >= math.sqrt(50)
-        else 5
-        if error >= math.sqrt(10)
-        else 2
-        if error >= math.sqrt(2)
-        else 1
-    )
-    increment = factor * 10**power
-    return round(math.ceil(value / increment - 1e-9) * increment, 12)
+    top = value
+    for _ in range(10):
+        step = top / count
+        power = math.floor(math.log10(step))
+        error = step / 10**power
+        factor = next(f for f, bound in NICE_FACTORS if error >= bound)
+        increment = factor * 10.0**power
+        nicer = round(math.ceil(top / increment - 1e-9) * increment, 12)
+        if nicer == top:
+            break
+        top = nicer
+    return top
 
 
 def band_rows(plot: pl.DataFrame, threshold: float) -> pl.DataFrame:

@@ -301,7 +301,9 @@ def _port_facts(tables: Tables, year: int) -> Facts:
             if key in PORT_CHANGES_QUOTED[svc] and row_id is not None:
                 if _port_change_inside(tables, svc, row_id, year):
                     inside.append(key)
-        f[f"{svc}_ports_inside"] = inside
+        f[f"{svc}_ports_inside"] = [
+            k for k in PORT_CHANGES_QUOTED[svc] if k in inside
+        ]  # text order
         ge = table.filter(pl.col("row_kind") == "subtotal")
         ge = ge.filter(pl.col("label").str.contains(">="))
         if not ge.is_empty() and ge[f"pct_{year}"][0] is not None:

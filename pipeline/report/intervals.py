@@ -19,16 +19,18 @@ def _known(*values: Any) -> bool:
 
 
 def interval_label(value: Any, lo: Any, hi: Any, decimals: int) -> str:
-    """'±0.2' when the interval is symmetric at the printed decimals, '[5,012–6,310]' when not;
-    '' when it is unknown or narrower than the last printed digit (an exact value included)."""
+    """The interval as a table prints it, from the value and ends rounded to `decimals`: '±0.2'
+    when its two sides differ by at most one last digit (the larger side: a symmetric interval
+    whose ends rounded apart), '[5,012–6,310]' when they differ more; '' when it is unknown or
+    narrower than the last printed digit (an exact value included)."""
     if not _known(value, lo, hi):
         return ""
     v, lo_r, hi_r = (round(float(x), decimals) for x in (value, lo, hi))
     below, above = round(v - lo_r, decimals), round(hi_r - v, decimals)
     if below <= 0 and above <= 0:
         return ""
-    if below == above:
-        return f"±{below:,.{decimals}f}"
+    if abs(below - above) <= 10.0**-decimals * (1 + 1e-9):
+        return f"±{max(below, above):,.{decimals}f}"
     return f"[{lo_r:,.{decimals}f}–{hi_r:,.{decimals}f}]"
 
 
