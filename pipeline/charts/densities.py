@@ -85,11 +85,18 @@ def band_rows(plot: pl.DataFrame, threshold: float) -> pl.DataFrame:
     )
 
 
-def _density_layer(plot: pl.DataFrame, x_title: str, dashed: bool) -> alt.Chart | alt.LayerChart:
-    """The lines of `plot` over their bands; the y axis runs from 0 to the nice top of the data."""
+def _y_top(plot: pl.DataFrame, band_years: list[str]) -> float:
+    """The nice top of the y axis: over the lines, and the bands that are drawn."""
+    band = plot.filter(pl.col("year_label").is_in(band_years))["density_hi"]
+    return nice_top(max(plot["density"].max() or 0.0, band.max() or 0.0))
+
+
+def _density_layer(
+    plot: pl.DataFrame, x_title: str, dashed: bool, band_years: list[str], top: float
+) -> alt.Chart | alt.LayerChart:
+    """The lines of `plot` over the bands of `band_years`; the y axis runs from 0 to `top`."""
     years = sorted(plot["year_label"].unique().to_list())
     colour_scale = alt.Scale(domain=years, range=year_colours(len(years)))
-    top = nice_top(max(plot["density"].max() or 0.0, plot["density_hi"].max() or 0.0))
     x = alt.X(
         "bin_center_log10:Q",
         scale=axes.log_bytes_scale(),
@@ -111,7 +118,9 @@ def _density_layer(plot: pl.DataFrame, x_title: str, dashed: bool) -> alt.Chart 
             detail="line:N",
         )
     )
-    band = band_rows(plot, LINE_WIDTH * top / HALF_HEIGHT)
+    band = band_rows(
+        plot.filter(pl.col("year_label").is_in(band_years)), LINE_WIDTH * top / HALF_HEIGHT
+    )
     # One area layer per year in that year's colour, outside the colour scale: the legend keeps
     # the lines' keys only.
     shades = [
@@ -132,19 +141,22 @@ def _density_layer(plot: pl.DataFrame, x_title: str, dashed: bool) -> alt.Chart 
 
 
 def _density_chart(data: pl.DataFrame, service_word: str, split: bool = False) -> alt.TopLevelMixin:
-    """Densities per year: IN dotted over OUT solid (a half-width figure), or (split) an OUT panel
-    beside an IN panel (a full-width figure)."""
+    """Densities per year: IN dotted over OUT solid (a half-width figure), every year's band; or
+    (split) an OUT panel beside an IN panel on one y scale (a full-width figure of six years),
+    with the band of the latest year only, so that the curves stay apart."""
     plot = data.with_columns(
         pl.format("{} {}", pl.col("year"), pl.col("direction")).alias("line"),
         pl.col("year").cast(pl.String).alias("year_label"),
     )
     x_title = f"{service_word} user's daily traffic volume (bytes)"
+    years = sorted(plot["year_label"].unique().to_list())
     if not split:
-        return finish(_density_layer(plot, x_title, dashed=True))
+        return finish(_density_layer(plot, x_title, True, years, _y_top(plot, years)))
+    top = _y_top(plot, years[-1:])
     panels = [
-        _density_layer(plot.filter(pl.col("direction") == d), x_title, dashed=False).properties(
-            title=word
-        )
+        _density_layer(
+            plot.filter(pl.col("direction") == d), x_title, False, years[-1:], top
+        ).properties(title=word)
         for d, word in (("OUT", "download (OUT)"), ("IN", "upload (IN)"))
     ]
     return finish(alt.hconcat(*panels, spacing=24).resolve_scale(color="shared"), 6)

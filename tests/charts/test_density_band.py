@@ -124,3 +124,14 @@ def test_figure_csv_carries_the_band(tables):
     assert data.columns == ["year", "direction", "bin_center_log10", "density", "density_lo",
                             "density_hi"]  # fmt: skip
     assert (data["density_lo"] <= data["density"]).all()
+
+
+def test_fig11_shades_the_latest_year_only(tables):
+    """Six years' bands would hide each other: Figure 11 shades the report year's curves."""
+    from pipeline.charts.style import year_colours
+
+    svg = chart_to_svg(densities.fig11_broadband_density_6y(tables, YEAR))
+    paths = _svg_band_paths(svg)
+    assert len(paths) >= 2  # the OUT and the IN panel
+    fills = {re.search(r'fill="(#[0-9a-f]+)"', p).group(1) for p in paths}
+    assert fills == {year_colours(6)[-1]}
