@@ -12,7 +12,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
-from pipeline.report.intervals import has_interval, interval_label
+from pipeline.report.intervals import has_interval
 
 
 def pct(value: float) -> str:
@@ -158,7 +158,7 @@ FILTERS = {
 }  # fmt: skip
 FILTERS["num"] = fmt_number
 FILTERS["has_interval"] = has_interval
-GLOBALS = {f.__name__: f for f in (present, ratio, whole, interval_label)}
+GLOBALS = {f.__name__: f for f in (present, ratio, whole)}
 
 
 def register(env: jinja2.Environment) -> jinja2.Environment:

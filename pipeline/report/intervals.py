@@ -19,19 +19,37 @@ def _known(*values: Any) -> bool:
 
 
 def interval_label(value: Any, lo: Any, hi: Any, decimals: int) -> str:
-    """The interval as a table prints it, from the value and ends rounded to `decimals`: '±0.2'
-    when its two sides differ by at most one last digit (the larger side: a symmetric interval
-    whose ends rounded apart), '[5,012–6,310]' when they differ more; '' when it is unknown or
-    narrower than the last printed digit (an exact value included)."""
+    """The interval as a table prints it, at `decimals`: '±0.2' when its two sides round to within
+    one last digit of each other (the larger side), '[5,012–6,310]' when they differ more; '' when
+    it is unknown or both sides round to 0 (an exact value included)."""
     if not _known(value, lo, hi):
         return ""
-    v, lo_r, hi_r = (round(float(x), decimals) for x in (value, lo, hi))
-    below, above = round(v - lo_r, decimals), round(hi_r - v, decimals)
+    v, lo, hi = float(value), float(lo), float(hi)
+    below, above = round(v - lo, decimals), round(hi - v, decimals)
     if below <= 0 and above <= 0:
         return ""
     if abs(below - above) <= 10.0**-decimals * (1 + 1e-9):
         return f"±{max(below, above):,.{decimals}f}"
-    return f"[{lo_r:,.{decimals}f}–{hi_r:,.{decimals}f}]"
+    return f"[{round(lo, decimals):,.{decimals}f}–{round(hi, decimals):,.{decimals}f}]"
+
+
+LABEL_SUFFIX = "_ci"  # a printed table's interval labels: in the PDF, not in the CSV
+
+
+def with_labels(df: pl.DataFrame, values: list[str], decimals: int) -> pl.DataFrame:
+    """`df` with `<value>_ci`, the printed interval of each value column (interval_label), from
+    the unrounded value and ends."""
+    return df.with_columns(
+        pl.Series(
+            f"{c}{LABEL_SUFFIX}",
+            [
+                interval_label(v, lo, hi, decimals)
+                for v, lo, hi in zip(df[c], df[f"{c}_lo"], df[f"{c}_hi"], strict=True)
+            ],
+            dtype=pl.String,
+        )
+        for c in values
+    )
 
 
 def not_distinguishable(
@@ -58,11 +76,6 @@ def with_interval_columns(df: pl.DataFrame, values: list[str]) -> pl.DataFrame:
     return df.with_columns(pl.lit(None, dtype=pl.Float64).alias(c) for c in missing)
 
 
-def has_interval(row: dict[str, Any], decimals: int) -> bool:
-    """True when some value of a printed-table row (a key with `<key>_lo`, `<key>_hi` beside it)
-    has an interval that prints."""
-    return any(
-        interval_label(row[k], row[f"{k}_lo"], row[f"{k}_hi"], decimals)
-        for k in row
-        if f"{k}_lo" in row and f"{k}_hi" in row
-    )
+def has_interval(row: dict[str, Any]) -> bool:
+    """True when some value of a printed-table row has an interval label that prints."""
+    return any(v for k, v in row.items() if k.endswith(LABEL_SUFFIX))

@@ -9,7 +9,7 @@ import polars as pl
 
 from pipeline.charts.figures import FIGURES
 from pipeline.charts.render import write_bytes_atomic
-from pipeline.report.intervals import with_interval_columns
+from pipeline.report.intervals import LABEL_SUFFIX, with_interval_columns, with_labels
 
 Tables = dict[str, pl.DataFrame]
 USAGE_STATS = ("mean", "median", "mode")
@@ -31,8 +31,9 @@ FORBIDDEN_COLUMN_WORDS = ("user", "msisdn", "subscription", "addr", "src_v", "ds
 def daily_usage_table(tables: Tables, service: str, year: int) -> pl.DataFrame:
     """Table 1 (broadband, integers) or 2 (mobile, one decimal): a row per year ≤ `year`.
 
-    Columns: year, in_mean_mb, in_mean_mb_lo, in_mean_mb_hi … out_mode_mb_hi (the 95 % interval
-    of each value, NULL where unknown), source. Measured rows of a year beat published ones.
+    Columns: year, then per value (in_mean_mb … out_mode_mb) the value, its 95 % interval _lo, _hi
+    (NULL where unknown) and _ci, the interval as printed (intervals.interval_label, not in the
+    CSV); source. Measured rows of a year beat published ones.
     """
     decimals = 0 if service == "broadband" else 1
     values = [f"{s}_mb" for s in USAGE_STATS]
@@ -49,18 +50,30 @@ def daily_usage_table(tables: Tables, service: str, year: int) -> pl.DataFrame:
         aggregate_function="first",
     )
     dtype = pl.Int64 if decimals == 0 else pl.Float64
+    names = [f"{d.lower()}_{s}_mb" for d in ("IN", "OUT") for s in USAGE_STATS]
+    wide = wide.rename(
+        {
+            f"{s}_mb{end}_{d}": f"{d.lower()}_{s}_mb{end}"
+            for d in ("IN", "OUT")
+            for s in USAGE_STATS
+            for end in ("", "_lo", "_hi")
+        }  # fmt: skip
+    )
+    wide = with_labels(wide, names, decimals)
     cols = [
-        pl.col(f"{s}_mb{end}_{d}").round(decimals).cast(dtype).alias(f"{d.lower()}_{s}_mb{end}")
-        for d in ("IN", "OUT")
-        for s in USAGE_STATS
-        for end in ("", "_lo", "_hi")
+        pl.col(f"{c}{end}").round(decimals).cast(dtype)
+        if end != LABEL_SUFFIX
+        else pl.col(f"{c}{end}")
+        for c in names
+        for end in ("", "_lo", "_hi", LABEL_SUFFIX)
     ]
     return wide.select("year", *cols, "source").sort("year")
 
 
 def port_share_table(tables: Tables, service: str, year: int) -> pl.DataFrame:
     """Table 3 / 4: a row per port row_id; per year Y−4..Y a share column pct_Y (null = not
-    listed) and its 95 % interval pct_Y_lo, pct_Y_hi (null where unknown)."""
+    listed) and its 95 % interval pct_Y_lo, pct_Y_hi (null where unknown); then pct_Y_ci, the
+    intervals as printed (not in the CSV)."""
     years = list(range(year - 4, year + 1))
     df = tables["usage_by_port"].filter(
         (pl.col("service") == service) & pl.col("year").is_in(years)
@@ -91,6 +104,7 @@ def port_share_table(tables: Tables, service: str, year: int) -> pl.DataFrame:
         pl.lit(None, dtype=pl.Float64).alias(c) for c in columns if c not in shares.columns
     )
     out = latest.join(shares, on="row_id", how="left").sort("sort_key", "row_id")
+    out = with_labels(out, [f"pct_{y}" for y in years], decimals=1)
     return out.select(
         "row_id",
         "protocol",
@@ -98,6 +112,7 @@ def port_share_table(tables: Tables, service: str, year: int) -> pl.DataFrame:
         "row_kind",
         "parent",
         *[pl.col(c).cast(pl.Float64).round(1) for c in columns],
+        *[f"pct_{y}{LABEL_SUFFIX}" for y in years],
     )
 
 
@@ -130,7 +145,7 @@ def write_data_csvs(tables: Tables, year: int, out_dir: Path) -> dict[str, Path]
     data_dir = Path(out_dir)
     frames: dict[str, pl.DataFrame] = {spec.csv_name: spec.data(tables, year) for spec in FIGURES}
     for number, df in printed_tables(tables, year).items():
-        frames[TABLE_CSV_NAMES[number]] = df
+        frames[TABLE_CSV_NAMES[number]] = df.select(pl.exclude(f"^.*{LABEL_SUFFIX}$"))
     for table, (name, keys) in TEXT_CSV_NAMES.items():
         if table in tables:
             quoted = tables[table].filter(pl.col("year") <= year)

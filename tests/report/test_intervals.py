@@ -53,8 +53,10 @@ def _narrative(page: str) -> str:
 
 def test_interval_label_worked_examples():
     assert interval_label(67.5, 67.09, 67.91, 1) == "±0.4"
-    # ends rounded one digit apart (67.53 ± 0.04 → 67.5, 67.6): the larger side, not a range
-    assert interval_label(67.53, 67.49, 67.57, 1) == "±0.1"
+    assert interval_label(67.53, 67.49, 67.57, 1) == ""  # ± 0.04: narrower than the last digit
+    # sides that round one digit apart (0.04 → 0.0, 0.06 → 0.1): the larger side, not a range
+    assert interval_label(67.53, 67.49, 67.59, 1) == "±0.1"
+    assert interval_label(2357.99, 2326.66, 2389.36, 0) == "±31"  # a median's near-even sides
     assert interval_label(5623.4, 5342.2, 5960.8, 0) == "[5,342–5,961]"
     assert interval_label(5623.4, 5011.9, 5623.4, 0) == "[5,012–5,623]"
     assert interval_label(112.2, 112.2, 112.2, 1) == ""  # exact (billing)
@@ -85,6 +87,7 @@ def test_table_1_and_2_carry_intervals(tables):
     row = t1.filter(pl.col("year") == YEAR).row(0, named=True)
     # fixture 2024 OUT mode 5623.4, −5 % / +6 % → 5342.2 / 5960.8, printed as integers
     assert (row["out_mode_mb_lo"], row["out_mode_mb"], row["out_mode_mb_hi"]) == (5342, 5623, 5961)
+    assert row["out_mode_mb_ci"] == "[5,342–5,961]"
     assert (row["out_mean_mb_lo"], row["out_mean_mb_hi"]) == (5686, 5800)  # 5743 ± 1 %
     published = t1.filter(pl.col("source") == "published")
     assert published["out_mode_mb_lo"].null_count() == published.height
@@ -138,6 +141,8 @@ def test_csvs_carry_the_interval_columns(tables, tmp_path):
     written = report_tables.write_data_csvs(tables, YEAR, tmp_path)
     t1 = pl.read_csv(written["table_1_broadband_daily_usage.csv"])
     assert t1.filter(pl.col("year") == YEAR)["out_mode_mb_hi"][0] == 5961
+    assert t1.columns[:4] == ["year", "in_mean_mb", "in_mean_mb_lo", "in_mean_mb_hi"]
+    assert not any(c.endswith("_ci") for c in t1.columns)  # the printed labels stay in the PDF
     t3 = pl.read_csv(written["table_3_broadband_port_share.csv"])
     assert {"pct_2024_lo", "pct_2024_hi", "pct_2020_lo"} <= set(t3.columns)
     top = pl.read_csv(written["text_top_user_shares.csv"])

@@ -166,7 +166,10 @@ def test_printed_tables_worked_values(tables):
     t2 = report_tables.daily_usage_table(tables, "mobile", YEAR)
     assert t2.filter(pl.col("year") == 2024)["out_mode_mb"][0] == 112.2
     t3 = report_tables.port_share_table(tables, "broadband", YEAR)
-    assert t3.columns[5:] == [f"pct_{y}{e}" for y in range(2020, 2025) for e in ("", "_lo", "_hi")]
+    assert t3.columns[5:] == [
+        *(f"pct_{y}{e}" for y in range(2020, 2025) for e in ("", "_lo", "_hi")),
+        *(f"pct_{y}_ci" for y in range(2020, 2025)),
+    ]
     assert t3["row_id"].to_list()[:3] == ["tcp_total", "tcp_lt1024", "tcp_443"]
     new_row = t3.filter(pl.col("row_id") == "tcp_8080")
     assert new_row["pct_2022"][0] is None and new_row["pct_2024"][0] == 0.4
