@@ -236,6 +236,7 @@ def user_week_usage(
         "bb_divisor": float(usage["days_per_week"]) * len(bb_days) / 7,
         "mobile_divisor": float(usage["days_per_week"]) * len(mobile_days) / 7,
         "salt": salt,
+        "record_spread_sq": uncertainty.IntervalParams.from_params(params).record_spread ** 2,
         **_week_params(week, params),
     }
     return _year_table("user_week_usage", year, sql_params)
@@ -497,6 +498,7 @@ def usage_by_port(flows_glob: str, year: int, params: dict[str, Any]) -> pl.Data
     """Tables 3, 4: service, row_id, protocol, port_label, row_kind, parent, share_pct, sort_key,
     share_pct_lo, share_pct_hi (delta-method interval of the sampled share, usage_by_port.sql)."""
     ports = params["ports"]
+    intervals = uncertainty.IntervalParams.from_params(params)
     week = _week_params(analysis_week(year, params), params)
     frames = [
         run_sql(
@@ -509,7 +511,8 @@ def usage_by_port(flows_glob: str, year: int, params: dict[str, Any]) -> pl.Data
                 "top_ports_per_protocol": int(ports["top_ports_per_protocol"]),
                 "min_share_pct_for_new_row": float(ports["min_share_pct_for_new_row"]),
                 "tcp_subtotals": bool(ports["lt1024_subtotals"].get(service, False)),
-                "z": uncertainty.IntervalParams.from_params(params).z,
+                "z": intervals.z,
+                "record_spread_sq": intervals.record_spread**2,
                 **week,
             },
         )

@@ -30,12 +30,14 @@ CELLS_PER_CHUNK = 4_000_000  # replicates x users held at once (~32 MB per float
 
 @dataclass(frozen=True)
 class IntervalParams:
-    """params.yaml daily_usage.intervals: level, replicates, seed, bootstrap_interval."""
+    """params.yaml daily_usage.intervals: level, replicates, seed, bootstrap_interval,
+    record_size_spread (relative sd of a record's mean sampled packet size, docs/UNCERTAINTY.md)."""
 
     level: float = 0.95
     replicates: int = 200
     seed: int = 0
     kind: str = "basic"
+    record_spread: float = 0.0
 
     @property
     def z(self) -> float:
@@ -54,7 +56,11 @@ class IntervalParams:
         level = float(raw.get("level", 0.95))
         if not 0 < level < 1:
             raise ValueError(f"params.yaml daily_usage.intervals.level must be in (0, 1): {level}")
-        return cls(level, max(1, int(raw.get("replicates", 200))), int(raw.get("seed", 0)), kind)
+        spread = float(raw.get("record_size_spread") or 0.0)
+        if spread < 0:
+            raise ValueError(f"daily_usage.intervals.record_size_spread must be >= 0: {spread}")
+        replicates = max(1, int(raw.get("replicates", 200)))
+        return cls(level, replicates, int(raw.get("seed", 0)), kind, spread)
 
 
 def max_relative_error(params: dict[str, Any]) -> float:

@@ -13,7 +13,8 @@
 -- share_pct_lo, share_pct_hi: share_pct -/+ $z standard errors under 1-in-N packet sampling, clipped
 -- to [0, 100]. The delta method for a ratio of a part B_p to the total B that holds it (docs/
 -- UNCERTAINTY.md): Var(B_p/B) = (V_p (1 - 2 s) + s^2 V) / B^2 with s = B_p/B, where V_p, V are sums
--- over the flows of bytes_est^2 / packets * (1 - 1/sampling_interval) (each rounded to an integer).
+-- over the flows of bytes_est^2 * (1 - 1/sampling_interval) * (1/packets + $record_spread_sq) (each
+-- rounded to an integer; user_week_usage.sql).
 -- Byte sums are exact (bytes_est as HUGEINT, then DOUBLE) and shares are summed with exact_sum
 -- (math.fsum, see run.py), so results do not depend on thread or row order.
 WITH port_bytes AS (
@@ -22,8 +23,8 @@ WITH port_bytes AS (
                 THEN CAST(CASE WHEN src_port < dst_port THEN src_port ELSE dst_port END AS INTEGER)
            END AS port,
            CAST(sum(CAST(bytes_est AS HUGEINT)) AS DOUBLE) AS bytes,
-           CAST(sum(CAST(round(bytes_est * bytes_est / greatest(packets, 1)
-                               * (1 - 1 / greatest(sampling_interval, 1))) AS HUGEINT)) AS DOUBLE)
+           CAST(sum(CAST(round(bytes_est * bytes_est * (1 - 1 / greatest(sampling_interval, 1))
+                               * (1 / greatest(packets, 1) + $record_spread_sq)) AS HUGEINT)) AS DOUBLE)
                AS bytes_var
     FROM read_parquet($flows_glob, hive_partitioning = true)
     WHERE date BETWEEN CAST($date_lo AS DATE) AND CAST($date_hi AS DATE)

@@ -15,15 +15,17 @@
 -- (= week totals / the divisor above), in_packets_sampled, out_packets_sampled (sampled packets the
 -- estimate rests on, the raw packet counters summed; NULL for mobile, whose billing is not sampled),
 -- in_bytes_var, out_bytes_var (variance of the weekly estimate under 1-in-N packet sampling, bytes^2:
--- the sum over its flows of bytes_est^2 / packets * (1 - 1/sampling_interval), docs/UNCERTAINTY.md;
+-- the sum over its flows of bytes_est^2 * (1 - 1/sampling_interval) * (1/packets + $record_spread_sq),
+-- docs/UNCERTAINTY.md: packets of equal size within a record, plus a spread of the record's mean
+-- sampled packet size that does not shrink with the sample, relative sd sqrt($record_spread_sq);
 -- 0 for mobile; NULL when not observed), in_rel_error, out_rel_error (sqrt(var) / bytes: relative
 -- standard error of the estimate; 0 for mobile; NULL when not observed).
 -- Byte sums are exact (bytes_est as HUGEINT, then DOUBLE) so results do not depend on thread order;
 -- so are the variance sums (each flow's term rounded to whole bytes^2 first).
 WITH week_flows AS (
     SELECT user_key, user_protocol, service_class, direction, bytes_est, packets,
-           CAST(round(bytes_est * bytes_est / greatest(packets, 1)
-                      * (1 - 1 / greatest(sampling_interval, 1))) AS HUGEINT) AS bytes_var,
+           CAST(round(bytes_est * bytes_est * (1 - 1 / greatest(sampling_interval, 1))
+                      * (1 / greatest(packets, 1) + $record_spread_sq)) AS HUGEINT) AS bytes_var,
            peer_user_key, peer_user_protocol, peer_service_class
     FROM read_parquet($flows_glob, hive_partitioning = true)
     WHERE date BETWEEN CAST($date_lo AS DATE) AND CAST($date_hi AS DATE)
