@@ -203,5 +203,21 @@ def test_method_section_states_the_intervals_and_the_floor(tables):
     assert f"redrawn {params['intervals']['replicates']} times" in method
     assert f"fixed seed {params['intervals']['seed']}" in method
     assert "|Δ| < √(a² + b²)" in method
-    floor = text[text.index("Sparse users under sampling.") : text.index("Sampling error.")]
-    assert f"at most {params['max_relative_error']} (daily_usage.max_relative_error" in floor
+    assert f"c = {params['intervals']['record_size_spread']}" in method
+
+
+@pytest.mark.parametrize("floor", [None, 0.5])
+def test_method_section_states_the_reliability_floor(tables, floor):
+    context = make_context(YEAR)
+    context["params"] = {**context["params"]}
+    context["params"]["daily_usage"] = {
+        **context["params"]["daily_usage"],
+        "max_relative_error": floor,
+    }
+    text = _text(render_html(YEAR, tables, FIGURE_SRCS, context))
+    rule = text[text.index("Sparse users under sampling.") : text.index("Sampling error.")]
+    if floor is None:
+        assert "it is off in this edition" in rule and "(daily_usage.max_relative_error)" in rule
+    else:
+        assert "is at most 0.5 (daily_usage.max_relative_error, the reliability floor)" in rule
+        assert "or a relative error above its floor of 0.5" in text  # Section 1.3's count
