@@ -243,23 +243,11 @@ def _week_series_facts(tables: Tables, year: int) -> Facts:
 
 def _port_row(table: pl.DataFrame, protocol: str, port: str | None, year: int) -> float | None:
     """Share of a protocol total (port None) or of a listed port in a Table 3/4 shaped frame."""
-    col = f"pct_{year}"
-    if col not in table.columns:
+    col, row_id = f"pct_{year}", _port_row_id(table, protocol, port)
+    if col not in table.columns or row_id is None:
         return None
-    if port is None:
-        rows = table.filter(
-            (pl.col("row_kind") == "protocol_total")
-            & (pl.col("protocol").str.to_uppercase() == protocol)
-        )
-    else:
-        rows = table.filter(
-            (pl.col("row_kind") == "port")
-            & (pl.col("protocol").str.to_uppercase() == protocol)
-            & (pl.col("label").str.split(" ").list.first() == port)
-        )
-    if rows.is_empty() or rows[col][0] is None:
-        return None
-    return float(rows[col][0])
+    value = table.filter(pl.col("row_id") == row_id)[col][0]
+    return None if value is None else float(value)
 
 
 def _port_row_id(table: pl.DataFrame, protocol: str, port: str | None) -> str | None:

@@ -314,7 +314,9 @@ def test_method_rules_and_users_left_out_are_printed(pdf_text):
     """Issue 8 cats 3, 8, 9, 12: the method section states the span rule, the on-net rule, the
     reliability rule with its parameter, and Section 1.3 counts the users left out (fixture:
     broadband IN 37 not observed + 112 below the rule, OUT 4 + 9)."""
-    method = pdf_text.split("Appendix B")[-1]
+    method = pdf_text.split("Appendix B")[-1].replace(
+        "\u2010 ", ""
+    )  # words hyphenated at a line end
     assert "counts whole in the local hour, day and week in which it started" in method
     assert "upload (IN) for the sender and download (OUT) for the receiver" in method
     assert "relative error is about 1/√k" in method
