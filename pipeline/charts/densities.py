@@ -140,7 +140,9 @@ def _density_layer(
     return alt.layer(*shades, lines).properties(width=HALF_WIDTH, height=HALF_HEIGHT)
 
 
-def _density_chart(data: pl.DataFrame, service_word: str, split: bool = False) -> alt.TopLevelMixin:
+def _density_chart(
+    data: pl.DataFrame, service_word: str, split: bool = False, top: float | None = None
+) -> alt.TopLevelMixin:
     """Densities per year: IN dotted over OUT solid (a half-width figure), every year's band; or
     (split) an OUT panel beside an IN panel on one y scale (a full-width figure of six years),
     with the band of the latest year only, so that the curves stay apart."""
@@ -151,7 +153,7 @@ def _density_chart(data: pl.DataFrame, service_word: str, split: bool = False) -
     x_title = f"{service_word} user's daily traffic volume (bytes)"
     years = sorted(plot["year_label"].unique().to_list())
     if not split:
-        return finish(_density_layer(plot, x_title, True, years, _y_top(plot, years)))
+        return finish(_density_layer(plot, x_title, True, years, top or _y_top(plot, years)))
     top = _y_top(plot, years[-1:])
     panels = [
         _density_layer(
@@ -162,12 +164,19 @@ def _density_chart(data: pl.DataFrame, service_word: str, split: bool = False) -
     return finish(alt.hconcat(*panels, spacing=24).resolve_scale(color="shared"), 6)
 
 
+def pair_top(tables: Tables, year: int) -> float:
+    """One y top for Figures 3 and 4, printed side by side: the same scale for both services
+    (their peaks compare, and the two plots line up)."""
+    both = pl.concat([fig03_data(tables, year), fig04_data(tables, year)])
+    return nice_top(max(both["density"].max() or 0.0, both["density_hi"].max() or 0.0))
+
+
 def fig03_data(tables: Tables, year: int) -> pl.DataFrame:
     return _density_data(tables, "broadband", [year - 1, year])
 
 
 def fig03_broadband_density(tables: Tables, year: int) -> alt.TopLevelMixin:
-    return _density_chart(fig03_data(tables, year), "broadband")
+    return _density_chart(fig03_data(tables, year), "broadband", top=pair_top(tables, year))
 
 
 def fig04_data(tables: Tables, year: int) -> pl.DataFrame:
@@ -175,7 +184,7 @@ def fig04_data(tables: Tables, year: int) -> pl.DataFrame:
 
 
 def fig04_mobile_density(tables: Tables, year: int) -> alt.TopLevelMixin:
-    return _density_chart(fig04_data(tables, year), "mobile")
+    return _density_chart(fig04_data(tables, year), "mobile", top=pair_top(tables, year))
 
 
 def fig11_data(tables: Tables, year: int) -> pl.DataFrame:

@@ -106,7 +106,7 @@ def test_band_only_around_the_wide_bins(tables):
     )
     data = densities.fig03_data({"daily_usage_density": df}, YEAR)
     plot = data.with_columns(pl.format("{} {}", "year", "direction").alias("line"))
-    top = densities.nice_top(max(data["density"].max(), data["density_hi"].max()))
+    top = densities.pair_top({"daily_usage_density": df}, YEAR)
     rows = densities.band_rows(plot, densities.LINE_WIDTH * top / HALF_HEIGHT)
     assert rows["bin_center_log10"].round(1).to_list() == [9.4, 9.5, 9.6]
     svg = chart_to_svg(densities.fig03_broadband_density({"daily_usage_density": df}, YEAR))
@@ -135,3 +135,14 @@ def test_fig11_shades_the_latest_year_only(tables):
     assert len(paths) >= 2  # the OUT and the IN panel
     fills = {re.search(r'fill="(#[0-9a-f]+)"', p).group(1) for p in paths}
     assert fills == {year_colours(6)[-1]}
+
+
+def test_fig03_and_fig04_share_one_y_scale(tables):
+    """Printed side by side: the same y top (the fixture's broadband band reaches higher than the
+    mobile curves), so the plots line up and their peaks compare."""
+    svgs = [chart_to_svg(c(tables, YEAR)) for c in (densities.fig03_broadband_density,
+                                                     densities.fig04_mobile_density)]  # fmt: skip
+    heights = {re.search(r'<svg [^>]*height="(\d+)"', svg).group(1) for svg in svgs}
+    assert len(heights) == 1
+    top = densities.pair_top(tables, YEAR)
+    assert all(f">{top:g}<" in svg for svg in svgs)  # the top tick, labelled in both
