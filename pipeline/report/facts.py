@@ -17,11 +17,13 @@ from pipeline.config import load_params
 from pipeline.ingest import completeness as inputs
 from pipeline.ingest.clocks import CLOCK_REASONS
 from pipeline.report.formats import month_name, present
+from pipeline.report.intervals import not_distinguishable, with_interval_columns
 from pipeline.report.tables import port_share_table
 
 Tables = dict[str, pl.DataFrame]
 Facts = dict[str, Any]
 SERVICES = (("broadband", "bb"), ("mobile", "mob"))  # (service, short name in fact keys)
+USAGE_STATS = ("mean", "median", "mode")
 PORT_ROWS = (  # fact key, protocol, port (None: the protocol's total) of Tables 3 and 4
     ("tcp", "TCP", None),
     ("udp", "UDP", None),
@@ -29,6 +31,11 @@ PORT_ROWS = (  # fact key, protocol, port (None: the protocol's total) of Tables
     ("tcp80", "TCP", "80"),
     ("udp443", "UDP", "443"),
 )
+# Year-on-year changes the text quotes, checked against their intervals (formats.CHANGE_NAMES
+# words them): modes of Tables 1, 2; top-10 % shares; port shares of Tables 3, 4 per service.
+USAGE_CHANGES_QUOTED = ("out_mode", "in_mode")
+TOP_CHANGES_QUOTED = ("OUT_10", "IN_10")
+PORT_CHANGES_QUOTED = {"broadband": ("tcp", "tcp443", "udp443", "tcp80"), "mobile": ("udp443",)}
 # Facts that only some tables yield: None when they do not, so that every name is defined.
 OPTIONAL_FACTS = (
     "out_peak_hour", "in_peak_hour", "in_noon_dip_pct", "out_hours_up", "out_week_growth_pct",
@@ -84,15 +91,33 @@ def _summary(tables: Tables, service: str, year: int) -> dict[str, float] | None
     )
     if df.is_empty():
         return None
+    df = with_interval_columns(df, [f"{stat}_mb" for stat in USAGE_STATS])
     df = df.sort(pl.col("source") != "measured")
-    out: dict[str, float] = {}
+    out: dict[str, float | None] = {}
     for d in ("IN", "OUT"):
         row = df.filter(pl.col("direction") == d)
         if row.is_empty():
             return None
-        for stat in ("mean", "median", "mode"):
+        for stat in USAGE_STATS:
             out[f"{d.lower()}_{stat}"] = float(row[f"{stat}_mb"][0])
+            for end in ("lo", "hi"):  # its 95 % interval, None where unknown
+                out[f"{d.lower()}_{stat}_{end}"] = row[f"{stat}_mb_{end}"][0]
     return out
+
+
+def changes_inside(now: Facts | None, prev: Facts | None, quoted: tuple[str, ...]) -> list[str]:
+    """The keys of `quoted` whose change from `prev` to `now` is inside their intervals
+    (`key_lo`, `key_hi`; intervals.not_distinguishable), in the order given."""
+    if not now or not prev:
+        return []
+    return [
+        key
+        for key in quoted
+        if not_distinguishable(
+            now.get(key), now.get(f"{key}_lo"), now.get(f"{key}_hi"),
+            prev.get(key), prev.get(f"{key}_lo"), prev.get(f"{key}_hi"),
+        )
+    ]  # fmt: skip
 
 
 def _left_out(tables: Tables, service: str, year: int) -> dict[str, int] | None:
@@ -114,14 +139,20 @@ def _left_out(tables: Tables, service: str, year: int) -> dict[str, int] | None:
     return out
 
 
-def _top_share(tables: Tables, service: str, direction: str, top_pct: float, year: int):
+def _top_share(
+    tables: Tables, service: str, direction: str, top_pct: float, year: int
+) -> dict[str, float | None] | None:
+    """{share_pct, share_pct_lo, share_pct_hi} of one top-user share (interval None if unknown)."""
     df = tables["top_user_share"].filter(
         (pl.col("service") == service)
         & (pl.col("direction") == direction)
         & (pl.col("top_pct") == top_pct)
         & (pl.col("year") == year)
     )
-    return None if df.is_empty() else float(df["share_pct"][0])
+    if df.is_empty():
+        return None
+    row = with_interval_columns(df, ["share_pct"]).row(0, named=True)
+    return {k: row[k] for k in ("share_pct", "share_pct_lo", "share_pct_hi")}
 
 
 def _profile(tables: Tables, year: int, role: str, direction: str) -> np.ndarray | None:
@@ -212,23 +243,34 @@ def _week_series_facts(tables: Tables, year: int) -> Facts:
 
 def _port_row(table: pl.DataFrame, protocol: str, port: str | None, year: int) -> float | None:
     """Share of a protocol total (port None) or of a listed port in a Table 3/4 shaped frame."""
-    col = f"pct_{year}"
-    if col not in table.columns:
+    col, row_id = f"pct_{year}", _port_row_id(table, protocol, port)
+    if col not in table.columns or row_id is None:
         return None
-    if port is None:
-        rows = table.filter(
-            (pl.col("row_kind") == "protocol_total")
-            & (pl.col("protocol").str.to_uppercase() == protocol)
-        )
-    else:
-        rows = table.filter(
-            (pl.col("row_kind") == "port")
-            & (pl.col("protocol").str.to_uppercase() == protocol)
-            & (pl.col("label").str.split(" ").list.first() == port)
-        )
-    if rows.is_empty() or rows[col][0] is None:
-        return None
-    return float(rows[col][0])
+    value = table.filter(pl.col("row_id") == row_id)[col][0]
+    return None if value is None else float(value)
+
+
+def _port_row_id(table: pl.DataFrame, protocol: str, port: str | None) -> str | None:
+    """row_id of a protocol total (port None) or a listed port in a Table 3/4 shaped frame."""
+    kind = pl.col("row_kind") == ("protocol_total" if port is None else "port")
+    rows = table.filter(kind & (pl.col("protocol").str.to_uppercase() == protocol))
+    if port is not None:
+        rows = rows.filter(pl.col("label").str.split(" ").list.first() == port)
+    return None if rows.is_empty() else rows["row_id"][0]
+
+
+def _port_change_inside(tables: Tables, service: str, row_id: str, year: int) -> bool:
+    """Whether a port row's share changed from year−1 to year by less than its intervals (the
+    unrounded shares and intervals of usage_by_port)."""
+    df = with_interval_columns(tables["usage_by_port"], ["share_pct"]).filter(
+        (pl.col("service") == service) & (pl.col("row_id") == row_id)
+    )
+    by_year = {r["year"]: r for r in df.to_dicts()}
+    now, prev = by_year.get(year), by_year.get(year - 1)
+    if now is None or prev is None:
+        return False
+    cols = ("share_pct", "share_pct_lo", "share_pct_hi")
+    return bool(not_distinguishable(*(now[c] for c in cols), *(prev[c] for c in cols)))
 
 
 def _port_facts(tables: Tables, year: int) -> Facts:
@@ -238,10 +280,18 @@ def _port_facts(tables: Tables, year: int) -> Facts:
             table = port_share_table(tables, svc, year)
         except ValueError:
             continue
+        inside = []
         for key, proto, port in PORT_ROWS:
             now, prev = _port_row(table, proto, port, year), _port_row(table, proto, port, year - 1)
             f[f"{svc}_{key}_share"] = now
             f[f"{svc}_{key}_change"] = None if not present(now, prev) else now - prev
+            row_id = _port_row_id(table, proto, port)
+            if key in PORT_CHANGES_QUOTED[svc] and row_id is not None:
+                if _port_change_inside(tables, svc, row_id, year):
+                    inside.append(key)
+        f[f"{svc}_ports_inside"] = [
+            k for k in PORT_CHANGES_QUOTED[svc] if k in inside
+        ]  # text order
         ge = table.filter(pl.col("row_kind") == "subtotal")
         ge = ge.filter(pl.col("label").str.contains(">="))
         if not ge.is_empty() and ge[f"pct_{year}"][0] is not None:
@@ -377,6 +427,7 @@ def report_facts(tables: Tables, year: int) -> Facts:
     """Every number the report's sentences quote, keyed by name; None where the tables lack it."""
     f: Facts = dict.fromkeys(OPTIONAL_FACTS)
     f |= {"year": year, "prev_year": year - 1, "five_years_ago": year - 5}
+    f |= {f"{svc}_ports_inside": [] for svc, _ in SERVICES}  # no port table: nothing inside
     months = tables["monthly_traffic_normalised"].filter(pl.col("year") == year)["month"]
     f["first_month"] = month_name(months.min()) if len(months) else None
     f["norm_month"] = month_name(load_params()["report"]["normalise_month"])
@@ -398,10 +449,18 @@ def report_facts(tables: Tables, year: int) -> Facts:
         f[f"{short}_usage_prev"] = _summary(tables, svc, year - 1)
         f[f"{short}_usage_5y"] = _summary(tables, svc, year - 5)
         f[f"{short}_left_out"] = _left_out(tables, svc, year)
+        top = {y: {} for y in (year, year - 1)}
         for d in ("IN", "OUT"):
             for p in (10, 1):
-                f[f"{short}_top{p}_{d.lower()}"] = _top_share(tables, svc, d, p, year)
-                f[f"{short}_top{p}_{d.lower()}_prev"] = _top_share(tables, svc, d, p, year - 1)
+                for y, suffix in ((year, ""), (year - 1, "_prev")):
+                    share = _top_share(tables, svc, d, p, y)
+                    f[f"{short}_top{p}_{d.lower()}{suffix}"] = share and share["share_pct"]
+                    if share:
+                        top[y] |= {k.replace("share_pct", f"{d}_{p}"): v for k, v in share.items()}
+        f[f"{short}_top10_inside"] = changes_inside(top[year], top[year - 1], TOP_CHANGES_QUOTED)
+        f[f"{short}_usage_inside"] = changes_inside(
+            f[f"{short}_usage"], f[f"{short}_usage_prev"], USAGE_CHANGES_QUOTED
+        )
     f.update(_profile_facts(tables, year))
     f.update(_sample_facts(tables, year))
     f["pppoe_out_yoy"] = _monthly_yoy(tables, "broadband_pppoe", "OUT", year)

@@ -12,6 +12,8 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
+from pipeline.report.intervals import has_interval
+
 
 def pct(value: float) -> str:
     """Whole percent, e.g. '14%'."""
@@ -112,6 +114,34 @@ def present(*values: Any) -> bool:
     return all(v is not None and v == v for v in values)
 
 
+# What a year-on-year change is of, by the key facts.py gives it (changes_inside, _port_facts).
+CHANGE_NAMES = {
+    "out_mode": "the OUT mode",
+    "in_mode": "the IN mode",
+    "OUT_10": "the top 10%&#39;s share of OUT",
+    "IN_10": "the top 10%&#39;s share of IN",
+    "tcp": "TCP&#39;s share",
+    "udp": "UDP&#39;s share",
+    "tcp443": "the share of TCP port 443",
+    "tcp80": "the share of TCP port 80",
+    "udp443": "the share of UDP port 443",
+}
+
+
+def inside_sentence(keys: list[str] | None) -> Markup:
+    """'The change in the IN mode is not distinguishable from last year at this sampling rate.'
+    for the changes inside their intervals; '' when there is none."""
+    names = [CHANGE_NAMES[k] for k in keys or ()]
+    if not names:
+        return Markup("")
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    verb = "change in" if len(names) == 1 else "changes in"
+    be = "is" if len(names) == 1 else "are"
+    return Markup(
+        f"The {verb} {listed} {be} not distinguishable from last year at this sampling rate."
+    )
+
+
 _SPACES = re.compile(r"[ \t\r\n]+")
 
 
@@ -124,9 +154,10 @@ def prose(text: str | Markup) -> Markup:
 FILTERS = {
     f.__name__: f
     for f in (pct, signed_pct, share, share_change, growth_phrase, points_phrase, ratio_phrase,
-              factor, mb, hour, month_name, prose)
+              factor, mb, hour, month_name, prose, inside_sentence)
 }  # fmt: skip
 FILTERS["num"] = fmt_number
+FILTERS["has_interval"] = has_interval
 GLOBALS = {f.__name__: f for f in (present, ratio, whole)}
 
 

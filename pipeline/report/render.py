@@ -77,6 +77,13 @@ def flatten_params(params: Any, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix, "null" if params is None else str(params))]
 
 
+def interval_params(params: dict) -> dict[str, Any]:
+    """daily_usage.intervals of params.yaml (level 0.95 unless set), with the level in percent."""
+    given = params.get("daily_usage", {}).get("intervals") or {}
+    level = float(given.get("level", 0.95))
+    return {**given, "level": level, "level_pct": f"{100 * level:g}"}
+
+
 def data_quality_rows(dq: pl.DataFrame | None) -> list[dict[str, str]]:
     """Appendix A rows (item, scope, value as printed) from the data_quality table."""
     if dq is None or dq.is_empty():
@@ -259,6 +266,9 @@ def render_html(
         mode_rule=params.get("daily_usage", {}).get("mode_rule", "tilt"),
         mode_fit_bins=params.get("daily_usage", {}).get("mode_fit_bins", 7),
         min_sampled_packets=params.get("daily_usage", {}).get("min_sampled_packets", 1),
+        max_relative_error=params.get("daily_usage", {}).get("max_relative_error"),
+        intervals=interval_params(params),
+        interval_level_pct=interval_params(params)["level_pct"],
         table_titles=table_titles(year),
         tables={k: v.to_dicts() for k, v in printed_tables(tables, year).items()},
         port_years=list(range(year - 4, year + 1)),

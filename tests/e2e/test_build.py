@@ -21,6 +21,7 @@ import pytest
 
 from pipeline.aggregate.history import read_history
 from pipeline.config import PUBLISHED_DIR, Paths
+from pipeline.report.intervals import interval_label
 from pipeline.simulate.calibration_table import calibration_table
 
 pytestmark = pytest.mark.slow  # builds a small simulated world end to end (minutes)
@@ -92,9 +93,14 @@ def test_pdf_numbers_equal_aggregate_tables(built: Paths) -> None:
     summary = read_history(built.history, "daily_usage_summary", [YEAR])
     bb = {d: r for d, r in zip(summary["direction"], summary.iter_rows(named=True), strict=True)
           if r["service"] == "broadband"}  # fmt: skip
-    # Table 1's 2024 row: IN mean/median/mode then OUT mean/median/mode, integers.
+    # Table 1's 2024 row: IN mean/median/mode then OUT mean/median/mode, integers, each followed
+    # by its 95 % interval where one prints ('±2', '[5,012–5,623]').
     cells = [bb[d][c] for d in ("IN", "OUT") for c in ("mean_mb", "median_mb", "mode_mb")]
-    row = f"{YEAR} " + " ".join(f"{round(v):,}" for v in cells)
+    labels = [interval_label(bb[d][c], bb[d][f"{c}_lo"], bb[d][f"{c}_hi"], 0)
+              for d in ("IN", "OUT") for c in ("mean_mb", "median_mb", "mode_mb")]  # fmt: skip
+    row = f"{YEAR} " + " ".join(
+        f"{round(v):,} {x}".strip() for v, x in zip(cells, labels, strict=True)
+    )
     assert row in text, f"Table 1 row {row!r} not in the PDF"
     growth = read_history(built.history, "growth_statistics", [YEAR])
     rows = growth.select("metric", "service", "direction", "value").rows()

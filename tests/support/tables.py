@@ -99,6 +99,21 @@ PORT_STEP = {
 NEW_ROW_SINCE_LAST_YEAR = "tcp_8080"
 
 
+# 95 % intervals (issue 13) of the measured rows, as fractions of the value below / above it:
+# broadband Table 1 (the mobile values come from billing and are exact: lo = hi = value).
+FIXED_BB_INTERVAL_REL = {"mean": (0.01, 0.01), "median": (0.03, 0.04), "mode": (0.05, 0.06)}
+# Top-user shares: half-width in points (Y and Y−1); broadband top 10 % IN wider than the rest, so
+# that its change of 0.8 points is inside √2 · 1.0 and the others' are outside √2 · 0.5.
+FIXED_TOP_SHARE_HALF_WIDTH = 0.5
+WIDE_TOP_SHARE = ("broadband", "IN", 10)
+WIDE_TOP_SHARE_HALF_WIDTH = 1.0
+
+
+def port_share_half_width(share_pct: float) -> float:
+    """Half-width (points) of a fixture port share's interval: 0.05·√share, e.g. ±0.41 at 67.5."""
+    return round(0.05 * math.sqrt(share_pct), 3)
+
+
 def _months(start: str, end: str) -> list[str]:
     y, m = map(int, start.split("-"))
     ey, em = map(int, end.split("-"))
@@ -240,6 +255,8 @@ def daily_usage_density(year: int) -> pl.DataFrame:
                 )
                 dens = dens / (dens.sum() * 0.1)
                 users = np.round(dens * 0.1 * 20000).astype(np.int64)
+                # a band of ±2 relative standard errors of a bin holding `users` users
+                half = 2 * dens / np.sqrt(users + 1)
                 frames.append(
                     pl.DataFrame(
                         {
@@ -249,6 +266,8 @@ def daily_usage_density(year: int) -> pl.DataFrame:
                             "bin_center_log10": centers,
                             "users": users,
                             "density": dens,
+                            "density_lo": np.clip(dens - half, 0, None),
+                            "density_hi": dens + half,
                         }
                     )
                 )
@@ -294,15 +313,25 @@ def daily_usage_summary(year: int) -> pl.DataFrame:
         for y in range(first, 2019):
             mean, median, mode = (start + step * (y - first) for start, step in stats)
             rows.append((y, svc, d, None, mean, median, mode, None, None, None, "published"))
-    schema = _without_intervals(history.table_schema("daily_usage_summary"))
-    return pl.DataFrame(rows, schema=schema, orient="row").sort("year", "service", "direction")
-
-
-def _without_intervals(schema: dict[str, pl.DataType]) -> dict[str, pl.DataType]:
-    """A history schema without the sampling-error interval columns (these fixtures have none)."""
-    return {
-        c: t for c, t in schema.items() if not c.endswith(("_lo", "_hi")) and c != "interval_method"
-    }
+    schema = history.table_schema("daily_usage_summary")
+    base = [c for c in schema if not c.endswith(("_lo", "_hi")) and c != "interval_method"]
+    df = pl.DataFrame(rows, schema={c: schema[c] for c in base}, orient="row")
+    measured, bb = pl.col("source") == "measured", pl.col("service") == "broadband"
+    for stat, (below, above) in FIXED_BB_INTERVAL_REL.items():
+        value = pl.col(f"{stat}_mb")
+        df = df.with_columns(
+            pl.when(measured & bb).then(value * (1 - below)).when(measured).then(value)
+            .alias(f"{stat}_mb_lo"),
+            pl.when(measured & bb).then(value * (1 + above)).when(measured).then(value)
+            .alias(f"{stat}_mb_hi"),
+        )  # fmt: skip
+    df = df.with_columns(
+        (pl.col("mode_mb_lo").log10() + 6).alias("mode_log10_lo"),
+        (pl.col("mode_mb_hi").log10() + 6).alias("mode_log10_hi"),
+        pl.when(measured & bb).then(pl.lit("poisson_bootstrap"))
+        .when(measured).then(pl.lit("exact")).alias("interval_method"),
+    )  # fmt: skip
+    return df.select(list(schema)).sort("year", "service", "direction")
 
 
 def scatter_sample(year: int, n: int = 5000) -> pl.DataFrame:
@@ -328,11 +357,15 @@ def scatter_sample(year: int, n: int = 5000) -> pl.DataFrame:
 
 
 def top_user_share(year: int) -> pl.DataFrame:
-    rows = [(year, s, d, p, v) for (s, d, p), v in FIXED_TOP_SHARE.items()]
-    rows += [(year - 1, s, d, p, v - 0.8) for (s, d, p), v in FIXED_TOP_SHARE.items()]
-    return pl.DataFrame(
-        rows, schema=["year", "service", "direction", "top_pct", "share_pct"], orient="row"
-    )
+    rows = []
+    for (s, d, p), v in FIXED_TOP_SHARE.items():
+        h = WIDE_TOP_SHARE_HALF_WIDTH if (s, d, p) == WIDE_TOP_SHARE else FIXED_TOP_SHARE_HALF_WIDTH
+        rows += [
+            (y, s, d, p, share, share - h, share + h)
+            for y, share in ((year, v), (year - 1, v - 0.8))
+        ]
+    cols = ["year", "service", "direction", "top_pct", "share_pct", "share_pct_lo", "share_pct_hi"]
+    return pl.DataFrame(rows, schema=cols, orient="row")
 
 
 def usage_by_port(year: int) -> pl.DataFrame:
@@ -345,9 +378,23 @@ def usage_by_port(year: int) -> pl.DataFrame:
                 if row_id == NEW_ROW_SINCE_LAST_YEAR and k > 1:
                     continue
                 value = round(share - k * PORT_STEP.get(row_id, 0.0), 1)
-                rows.append((y, svc, row_id, proto, label, kind, parent, value, sort_key))
-    schema = _without_intervals(history.table_schema("usage_by_port"))
-    schema.pop("source")
+                h = port_share_half_width(value)
+                rows.append(
+                    (
+                        y,
+                        svc,
+                        row_id,
+                        proto,
+                        label,
+                        kind,
+                        parent,
+                        value,
+                        sort_key,
+                        value - h,
+                        value + h,
+                    )
+                )
+    schema = {c: t for c, t in history.table_schema("usage_by_port").items() if c != "source"}
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
