@@ -101,6 +101,15 @@ class ScheduleParams(BaseModel):
     inputs_check_minutes: Annotated[int, Field(ge=1)] = 60
 
 
+class IntervalParams(BaseModel):
+    model_config = Strict
+    level: Annotated[float, Field(gt=0, lt=1)] = 0.95
+    replicates: Annotated[int, Field(ge=1)] = 200
+    seed: int = 0
+    bootstrap_interval: Literal["normal", "basic", "percentile"] = "normal"
+    record_size_spread: Annotated[float, Field(ge=0)] = 0.0
+
+
 class DailyUsageParams(BaseModel):
     model_config = Strict
     ipoe_per_user_from_year: int
@@ -117,7 +126,9 @@ class DailyUsageParams(BaseModel):
     scatter_sample_seed: int
     scatter_log10_digits: Annotated[int, Field(ge=0)]
     min_sampled_packets: Annotated[int, Field(ge=1)] = 1
+    max_relative_error: Annotated[float, Field(gt=0)] | None = None
     top_shares_pct: list[Pct]
+    intervals: IntervalParams | None = None
 
 
 class ByService(BaseModel):
