@@ -20,6 +20,7 @@ class Column(NamedTuple):
 
 _SVC = "broadband | mobile"
 _DIR = "IN (download to the subscriber) | OUT (upload)"
+_IV = "(95 % by default, params daily_usage.intervals.level; NULL if published)"
 # `year` and `source` are on every table (history.table_schema adds them)
 COMMON = {
     "year": "report year the row belongs to",
@@ -56,6 +57,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "bin_center_log10": "bin centre, log10(bytes/day)",
         "users": "users in the bin",
         "density": "probability density, 1/decade (area over the bins = 1)",
+        "density_lo": "lower end of the pointwise sampling-error interval of density " + _IV,
+        "density_hi": "upper end of that interval " + _IV,
     },
     "daily_usage_summary": {
         "service": _SVC,
@@ -67,6 +70,16 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "mode_log10": "mode, log10(bytes/day)",
         "users_not_observed": "users with no traffic in this direction",
         "users_below_rule": "users observed on fewer sampled packets than the rule",
+        "mean_mb_lo": "lower end of the sampling-error interval of mean_mb (analytic) " + _IV,
+        "mean_mb_hi": "upper end of the interval of mean_mb " + _IV,
+        "median_mb_lo": "lower end of the interval of median_mb (Poisson bootstrap) " + _IV,
+        "median_mb_hi": "upper end of the interval of median_mb " + _IV,
+        "mode_mb_lo": "lower end of the interval of mode_mb (Poisson bootstrap) " + _IV,
+        "mode_mb_hi": "upper end of the interval of mode_mb " + _IV,
+        "mode_log10_lo": "mode_mb_lo as log10(bytes/day) " + _IV,
+        "mode_log10_hi": "mode_mb_hi as log10(bytes/day) " + _IV,
+        "interval_method": "poisson_bootstrap (broadband; its mean analytic) | exact (mobile"
+        " billing) | NULL (published)",
     },
     "scatter_sample": {
         "service": _SVC,
@@ -78,6 +91,9 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "direction": _DIR,
         "top_pct": "the heaviest top_pct % of users",
         "share_pct": "their share of all bytes in the direction, %",
+        "share_pct_lo": "lower end of the sampling-error interval of share_pct (Poisson bootstrap) "
+        + _IV,
+        "share_pct_hi": "upper end of that interval " + _IV,
     },
     "usage_by_port": {
         "service": _SVC,
@@ -88,6 +104,9 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "parent": "row_id of the row it belongs to (NULL for a protocol total)",
         "share_pct": "share of all bytes of the service in the week, %",
         "sort_key": "row order in the printed table (0, 1, …)",
+        "share_pct_lo": "lower end of the sampling-error interval of share_pct (delta method) "
+        + _IV,
+        "share_pct_hi": "upper end of that interval " + _IV,
     },
     "port_class_week_series": {
         "service": _SVC,
@@ -128,6 +147,14 @@ WAREHOUSE: dict[str, dict[str, tuple[str, str]]] = {
             "Int64",
             "sampled OUT packets behind the estimate (NULL: mobile)",
         ),
+        "in_bytes_var": (
+            "Float64",
+            "variance of in_bytes under 1-in-N packet sampling, bytes² (0: mobile; NULL: not"
+            " observed)",
+        ),
+        "out_bytes_var": ("Float64", "variance of out_bytes, likewise"),
+        "in_rel_error": ("Float64", "sqrt(in_bytes_var) / in_bytes: relative standard error"),
+        "out_rel_error": ("Float64", "sqrt(out_bytes_var) / out_bytes"),
     },
 }
 
