@@ -221,3 +221,26 @@ def test_method_section_states_the_reliability_floor(tables, floor):
     else:
         assert "is at most 0.5 (daily_usage.max_relative_error, the reliability floor)" in rule
         assert "or a relative error above its floor of 0.5" in text  # Section 1.3's count
+
+
+@pytest.mark.parametrize(
+    ("kind", "words"),
+    [
+        ("normal", "the estimate ± z times the standard deviation of the draws"),
+        ("basic", "the basic (reverse percentile) bootstrap interval"),
+        ("percentile", "the percentile bootstrap interval"),
+    ],
+)
+def test_method_section_names_the_bootstrap_interval_in_use(tables, kind, words):
+    context = make_context(YEAR)
+    usage = context["params"]["daily_usage"]
+    context["params"] = {
+        **context["params"],
+        "daily_usage": {**usage, "intervals": {**usage["intervals"], "bootstrap_interval": kind}},
+    }
+    text = _text(render_html(YEAR, tables, FIGURE_SRCS, context))
+    method = text[text.index("Sampling error.") : text.index("Intervals in print.")]
+    method = " ".join(method.split())
+    assert words in method
+    others = {"normal": "standard deviation of the draws", "basic": "reverse percentile"}
+    assert all(w not in method for k, w in others.items() if k != kind)
