@@ -30,7 +30,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "direction": _S,
         "mean_bps": _F,
         "weekdays": _I,
-        "mean_bps_lo": _F,  # analytic sampling-error interval (docs/UNCERTAINTY.md); NULL if published
+        "mean_bps_lo": _F,  # analytic sampling-error interval (UNCERTAINTY.md); NULL if published
         "mean_bps_hi": _F,
     },
     "daily_usage_density": {

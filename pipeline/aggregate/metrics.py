@@ -184,7 +184,8 @@ def weekday_hourly_profile(
     completeness: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Figs 2, 9, 10: week_start, role, hour, direction, mean_bps (mean over the weekdays whose
-    broadband flows are complete), weekdays (how many), mean_bps_lo/hi (sampling error), all weeks."""
+    broadband flows are complete), weekdays (how many), mean_bps_lo/hi (sampling error), all
+    weeks."""
     frames = []
     for week in weeks_for_year(year, params):
         weekdays = [i for i in _day_indices(week, completeness, ("pppoe", "ipoe")) if i < 5]

@@ -18,7 +18,7 @@ N = 8192
 
 
 def sampled(start: dt.datetime, service: str, octets: int, packets: int, **kw: Any) -> dict:
-    """A flow sampled 1 in N: `packets` sampled packets of `octets` bytes, bytes_est = N · octets."""
+    """A flow sampled 1 in N: `packets` sampled packets of `octets` bytes; bytes_est = N octets."""
     row = flow(start, service, N * octets, packets=packets, **kw)
     return {**row, "octets": octets, "sampling_interval": N, "packets_est": float(N * packets)}
 
