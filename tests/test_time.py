@@ -151,6 +151,8 @@ def _flows_every(root: Path, w0: int, w1: int, step_ms: int, params: dict) -> st
             "service": "pppoe",
             "direction": "IN",
             "bytes_est": np.full(len(t), 600.0),
+            "packets": np.full(len(t), 1, np.uint64),
+            "sampling_interval": np.full(len(t), 1, np.uint32),
             "protocol": np.full(len(t), 6, np.uint8),
             "src_port": np.full(len(t), 443, np.uint16),
             "dst_port": np.full(len(t), 50000, np.uint16),

@@ -50,6 +50,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "direction": _DIR,
         "mean_bps": "broadband bit/s in that hour, mean over the weekdays present",
         "weekdays": "weekdays (Mon–Fri) whose inputs were complete",
+        "mean_bps_lo": "lower end of the sampling-error interval of mean_bps (analytic) " + _IV,
+        "mean_bps_hi": "upper end of the interval of mean_bps " + _IV,
     },
     "daily_usage_density": {
         "service": _SVC,
@@ -115,6 +117,10 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "port_class": "total | tcp80 | tcp443 | tcp_dynamic | udp443",
         "bytes": "bytes in the bin (NULL on a day whose inputs are missing)",
         "normalised": "bytes / the week's largest total bin (panel peak = 1)",
+        "bytes_lo": "lower end of the sampling-error interval of bytes (analytic) " + _IV,
+        "bytes_hi": "upper end of the interval of bytes " + _IV,
+        "normalised_lo": "bytes_lo / the week's largest total bin " + _IV,
+        "normalised_hi": "bytes_hi / the week's largest total bin " + _IV,
     },
     "data_quality": {
         "item": "what is counted (records_in, quarantined:<reason>, unattributed_bytes_pct, …)",

@@ -30,6 +30,8 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "direction": _S,
         "mean_bps": _F,
         "weekdays": _I,
+        "mean_bps_lo": _F,  # analytic sampling-error interval (UNCERTAINTY.md); NULL if published
+        "mean_bps_hi": _F,
     },
     "daily_usage_density": {
         "service": _S,
@@ -89,6 +91,10 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "port_class": _S,
         "bytes": _F,
         "normalised": _F,
+        "bytes_lo": _F,  # analytic sampling-error interval (docs/UNCERTAINTY.md); NULL if published
+        "bytes_hi": _F,
+        "normalised_lo": _F,
+        "normalised_hi": _F,
     },
     "data_quality": {"item": _S, "scope": _S, "value": _F},
     # expected vs present inputs (pipeline/ingest/completeness.py), one row per expected item

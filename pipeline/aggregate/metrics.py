@@ -171,6 +171,12 @@ def _day_indices(
     return [(d - week.start).days for d in present]
 
 
+def _interval_params(params: dict[str, Any]) -> dict[str, float]:
+    """$z and $record_spread_sq of the analytic intervals in the per-hour series' SQL."""
+    ip = uncertainty.IntervalParams.from_params(params)
+    return {"z": ip.z, "record_spread_sq": ip.record_spread**2}
+
+
 def weekday_hourly_profile(
     flows_glob: str,
     year: int,
@@ -178,7 +184,8 @@ def weekday_hourly_profile(
     completeness: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Figs 2, 9, 10: week_start, role, hour, direction, mean_bps (mean over the weekdays whose
-    broadband flows are complete), weekdays (how many), all weeks."""
+    broadband flows are complete), weekdays (how many), mean_bps_lo/hi (sampling error), all
+    weeks."""
     frames = []
     for week in weeks_for_year(year, params):
         weekdays = [i for i in _day_indices(week, completeness, ("pppoe", "ipoe")) if i < 5]
@@ -189,14 +196,19 @@ def weekday_hourly_profile(
                 **_week_params(week, params),
                 "weekdays_present": weekdays,
                 "weekday_hours": _weekday_hours(week, params, weekdays),
+                **_interval_params(params),
             },
         )
         frames.append(
             df.select(
                 pl.lit(week.start.isoformat()).alias("week_start"),
                 pl.lit(week.role).alias("role"),
-                pl.all(),
+                "hour",
+                "direction",
+                "mean_bps",
                 pl.lit(len(weekdays), dtype=pl.Int64).alias("weekdays"),
+                "mean_bps_lo",
+                "mean_bps_hi",
             )
         )
     out = pl.concat(frames).sort("week_start", "role", "direction", "hour")
@@ -511,8 +523,9 @@ def port_class_week_series(
     params: dict[str, Any],
     completeness: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """Figs 7, 8: service, bin_start_ms, hour_of_week, port_class, bytes, normalised (peak = 1);
-    NULL in the days whose exporters of the service did not all deliver (a gap)."""
+    """Figs 7, 8: service, bin_start_ms, hour_of_week, port_class, bytes, normalised (peak = 1),
+    bytes_lo/hi and normalised_lo/hi (sampling error); NULL in the days whose exporters of the
+    service did not all deliver (a gap)."""
     week = _week_params(analysis_week(year, params), params)
     bin_ms = int(params["ports"]["week_series_bin_minutes"]) * 60_000
     frames = []
@@ -528,6 +541,7 @@ def port_class_week_series(
                     analysis_week(year, params), completeness, (exporter_service,)
                 ),
                 **week,
+                **_interval_params(params),
             },
         )
         frames.append(df.select(pl.lit(service).alias("service"), pl.all()))

@@ -26,6 +26,8 @@ PORT_CLASS_COLOURS = {
 # it (and in greyscale). Same field as the colour, so the one legend shows the dash.
 PORT_CLASS_DASH = {"TCP 80": [4, 2]}
 PANEL_HEIGHT = 105  # two panels (previous year above this year) and the legend in about 90 mm
+LINE_WIDTH = 1.3  # px: the lines' stroke
+Y_TOP = 1.05  # the y axis runs from 0 to Y_TOP (panel peak total = 1)
 
 
 def _port_week_data(tables: Tables, service: str, year: int) -> pl.DataFrame:
@@ -47,6 +49,12 @@ def _port_week_data(tables: Tables, service: str, year: int) -> pl.DataFrame:
         "port_class",
         pl.col("port_class").replace_strict(PORT_CLASS_LABELS).alias("series"),
         pl.col("normalised").round(DIGITS),
+        *[  # sampling-error interval (docs/UNCERTAINTY.md): published, not drawn
+            (pl.col(c).round(DIGITS) if c in df.columns else pl.lit(None, dtype=pl.Float64)).alias(
+                c
+            )
+            for c in ("normalised_lo", "normalised_hi")
+        ],
     ).sort("year", "port_class", "hour_of_week")
 
 
@@ -54,9 +62,10 @@ def _port_week_chart(data: pl.DataFrame) -> alt.TopLevelMixin:
     series = [s for s in PORT_CLASS_LABELS.values() if s in set(data["series"].to_list())]
     panels = []
     for y in sorted(data["year"].unique().to_list()):
-        panel = (
-            alt.Chart(data.filter(pl.col("year") == y), title=str(y))
-            .mark_line(strokeWidth=1.3)
+        rows = data.filter(pl.col("year") == y)
+        line = (
+            alt.Chart(rows, title=str(y))
+            .mark_line(strokeWidth=LINE_WIDTH)
             .encode(
                 x=alt.X(
                     "hour_of_week:Q",
@@ -66,7 +75,7 @@ def _port_week_chart(data: pl.DataFrame) -> alt.TopLevelMixin:
                 y=alt.Y(
                     "normalised:Q",
                     title=["relative to the", "panel's peak total"],
-                    scale=alt.Scale(domain=[0, 1.05], nice=False),
+                    scale=alt.Scale(domain=[0, Y_TOP], nice=False),
                 ),
                 color=alt.Color(
                     "series:N",
@@ -85,9 +94,41 @@ def _port_week_chart(data: pl.DataFrame) -> alt.TopLevelMixin:
             )
             .properties(width=WIDTH, height=PANEL_HEIGHT)
         )
-        panels.append(panel)
+        panels.append(_with_band(line, rows, series))
     stacked = alt.vconcat(*panels, spacing=10)
     return finish(stacked.resolve_scale(color="shared", strokeDash="shared"), legend_columns=5)
+
+
+def _with_band(line: alt.Chart, rows: pl.DataFrame, series: list[str]) -> alt.TopLevelMixin:
+    """The line under a light 95 % sampling-error band where the band is wider than the line
+    (docs/UNCERTAINTY.md); elsewhere the band collapses onto the line."""
+    if "normalised_lo" not in rows.columns:
+        return line
+    threshold = LINE_WIDTH * Y_TOP / PANEL_HEIGHT  # the line's width in y units
+    wide = (pl.col("normalised_hi") - pl.col("normalised_lo")).fill_null(0.0) > threshold
+    band = rows.with_columns(
+        pl.when(wide).then(pl.col(c)).otherwise(pl.col("normalised")).alias(c)
+        for c in ("normalised_lo", "normalised_hi")
+    )
+    if band.filter(pl.col("normalised_lo") != pl.col("normalised_hi")).is_empty():
+        return line
+    area = (
+        alt.Chart(band)
+        .mark_area(opacity=0.2, clip=True)
+        .encode(
+            x="hour_of_week:Q",
+            y="normalised_lo:Q",
+            y2="normalised_hi:Q",
+            fill=alt.Fill(  # not `color`: the legend keeps the lines' strokes
+                "series:N",
+                sort=series,
+                scale=alt.Scale(domain=series, range=[PORT_CLASS_COLOURS[s] for s in series]),
+                legend=None,
+            ),
+            detail="series:N",
+        )
+    )
+    return alt.layer(area, line).resolve_scale(fill="independent")
 
 
 def fig07_data(tables: Tables, year: int) -> pl.DataFrame:

@@ -41,8 +41,9 @@ def _week_label_expr(weekdays: bool) -> pl.Expr:
 
 
 def _profile_rows(tables: Tables, keys: list[tuple[int, str]], year: int) -> pl.DataFrame:
-    """Profiles of the weeks (year, role) in `keys`, relative to the latest week's peak OUT; a
-    week none of whose weekdays had complete inputs has NULL values (no line, not a fall)."""
+    """Profiles of the weeks (year, role) in `keys`, relative to the latest week's peak OUT, with
+    their sampling-error interval; a week none of whose weekdays had complete inputs has NULL
+    values (no line, not a fall)."""
     df = tables["weekday_hourly_profile"]
     if df.schema["week_start"] == pl.String:
         df = df.with_columns(pl.col("week_start").str.to_date())
@@ -56,6 +57,14 @@ def _profile_rows(tables: Tables, keys: list[tuple[int, str]], year: int) -> pl.
     peak = rows.filter((pl.col("week_start") == latest) & (pl.col("direction") == "OUT"))[
         "mean_bps"
     ].max()
+    bounds = [
+        (
+            (pl.col(f"mean_bps_{end}") / peak).round(DIGITS)
+            if f"mean_bps_{end}" in rows.columns
+            else pl.lit(None, dtype=pl.Float64)
+        ).alias(f"relative_traffic_{end}")
+        for end in ("lo", "hi")
+    ]  # sampling-error interval, the peak taken as fixed (docs/UNCERTAINTY.md); not drawn
     return rows.select(
         "week_start",
         "role",
@@ -63,6 +72,7 @@ def _profile_rows(tables: Tables, keys: list[tuple[int, str]], year: int) -> pl.
         "hour",
         _week_label_expr("weekdays" in rows.columns).alias("week"),
         (pl.col("mean_bps") / peak).round(DIGITS).alias("relative_traffic"),
+        *bounds,
     )
 
 

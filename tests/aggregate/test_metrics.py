@@ -435,7 +435,13 @@ def test_weekday_profile_local_hours_and_weekdays(tmp_path: Path, params: dict[s
         "direction",
         "mean_bps",
         "weekdays",
+        "mean_bps_lo",
+        "mean_bps_hi",
     ]
+    # sampling_interval 1 in this fixture: no sampling error
+    assert (
+        prof["mean_bps_lo"].to_list() == prof["mean_bps"].to_list() == prof["mean_bps_hi"].to_list()
+    )
     nonzero = prof.filter(pl.col("mean_bps") > 0).select("direction", "hour", "mean_bps").rows()
     # mean over 5 weekdays of bytes * 8 / 3600: 2250 B -> 1 bit/s
     assert nonzero == [("IN", 1, 2.0), ("IN", 12, 1.0), ("OUT", 23, 2.0)]

@@ -204,6 +204,7 @@ def test_method_section_states_the_intervals_and_the_floor(tables):
     assert f"fixed seed {params['intervals']['seed']}" in method
     assert "|Δ| < √(a² + b²)" in method
     assert f"c = {params['intervals']['record_size_spread']}" in method
+    assert "Figures 2, 9 and 10 are whole-network sums" in method
 
 
 @pytest.mark.parametrize("floor", [None, 0.5])
