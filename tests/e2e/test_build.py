@@ -29,7 +29,9 @@ pytestmark = pytest.mark.slow  # builds a small simulated world end to end (minu
 YEAR = 2024
 PORT_TRUTH_TOLERANCE_PTS = 0.5  # measured ~0.1 at small scale; sampling noise of 1/8192–1/16384
 ENV_KEYS = ("BBTR_DATA_DIR", "BBTR_REPORTS_DIR", "BBTR_SCALE", "BBTR_SOURCE", "DAGSTER_HOME",
-            "BBTR_RAW_DIR", "SOURCE_DATE_EPOCH", "BBTR_FLOW_FORMAT")  # fmt: skip
+            "BBTR_RAW_DIR", "SOURCE_DATE_EPOCH", "BBTR_FLOW_FORMAT",
+            "BBTR_USER_KEY_SALT")  # fmt: skip
+ISP_SALT = "salt kept with the ISP's data"  # an ISP's own files need one (Settings.from_env)
 
 
 def _set_env(root: Path) -> dict[str, str | None]:
@@ -323,7 +325,7 @@ def test_a_year_after_the_listed_ones_builds_from_an_isps_files(built: Paths, tm
     shutil.copytree(built.history, tmp_path / "data" / "history")
     saved = _set_env(tmp_path)
     os.environ.pop("BBTR_SOURCE")
-    os.environ["BBTR_RAW_DIR"] = str(isp)
+    os.environ.update({"BBTR_RAW_DIR": str(isp), "BBTR_USER_KEY_SALT": ISP_SALT})
     try:
         assert build(later, later, only=True), f"the build of {later} from files failed"
         paths = Paths.from_env()
@@ -353,7 +355,7 @@ def test_a_year_after_the_listed_ones_builds_from_an_isps_files(built: Paths, tm
     old_pdf = (out / "report.pdf").read_bytes()
     saved = _set_env(tmp_path)
     os.environ.pop("BBTR_SOURCE")
-    os.environ["BBTR_RAW_DIR"] = str(isp)
+    os.environ.update({"BBTR_RAW_DIR": str(isp), "BBTR_USER_KEY_SALT": ISP_SALT})
     try:
         context = build_sensor_context(instance=DagsterInstance.ephemeral(), definitions=defs())
         tick = report_inputs_sensor.evaluate_tick(context)

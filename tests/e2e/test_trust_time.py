@@ -110,8 +110,10 @@ def test_sigkill_leaves_no_mix_and_rerun_is_identical(undisturbed, when: str) ->
     assert _report_state(reports / str(YEAR)) in ("absent", "complete")
     if when != "after_20s":  # killed before the swap: the previous report, untouched
         assert _digests(reports / str(YEAR)) == reference
-    debris = when != "after_20s"
-    assert staging.exists() == debris
+    # killed inside the report step, its staging folder is left; after 20 s the build may or may
+    # not have reached that step yet (it depends on the machine's load)
+    debris = staging.exists()
+    assert debris or when == "after_20s"
 
     rerun = _build(env)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
