@@ -25,34 +25,24 @@ def _iso_date(text: str) -> str:
     return text
 
 
-def _month(text: str) -> str:
-    try:
-        dt.datetime.strptime(text, "%Y-%m")
-    except ValueError:
-        raise ValueError(f"{text!r} is not a month YYYY-MM") from None
-    return text
+def _parsed_as(form: str, what: str, prefix: str = "") -> AfterValidator:
+    """A check that the text, after `prefix`, parses with strptime `form`; else "is not `what`"."""
 
+    def check(text: str) -> str:
+        try:
+            dt.datetime.strptime(prefix + text, form)
+        except ValueError:
+            raise ValueError(f"{text!r} is not {what}") from None
+        return text
 
-def _month_day(text: str) -> str:
-    try:
-        dt.datetime.strptime(f"2024-{text}", "%Y-%m-%d")  # a leap year: 02-29 is a day
-    except ValueError:
-        raise ValueError(f"{text!r} is not a month and day MM-DD") from None
-    return text
-
-
-def _clock_time(text: str) -> str:
-    try:
-        dt.datetime.strptime(text, "%H:%M")
-    except ValueError:
-        raise ValueError(f"{text!r} is not a time HH:MM") from None
-    return text
+    return AfterValidator(check)
 
 
 IsoDate = Annotated[str, AfterValidator(_iso_date)]
-MonthDay = Annotated[str, AfterValidator(_month_day)]
-ClockTime = Annotated[str, AfterValidator(_clock_time)]
-Month = Annotated[str, AfterValidator(_month)]
+Month = Annotated[str, _parsed_as("%Y-%m", "a month YYYY-MM")]
+# a leap year's prefix: 02-29 is a day of the year
+MonthDay = Annotated[str, _parsed_as("%Y-%m-%d", "a month and day MM-DD", prefix="2024-")]
+ClockTime = Annotated[str, _parsed_as("%H:%M", "a time HH:MM")]
 Pct = Annotated[float, Field(ge=0, le=100)]
 Strict = ConfigDict(extra="forbid", strict=False)
 

@@ -54,6 +54,18 @@ PARAMS_CASES = {
         _set([{"start": "2020-02-17", "role": "covid"}], "weeks", 2020, "extra"),
         "weeks.2020.extra.0.role: 'covid' is not one of 'pre_covid' or 'fig2'",
     ),
+    "impossible rule day": (
+        _set("02-30", "week_rule", "first_monday_on_or_after"),
+        "week_rule.first_monday_on_or_after: '02-30' is not a month and day MM-DD",
+    ),
+    "schedule time": (
+        _set("25:00", "schedule", "time"),
+        "schedule.time: '25:00' is not a time HH:MM",
+    ),
+    "interval kind": (
+        _set("studentized", "daily_usage", "intervals", "bootstrap_interval"),
+        "daily_usage.intervals.bootstrap_interval: 'studentized' is not one of 'normal', 'basic'",
+    ),
     "wrong type": (
         _set("three", "ports", "top_ports_per_protocol"),
         "ports.top_ports_per_protocol: Input should be a valid integer",
