@@ -11,10 +11,12 @@ from pathlib import Path
 
 import yaml
 
-# The project's Dagster instance ($DAGSTER_HOME/dagster.yaml): no telemetry (and no banner), and the
-# stage functions' `logging` lines captured into each run's event log (shown by the UI).
+# The project's Dagster instance ($DAGSTER_HOME/dagster.yaml): no telemetry (and no banner), no
+# "Join the Dagster community" dialog over the UI's first page, and the stage functions' `logging`
+# lines captured into each run's event log (shown by the UI).
 INSTANCE_SETTINGS: dict = {
     "telemetry": {"enabled": False},
+    "nux": {"enabled": False},
     "python_logs": {"managed_python_loggers": ["pipeline"], "python_log_level": "DEBUG"},
 }
 TERMINAL_LOGGER = "pipeline"  # stage functions and the build log under it
@@ -31,7 +33,8 @@ def ensure_instance_settings(home: Path) -> Path:
     current = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
     ours = INSTANCE_SETTINGS["python_logs"]
     wanted = dict(current)
-    wanted["telemetry"] = {**(current.get("telemetry") or {}), **INSTANCE_SETTINGS["telemetry"]}
+    for key in ("telemetry", "nux"):
+        wanted[key] = {**(current.get(key) or {}), **INSTANCE_SETTINGS[key]}
     logs = dict(current.get("python_logs") or {})
     managed = list(logs.get("managed_python_loggers") or [])
     logs["managed_python_loggers"] = managed + [

@@ -48,7 +48,9 @@ def test_progress_logs_at_most_every_interval(caplog) -> None:
 
 def test_instance_settings_turn_telemetry_off_and_keep_other_keys(tmp_path: Path) -> None:
     fresh = ensure_instance_settings(tmp_path / "fresh")
-    assert not DagsterInstance.from_config(str(tmp_path / "fresh")).telemetry_enabled
+    instance = DagsterInstance.from_config(str(tmp_path / "fresh"))
+    assert not instance.telemetry_enabled
+    assert not instance.nux_enabled  # no "Join the Dagster community" dialog over the UI
     settings = yaml.safe_load(fresh.read_text())
     assert settings["python_logs"]["managed_python_loggers"] == ["pipeline"]
     own = tmp_path / "own"
