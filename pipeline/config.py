@@ -7,6 +7,7 @@ import os
 import re
 import warnings
 import zoneinfo
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
@@ -37,18 +38,45 @@ class Paths:
     warehouse: Path  # normalised Parquet, attributed flows, DuckDB scratch
     history: Path  # per-year aggregates kept across report years
     reports: Path  # built reports, one folder per year
+    # Where raw, warehouse and history live (pipeline/storage): "" = the local folders above;
+    # else a URL (s3://bucket/prefix, file:///path) and the folders above are this host's working
+    # copies of the keys its steps read and write.
+    raw_url: str = ""
+    warehouse_url: str = ""
+    history_url: str = ""
 
     @classmethod
-    def from_env(cls) -> Paths:
-        root = Path(os.environ.get("BBTR_DATA_DIR", REPO_ROOT / "data"))
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Paths:
+        """Folders from BBTR_*_DIR; stores from BBTR_STORE_URL (raw/, warehouse/, history/ under
+        it) or BBTR_RAW_URL, BBTR_WAREHOUSE_URL, BBTR_HISTORY_URL one by one."""
+        env = os.environ if env is None else env
+        root = Path(env.get("BBTR_DATA_DIR", REPO_ROOT / "data"))
+        store_root = env.get("BBTR_STORE_URL", "").rstrip("/")
+        urls = {
+            name: env.get(f"BBTR_{name.upper()}_URL")
+            or (f"{store_root}/{name}" if store_root else "")
+            for name in ("raw", "warehouse", "history")
+        }
         return cls(
             data_root=root,
-            raw=Path(os.environ.get("BBTR_RAW_DIR", root / "raw")),
-            truth=Path(os.environ.get("BBTR_TRUTH_DIR", root / "truth")),
-            warehouse=Path(os.environ.get("BBTR_WAREHOUSE_DIR", root / "warehouse")),
-            history=Path(os.environ.get("BBTR_HISTORY_DIR", root / "history")),
-            reports=Path(os.environ.get("BBTR_REPORTS_DIR", REPO_ROOT / "reports")),
+            raw=Path(env.get("BBTR_RAW_DIR", root / "raw")),
+            truth=Path(env.get("BBTR_TRUTH_DIR", root / "truth")),
+            warehouse=Path(env.get("BBTR_WAREHOUSE_DIR", root / "warehouse")),
+            history=Path(env.get("BBTR_HISTORY_DIR", root / "history")),
+            reports=Path(env.get("BBTR_REPORTS_DIR", REPO_ROOT / "reports")),
+            raw_url=urls["raw"],
+            warehouse_url=urls["warehouse"],
+            history_url=urls["history"],
         )
+
+    @property
+    def remote(self) -> bool:
+        """Whether any of raw, warehouse, history lives in a store other than its local folder."""
+        return bool(self.raw_url or self.warehouse_url or self.history_url)
+
+    def store_url(self, name: str) -> str:
+        """The store URL of "raw", "warehouse" or "history" (its local folder when none is set)."""
+        return getattr(self, f"{name}_url") or str(getattr(self, name))
 
 
 @dataclass(frozen=True)

@@ -18,17 +18,18 @@ PACKAGE = ROOT / "pipeline"
 ALLOWED: dict[str, set[str]] = {
     "base": set(),
     "wire": {"base"},
-    "ingest": {"base", "wire"},
+    "storage": {"base"},  # local folders or an S3-compatible store (pipeline/storage)
+    "ingest": {"base", "wire", "storage"},
     "collect": {"base", "wire"},
-    "simulate": {"base", "wire", "aggregate"},  # calibration tools read the history store
-    "attribute": {"base", "ingest"},
-    "aggregate": {"base", "ingest"},
+    "simulate": {"base", "wire", "storage", "aggregate"},  # calibration reads the history store
+    "attribute": {"base", "storage", "ingest"},
+    "aggregate": {"base", "storage", "ingest"},
     "charts": {"base"},
-    "report": {"base", "ingest", "aggregate", "charts"},
-    "defs": {"base", "wire", "ingest", "collect", "simulate", "attribute", "aggregate", "charts",
-             "report"},
+    "report": {"base", "storage", "ingest", "aggregate", "charts"},
+    "defs": {"base", "wire", "storage", "ingest", "collect", "simulate", "attribute", "aggregate",
+             "charts", "report"},
     "buildlog": {"base"},
-    "build": {"base", "buildlog", "defs", "definitions"},
+    "build": {"base", "buildlog", "storage", "defs", "definitions"},
     "definitions": {"base", "defs"},
 }  # fmt: skip
 BASE_MODULES = {"atomic", "config", "config_schema", "fingerprint", "parallel", "progress",
