@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import sys
 import time
 from pathlib import Path
 
 import yaml
+
+from pipeline.atomic import write_text_atomic
 
 # The project's Dagster instance ($DAGSTER_HOME/dagster.yaml): no telemetry (and no banner), no
 # "Join the Dagster community" dialog over the UI's first page, and the stage functions' `logging`
@@ -19,6 +22,16 @@ INSTANCE_SETTINGS: dict = {
     "nux": {"enabled": False},
     "python_logs": {"managed_python_loggers": ["pipeline"], "python_log_level": "DEBUG"},
 }
+# BBTR_DAGSTER_PG_URL set (postgresql+psycopg2://USER[:PASSWORD]@HOST:PORT/DB): runs, event logs
+# and schedules on PostgreSQL (dagster-postgres), for a webserver, daemon and runs on more than one
+# host. dagster.yaml names the variable, never its value (it may hold a password): every process
+# that loads the instance reads it from its environment. Unset: SQLite under DAGSTER_HOME.
+# The URL names the driver: SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3, which the lock
+# does not hold (dagster-postgres brings psycopg2).
+PG_URL_ENV = "BBTR_DAGSTER_PG_URL"
+PG_SCHEME = "postgresql+psycopg2://"
+PG_STORAGE: dict = {"postgres": {"postgres_url": {"env": PG_URL_ENV}}}
+SPLIT_STORAGE = ("run_storage", "event_log_storage", "schedule_storage")
 TERMINAL_LOGGER = "pipeline"  # stage functions and the build log under it
 EVENTS_LOGGER = "dagster"  # how the log file names Dagster's events
 DAGSTER_META = "dagster_meta"  # attribute Dagster's capture sets on a record it re-logs
@@ -27,12 +40,13 @@ FILE_FORMAT = "%(asctime)s %(levelname)-7s %(name)s - %(message)s"
 
 
 def ensure_instance_settings(home: Path) -> Path:
-    """Write INSTANCE_SETTINGS into `home`/dagster.yaml (created if absent; other keys kept)."""
+    """Write INSTANCE_SETTINGS into `home`/dagster.yaml (created if absent; other keys kept), and
+    the storage BBTR_DAGSTER_PG_URL asks for (PostgreSQL when set, SQLite when not)."""
     home.mkdir(parents=True, exist_ok=True)
     path = home / "dagster.yaml"
     current = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+    wanted = _with_storage(current, bool(_pg_url()), path)
     ours = INSTANCE_SETTINGS["python_logs"]
-    wanted = dict(current)
     for key in ("telemetry", "nux"):
         wanted[key] = {**(current.get(key) or {}), **INSTANCE_SETTINGS[key]}
     logs = dict(current.get("python_logs") or {})
@@ -43,8 +57,37 @@ def ensure_instance_settings(home: Path) -> Path:
     logs.setdefault("python_log_level", ours["python_log_level"])
     wanted["python_logs"] = logs
     if wanted != current or not path.is_file():
-        path.write_text(yaml.safe_dump(wanted, sort_keys=False))
+        write_text_atomic(path, yaml.safe_dump(wanted, sort_keys=False))  # several may start
     return path
+
+
+def _pg_url() -> str:
+    """BBTR_DAGSTER_PG_URL ('' when unset); an error naming the scheme it needs (never the URL,
+    which may hold a password) when it names another driver."""
+    url = os.environ.get(PG_URL_ENV, "")
+    if url and not url.startswith(PG_SCHEME):
+        scheme = url.split("://", 1)[0] + "://" if "://" in url else "no scheme"
+        raise ValueError(
+            f"{PG_URL_ENV} must start with {PG_SCHEME} (the driver the lock holds), not {scheme}"
+        )
+    return url
+
+
+def _with_storage(current: dict, postgres: bool, path: Path) -> dict:
+    """`current` with `storage` on PostgreSQL (`postgres`), or without the PostgreSQL storage this
+    function wrote (back to Dagster's SQLite default; storage settings of the file's own kept)."""
+    wanted = dict(current)
+    if postgres:
+        own = [key for key in SPLIT_STORAGE if key in current]
+        if own:
+            raise ValueError(
+                f"{path} sets {', '.join(own)} of its own: remove them, or unset {PG_URL_ENV} "
+                "(it puts all of the instance's storage on PostgreSQL)"
+            )
+        wanted["storage"] = PG_STORAGE
+    elif current.get("storage") == PG_STORAGE:
+        del wanted["storage"]
+    return wanted
 
 
 def log_path(root: Path, keep: int = KEEP_LOGS) -> Path:
@@ -163,4 +206,7 @@ def _error_of(event) -> str:
 
 
 if __name__ == "__main__":  # scripts/ui.sh: python -m pipeline.buildlog DAGSTER_HOME
-    ensure_instance_settings(Path(sys.argv[1]))
+    try:
+        ensure_instance_settings(Path(sys.argv[1]))
+    except ValueError as err:
+        sys.exit(f"dagster instance settings: {err}")

