@@ -5,8 +5,15 @@ the variable goes back to SQLite."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import yaml
@@ -14,7 +21,7 @@ from dagster import DagsterInstance, asset, materialize
 
 from pipeline.buildlog import PG_STORAGE, PG_URL_ENV, ensure_instance_settings
 from pipeline.config import REPO_ROOT
-from tests.servers.postgres import PgServer, start_postgres
+from tests.servers.postgres import PgServer, free_port, start_postgres
 
 SECRET_URL = "postgresql+psycopg2://bbtr:s3cret-pw@db.example:5432/dagster"
 
@@ -146,3 +153,103 @@ def test_the_server_runs_as_its_own_user_on_loopback_only(pg) -> None:
     assert (addresses, int(port)) == ("127.0.0.1", pg.port)
     owner = os.stat(f"/proc/{pg.pid}").st_uid
     assert owner != 0 and pg.url.startswith("postgresql://bbtr@127.0.0.1:")
+
+
+LOCATION = ("bbtr", "__repository__")
+LOADED = """{ workspaceOrError { ... on Workspace {
+  locationEntries { locationOrLoadError { __typename } } } } }"""
+LAUNCH = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) {
+  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
+
+
+@pytest.mark.slow
+def test_the_deployed_processes_run_a_launched_run_in_the_code_location(pg, tmp_path) -> None:
+    """docs/DEPLOY.md's Dagster processes, as plain processes on deploy/workspace.yaml: a run
+    launched from the webserver is queued, taken by the daemon and run by the code server (it
+    sees the raw folder only the code server is given), all of it recorded in PostgreSQL."""
+    raw = tmp_path / "raw"
+    (raw / "counters").mkdir(parents=True)  # no exporters.yaml: the run fails at its first step
+    code_port, web_port = free_port(), free_port()
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path),
+           "DAGSTER_HOME": str(tmp_path / "home"), PG_URL_ENV: pg.dagster_url,
+           "BBTR_CODE_SERVER_HOST": "127.0.0.1",
+           "BBTR_CODE_SERVER_PORT": str(code_port)}  # fmt: skip
+    data = {"BBTR_RAW_DIR": str(raw), "BBTR_USER_KEY_SALT": "test-salt",  # the code server's only
+            "BBTR_DATA_DIR": str(tmp_path / "data"),
+            "BBTR_REPORTS_DIR": str(tmp_path / "reports")}  # fmt: skip
+    bin_dir = Path(sys.executable).parent
+    subprocess.run([sys.executable, "-m", "pipeline.buildlog", env["DAGSTER_HOME"]], env=env,
+                   cwd=REPO_ROOT, check=True)  # fmt: skip
+    workspace = ["-w", "deploy/workspace.yaml"]
+    with contextlib.ExitStack() as stack:
+        serve = lambda name, args, extra=None: stack.enter_context(  # noqa: E731
+            _serving(tmp_path / f"{name}.log", args, env | (extra or {}))
+        )
+        serve("code", [bin_dir / "dagster", "code-server", "start", "-m", "pipeline.definitions",
+                       "-h", "127.0.0.1", "-p", str(code_port)], data)  # fmt: skip
+        serve("web", [bin_dir / "dagster-webserver", *workspace, "-h", "127.0.0.1",
+                      "-p", str(web_port)])  # fmt: skip
+        serve("daemon", [bin_dir / "dagster-daemon", "run", *workspace])
+        graphql = f"http://127.0.0.1:{web_port}/graphql"
+        _wait(lambda: _location_loaded(graphql), 120, "the webserver to load the code location")
+        selector = {"repositoryLocationName": LOCATION[0], "repositoryName": LOCATION[1],
+                    "jobName": "annual_report_job"}  # fmt: skip
+        tags = [{"key": "dagster/partition", "value": "2024"}]
+        params = {"selector": selector, "executionMetadata": {"tags": tags}, "runConfigData": {}}
+        launched = _post(graphql, LAUNCH, {"p": params})["launchRun"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        run_id = launched["run"]["runId"]
+        status = "SELECT status FROM runs WHERE run_id = %s"
+        _wait(lambda: _query(pg, status, run_id) in ([("FAILURE",)], [("SUCCESS",)]), 120,
+              f"run {run_id} to end")  # fmt: skip
+    assert _query(pg, status, run_id) == [("FAILURE",)]
+    events = {e for (e,) in _query(pg, "SELECT dagster_event_type FROM event_logs "
+                                       "WHERE run_id = %s", run_id)}  # fmt: skip
+    assert {"PIPELINE_ENQUEUED", "PIPELINE_STARTING", "STEP_FAILURE"} <= events, events
+    ((failure,),) = _query(pg, "SELECT event FROM event_logs WHERE run_id = %s "
+                               "AND dagster_event_type = 'STEP_FAILURE'", run_id)  # fmt: skip
+    assert "MissingRawInputsError" in failure and str(raw) in failure
+    daemons = {d for (d,) in _query(pg, "SELECT daemon_type FROM daemon_heartbeats")}
+    assert {"SCHEDULER", "SENSOR", "QUEUED_RUN_COORDINATOR"} <= daemons, daemons
+
+
+@contextlib.contextmanager
+def _serving(log: Path, args: list, env: dict) -> Iterator[subprocess.Popen]:
+    """A server process (its own session, output in `log`), stopped by PID: SIGINT, then SIGKILL
+    to its process group after 20 s."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(a) for a in args], env=env, cwd=REPO_ROOT, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def _post(url: str, query: str, variables: dict | None = None) -> dict:
+    body = json.dumps({"query": query, "variables": variables or {}}).encode()
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)["data"]
+
+
+def _location_loaded(graphql: str) -> bool:
+    try:
+        entries = _post(graphql, LOADED)["workspaceOrError"]["locationEntries"]
+    except OSError:
+        return False  # not serving yet
+    return [e["locationOrLoadError"] and e["locationOrLoadError"]["__typename"]
+            for e in entries] == ["RepositoryLocation"]  # fmt: skip
+
+
+def _wait(ready, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        assert time.monotonic() < deadline, f"timed out after {timeout_s:.0f} s waiting for {what}"
+        time.sleep(1)

@@ -60,7 +60,8 @@ def pg_bin() -> Path:
     return found[-1]
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -103,7 +104,7 @@ def start_postgres(workdir: Path) -> Iterator[PgServer]:
                 stdout=out, stderr=subprocess.STDOUT, env=env, check=True, cwd=data.parent,
                 **as_user,
             )  # fmt: skip
-            port = _free_port()
+            port = free_port()
             settings = {"listen_addresses": "127.0.0.1", "port": str(port),
                         "unix_socket_directories": str(data), **FAST}  # fmt: skip
             args = [a for k, v in settings.items() for a in ("-c", f"{k}={v}")]
