@@ -68,7 +68,8 @@ def _run_on_dask(
 
 
 def connect_dask(address: str) -> Any:
-    """A `distributed.Client` of the scheduler at `address` (never a local cluster); a one-line
+    """A `distributed.Client` of the scheduler at `address` (never a local cluster; tls:// takes
+    its certificates from Dask's config, DASK_DISTRIBUTED__COMM__TLS__*); a one-line
     SchedulerUnreachable after DASK_CONNECT_TIMEOUT_S when nothing answers there."""
     from distributed import Client
 
