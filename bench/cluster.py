@@ -177,8 +177,8 @@ def _clear_warehouse(paths: Any) -> None:
 
 @contextmanager
 def _s3_server(root: Path) -> Iterator[dict[str, str]]:
-    """A SeaweedFS S3 server holding the raw inputs under s3://bench/shared/raw; its env (endpoint
-    and credentials) set in this process while it runs."""
+    """A SeaweedFS S3 server holding the raw inputs under s3://bench/shared/raw; its endpoint and
+    credentials set in this process's env while it runs. Yields its env (s3.env)."""
     from tests.servers.s3 import start_s3  # checked by s3_available()
 
     from pipeline.storage.store import Store
@@ -187,8 +187,9 @@ def _s3_server(root: Path) -> Iterator[dict[str, str]]:
     with start_s3(root / "s3") as s3:
         s3.make_bucket("bench")
         env = s3.env("bench", "shared")
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
+        access = {k: v for k, v in env.items() if k != "BBTR_STORE_URL"}  # endpoint, credentials
+        saved = {k: os.environ.get(k) for k in access}
+        os.environ.update(access)
         try:
             raw = Store.from_url(env["BBTR_STORE_URL"] + "/raw")
             for f in sorted(p for p in (root / "raw").rglob("*") if p.is_file()):
@@ -217,7 +218,8 @@ def run_bench(
             paths = _paths(root, i, s3_env)
             if setup.startswith("dask"):
                 workers = int(setup.split(", ")[1].split()[0])
-                c = stack.enter_context(start_dask(root / f"cluster-{i}", workers, s3_env))
+                access = {k: v for k, v in (s3_env or {}).items() if k != "BBTR_STORE_URL"}
+                c = stack.enter_context(start_dask(root / f"cluster-{i}", workers, access))
                 plans.append((setup, paths, c.address, [c.scheduler_pid, *c.worker_pids]))
             else:
                 plans.append((setup, paths, None, []))
