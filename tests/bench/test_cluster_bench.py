@@ -34,12 +34,16 @@ def test_medians_per_setup_and_stage_with_the_local_pool_as_baseline() -> None:
     ]
     local, dask = summarise(runs)
     assert (dask.repeats, dask.wall_s, dask.cpu_s, dask.flows_per_s) == (3, 4.0, 3.0, 250.0)
-    assert (dask.lo_bytes_per_flow, dask.dask_sent_bytes) == (4.0, 700)
+    assert (dask.lo_bytes_per_flow, dask.lo_min_bytes_per_flow, dask.dask_sent_bytes) == (
+        4.0,
+        3.0,
+        700,
+    )
     assert local.dask_sent_bytes is None and local.lo_bytes_per_flow == 0.1
     rows = as_rows([local, dask], "0.1 0.1 0.1")
     assert [r.role for r in rows] == ["baseline", "contender"]
     assert rows[1].wall_ratio == 1.0 and rows[1].cpu_ratio == 0.6
-    assert "| ingest | dask, 1 worker | 1000 | 4.00 | 3.00 | 250 | 4.0 | 700 |" in markdown(
+    assert "| ingest | dask, 1 worker | 1000 | 4.00 | 3.00 | 250 | 4.0, 3.0 | 700 |" in markdown(
         [local, dask], "local"
     )
     assert tsv([local, dask]).splitlines()[2].split("\t")[-1] == "700"
