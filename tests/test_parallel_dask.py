@@ -13,6 +13,7 @@ import pytest
 
 import pipeline.parallel as parallel
 from pipeline.atomic import remove_debris
+from pipeline.attribute.year import attribute_flows
 from pipeline.config import Paths, Settings
 from pipeline.defs.resources import resource_from_settings
 from pipeline.ingest.catalogue import flow_days_for_year
@@ -138,7 +139,13 @@ def _kill_when_busy(cluster: DaskCluster, paths: Paths, victim: int, out: dict) 
             time.sleep(0.01)
 
 
+def _same(summary: dict) -> dict:
+    return {k: v for k, v in summary.items() if k != "seconds"}
+
+
 def test_a_worker_killed_mid_ingest_changes_nothing(tmp_path: Path) -> None:
+    """Ingest with w0 SIGKILLed mid-run, then attribution on the survivor: the warehouse is
+    byte-identical to the local pool's."""
     raw = tmp_path / "raw"
     simulate_year(YEAR, raw, tmp_path / "truth", "small")
     local, remote = _paths(tmp_path / "local", raw), _paths(tmp_path / "dask", raw)
@@ -154,12 +161,15 @@ def test_a_worker_killed_mid_ingest_changes_nothing(tmp_path: Path) -> None:
         assert kill.get("busy"), "worker w0 was never seen busy after a day had finished"
         assert kill["days_done"] < len(flow_days_for_year(YEAR))
         assert cluster.killed == [0] and cluster.worker_names() == ["w1"]  # w0 stayed dead
-    assert {k: v for k, v in got.items() if k != "seconds"} == {
-        k: v for k, v in expected.items() if k != "seconds"
-    }
+        attributed = attribute_flows(remote, YEAR, "salt", workers=2, scheduler=cluster.address)
+    assert _same(attributed) == _same(attribute_flows(local, YEAR, "salt", workers=2))
+    assert _same(got) == _same(expected)
     remove_debris([remote.warehouse])  # a killed task's temp file, as the next start does
     files = _tree(local.warehouse)
-    assert files == _tree(remote.warehouse) and files
+    assert files == _tree(remote.warehouse)
+    assert any(f.startswith("flows/") for f in files) and any(
+        f.startswith("attributed/") for f in files
+    )
     match, mismatch, errors = filecmp.cmpfiles(
         local.warehouse, remote.warehouse, files, shallow=False
     )
