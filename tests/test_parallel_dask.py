@@ -12,17 +12,12 @@ from pathlib import Path
 import pytest
 
 import pipeline.parallel as parallel
-from pipeline.atomic import remove_debris
-from pipeline.attribute.year import attribute_flows
 from pipeline.config import Paths, Settings
-from pipeline.defs.resources import resource_from_settings
-from pipeline.ingest.catalogue import flow_days_for_year
-from pipeline.ingest.flows import load_exporters
-from pipeline.ingest.year import ingest_flows
 from pipeline.parallel import SchedulerUnreachable, run_parallel
-from pipeline.simulate.run import simulate_year
 from tests.servers.dask import DaskCluster, start_dask
 
+# The pipeline's stages (and Dagster) are imported inside the tests that use them: the local pool's
+# spawned processes import this module to find the task functions, and stay quick to start.
 YEAR = 2019  # one analysis week, 8 flow days of 8 exporters at scale "small"
 
 
@@ -94,6 +89,8 @@ def test_a_missing_scheduler_fails_fast_naming_the_setting(monkeypatch) -> None:
 
 
 def test_the_setting_is_validated_and_carried_by_the_resource() -> None:
+    from pipeline.defs.resources import resource_from_settings
+
     s = Settings.from_env({"BBTR_DASK_SCHEDULER": "tcp://10.0.0.5:8786"})
     assert s.dask_scheduler == "tcp://10.0.0.5:8786"
     assert resource_from_settings(s).dask_scheduler == "tcp://10.0.0.5:8786"
@@ -123,6 +120,8 @@ def _kill_when_busy(cluster: DaskCluster, paths: Paths, victim: int, out: dict) 
     running or holding a task: SIGKILL it."""
     from distributed import Client
 
+    from pipeline.ingest.flows import load_exporters
+
     address = cluster.worker_address(victim)
     exporters = len(load_exporters(paths.raw))
     deadline = time.monotonic() + 60
@@ -146,6 +145,12 @@ def _same(summary: dict) -> dict:
 def test_a_worker_killed_mid_ingest_changes_nothing(tmp_path: Path) -> None:
     """Ingest with w0 SIGKILLed mid-run, then attribution on the survivor: the warehouse is
     byte-identical to the local pool's."""
+    from pipeline.atomic import remove_debris
+    from pipeline.attribute.year import attribute_flows
+    from pipeline.ingest.catalogue import flow_days_for_year
+    from pipeline.ingest.year import ingest_flows
+    from pipeline.simulate.run import simulate_year
+
     raw = tmp_path / "raw"
     simulate_year(YEAR, raw, tmp_path / "truth", "small")
     local, remote = _paths(tmp_path / "local", raw), _paths(tmp_path / "dask", raw)
