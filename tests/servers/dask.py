@@ -62,7 +62,8 @@ def start_dask(
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     address = f"tcp://127.0.0.1:{free_port()}"
-    base = {**os.environ, "PYTHONPATH": str(REPO)}
+    python_path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    base = {**os.environ, "PYTHONPATH": python_path}
     procs: list[subprocess.Popen] = []
     try:
         port = address.rsplit(":", 1)[1]
