@@ -142,6 +142,7 @@ def _same(summary: dict) -> dict:
     return {k: v for k, v in summary.items() if k != "seconds"}
 
 
+@pytest.mark.slow  # 20-40 s on the shared 2-core machine (28 CPU-s: a year simulated, 4 runs)
 def test_a_worker_killed_mid_ingest_changes_nothing(tmp_path: Path) -> None:
     """Ingest with w0 SIGKILLed mid-run, then attribution on the survivor: the warehouse is
     byte-identical to the local pool's."""
