@@ -7,6 +7,8 @@ Examples:
   python -m bench --tree /work/base9 --only nfcapd  # measure another checkout's code
   python -m bench --tree ../before --tree . --only aggregation   # before and after, interleaved
   python -m bench --only storage --warehouse data/warehouse
+  python -m bench --only dask --repeats 3           # local pool vs Dask 1 and 2 workers
+  python -m bench --only dask --store s3            # the same with raw/warehouse on S3
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ import os
 import sys
 from pathlib import Path
 
-from bench import harness, results
+from bench import cluster, harness, results
 from bench.comparisons import BUILDERS, DEFAULT_SCALES
 from bench.storage import storage_markdown, storage_tsv, table_storage
 
-NAMES = (*BUILDERS, "storage")
+NAMES = (*BUILDERS, "storage", "dask")
 RESULTS_DIR = harness.BENCH_DIR / "results"
 
 
@@ -55,6 +57,9 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data-dir", type=Path, default=Path("/tmp/bbtr-bench"))
     p.add_argument("--seed", type=int, default=20261204)
     p.add_argument("--warehouse", type=Path, help="storage: a built data/warehouse (read only)")
+    p.add_argument("--year", type=int, default=cluster.DEFAULT_YEAR, help="dask: simulated year")
+    p.add_argument("--sim-scale", default="small", help="dask: simulator scale (small, default)")
+    p.add_argument("--store", choices=("local", "s3"), default="local", help="dask: raw/warehouse")
     p.add_argument("--results", type=Path, default=RESULTS_DIR)
     p.add_argument("--max-rss-mb", type=float, default=8192, help="kill a case above this")
     p.add_argument("--timeout-s", type=float, default=3600, help="kill a case after this")
@@ -82,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[harness.Row] = []
     notes: list[str] = []
     for name in names:
-        if name == "storage":
+        if name in ("storage", "dask"):
             continue
         for scale in a.scale or [DEFAULT_SCALES[name]]:
             print(f"== {name} at {scale:,} records: preparing data", flush=True)
@@ -106,6 +111,23 @@ def main(argv: list[str] | None = None) -> int:
             extra = f"## storage of {a.warehouse}\n\n{storage_markdown(storage)}"
             storage_text = storage_tsv(storage)
             print(f"== storage of {a.warehouse}\n{storage_text}")
+    dask_text = ""
+    if "dask" in names:
+        cluster.repo_on_path()
+        why = cluster.s3_available() if a.store == "s3" else None
+        if why:
+            print(f"== dask: skipped (--store s3: {why})")
+        else:
+            print(f"== dask: ingest and attribution of {a.year} (simulator scale {a.sim_scale}, "
+                  f"stores {a.store}): local pool, Dask 1 and 2 workers", flush=True)  # fmt: skip
+            load = harness.load_text()
+            runs = cluster.run_bench(a.data_dir, a.year, a.sim_scale, a.repeats, a.store,
+                                     lambda s: print(s, flush=True))  # fmt: skip
+            summaries = cluster.summarise(runs)
+            rows += cluster.as_rows(summaries, load)
+            dask_md, dask_text = cluster.markdown(summaries, a.store), cluster.tsv(summaries)
+            extra = f"{extra}\n\n{dask_md}" if extra else dask_md
+            print(f"== dask\n{dask_text}")
     meta["load_at_end"] = harness.load_text()
     if notes:
         extra = "\n".join(f"- note: {n}" for n in notes) + ("\n\n" + extra if extra else "")
@@ -119,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         storage_file = tsv.with_name(f"{tsv.stem}-storage.tsv")
         storage_file.write_text(storage_text)
         print(f"storage: {storage_file}")
+    if dask_text:
+        dask_file = tsv.with_name(f"{tsv.stem}-dask.tsv")
+        dask_file.write_text(dask_text)
+        print(f"dask: {dask_file}")
     failed = [r for r in rows if r.error]
     return 1 if failed else 0
 

@@ -79,13 +79,17 @@ class Paths:
         return getattr(self, f"{name}_url") or str(getattr(self, name))
 
 
+_DASK_ADDRESS = re.compile(r"^(tcp|tls)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:[0-9]{1,5})?$")
+
+
 @dataclass(frozen=True)
 class Settings:
     """How a build runs: the one place its defaults live (CLI, Dagster resource and tests use it).
 
     `source`: "simulator" writes the raw inputs, "files" reads an ISP's own (BBTR_RAW_DIR);
     `scale`, `seed` and `flow_format` shape the simulated ISP; `workers` is the process count of
-    the day × exporter fan-out; `user_key_salt` keys users by a salted hash.
+    the day × exporter fan-out; `user_key_salt` keys users by a salted hash; `dask_scheduler`
+    (tcp://HOST:PORT) runs that fan-out on a Dask cluster instead ("" = local processes).
     """
 
     source: str = "simulator"
@@ -94,6 +98,7 @@ class Settings:
     flow_format: str = "ipfix"
     workers: int = 2
     user_key_salt: str = DEFAULT_USER_KEY_SALT
+    dask_scheduler: str = ""
 
     def __post_init__(self) -> None:
         for name, allowed in (("source", RAW_SOURCES), ("scale", SCALES),
@@ -102,12 +107,19 @@ class Settings:
                 raise ValueError(f"{name}={getattr(self, name)!r}: expected one of {allowed}")
         if self.workers < 1:
             raise ValueError(f"workers={self.workers}: expected at least 1")
+        if self.dask_scheduler and not _DASK_ADDRESS.match(self.dask_scheduler):
+            raise ValueError(
+                f"dask_scheduler={self.dask_scheduler!r} (BBTR_DASK_SCHEDULER): expected a Dask "
+                "scheduler address tcp://HOST:PORT or tls://HOST:PORT, or nothing for local "
+                "processes"
+            )
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        """Defaults overridden by BBTR_SOURCE, BBTR_SCALE, BBTR_SEED, BBTR_FLOW_FORMAT, BBTR_WORKERS
-        and BBTR_USER_KEY_SALT; with BBTR_RAW_DIR set the source defaults to "files" and the salt
-        must be set (an ISP's subscriber ids are never keyed by the published default salt)."""
+        """Defaults overridden by BBTR_SOURCE, BBTR_SCALE, BBTR_SEED, BBTR_FLOW_FORMAT,
+        BBTR_WORKERS, BBTR_USER_KEY_SALT and BBTR_DASK_SCHEDULER; with BBTR_RAW_DIR set the
+        source defaults to "files" and the salt must be set (an ISP's subscriber ids are never
+        keyed by the published default salt)."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         if env.get("BBTR_RAW_DIR"):

@@ -21,13 +21,17 @@ def _attribute_task(args: tuple) -> dict:
     return attribute_day(warehouse, day, exporter, salt)
 
 
-def attribute_flows(paths: Paths, year: int, salt: str, workers: int) -> dict[str, Any]:
+def attribute_flows(
+    paths: Paths, year: int, salt: str, workers: int, scheduler: str | None = None
+) -> dict[str, Any]:
     """Attribute the year's flows; unattributed byte share per service in percent."""
     started = time.monotonic()
     exporters = load_exporters(paths.raw)
     tasks = [(paths.warehouse, d, e, salt) for d in flow_days_for_year(year) for e in exporters]
     progress = Progress(log, f"attribute {year}: attributed", len(tasks), "exporter-days")
-    reports = run_parallel(_attribute_task, tasks, workers, lambda r: progress.step(r["flows"]))
+    reports = run_parallel(
+        _attribute_task, tasks, workers, lambda r: progress.step(r["flows"]), scheduler
+    )
     flows_in = sum(_normalised_rows(paths, r) for r in reports)
     bytes_by_service: dict[str, list[float]] = {}
     for r in reports:

@@ -42,7 +42,11 @@ def attributed_flows(
 ) -> MaterializeResult:
     """Each flow with its user key (salted hash), access protocol, class and IN/OUT direction."""
     s = attribute_year.attribute_flows(
-        settings.paths(), int(context.partition_key), settings.user_key_salt, settings.workers
+        settings.paths(),
+        int(context.partition_key),
+        settings.user_key_salt,
+        settings.workers,
+        scheduler=settings.dask_scheduler or None,
     )
     share = s["unattributed_bytes_pct"]
     return versioned_result(

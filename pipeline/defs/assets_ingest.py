@@ -81,7 +81,10 @@ def normalised_flows(
     in quarantine; stops when an exporter-day sets aside more than
     `quality.max_quarantined_share_pct` of its records."""
     summary = ingest_year.ingest_flows(
-        settings.paths(), int(context.partition_key), settings.workers
+        settings.paths(),
+        int(context.partition_key),
+        settings.workers,
+        scheduler=settings.dask_scheduler or None,
     )
     conserved = summary["records_in"] == summary["records_decoded"] + summary["records_quarantined"]
     return versioned_result(

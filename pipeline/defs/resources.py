@@ -13,7 +13,8 @@ _DEFAULTS = Settings()
 
 class PipelineSettings(ConfigurableResource):
     """`pipeline.config.Settings` as a Dagster resource (same fields, same defaults): raw input
-    source, simulator size, seed and flow-export form, worker count, user-key salt."""
+    source, simulator size, seed and flow-export form, worker count, user-key salt, and the Dask
+    scheduler that runs the day × exporter fan-out ("" = local processes)."""
 
     source: str = _DEFAULTS.source
     scale: str = _DEFAULTS.scale
@@ -21,6 +22,7 @@ class PipelineSettings(ConfigurableResource):
     flow_format: str = _DEFAULTS.flow_format
     workers: int = _DEFAULTS.workers
     user_key_salt: str = _DEFAULTS.user_key_salt
+    dask_scheduler: str = _DEFAULTS.dask_scheduler
 
     def settings(self) -> Settings:
         """The plain settings object (validated)."""

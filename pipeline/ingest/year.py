@@ -69,7 +69,9 @@ def _normalise_task(args: tuple) -> list[dict]:
     )
 
 
-def ingest_flows(paths: Paths, year: int, workers: int) -> dict[str, Any]:
+def ingest_flows(
+    paths: Paths, year: int, workers: int, scheduler: str | None = None
+) -> dict[str, Any]:
     """Decode every exporter-day of the year's weeks (independent partitions, run in parallel).
 
     A file under two day folders is read once (the earlier day; duplicates are counted). Stops
@@ -79,7 +81,9 @@ def ingest_flows(paths: Paths, year: int, workers: int) -> dict[str, Any]:
     params = load_params()
     exporters, sources = load_registry(paths.raw)
     days = flow_days_for_year(year)
-    hashed = run_parallel(_digest_task, [(paths.raw, exporters, sources, d) for d in days], workers)
+    hashed = run_parallel(
+        _digest_task, [(paths.raw, exporters, sources, d) for d in days], workers, None, scheduler
+    )
     digests = dict(zip(days, hashed, strict=True))
     before = first_copies_before(digests)
     tolerance_ms = clock_tolerance_ms(params)
@@ -93,6 +97,7 @@ def ingest_flows(paths: Paths, year: int, workers: int) -> dict[str, Any]:
         tasks,
         workers,
         lambda d: progress.step(sum(r["records_decoded"] for r in d)),
+        scheduler,
     )
     reports = [r for day in done for r in day]
     totals: dict[str, Any] = {
