@@ -20,7 +20,7 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def venv_bin(name: str) -> Path:
-    """The executable `name` of this virtualenv (beside sys.executable); skips the test if absent."""
+    """The executable `name` beside sys.executable; skips the test if it is absent."""
     path = Path(sys.executable).parent / name
     if not path.is_file():
         pytest.skip(f"{path} is missing: run `bash scripts/setup.sh`")

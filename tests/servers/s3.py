@@ -115,7 +115,7 @@ def start_s3(workdir: Path) -> Iterator[S3Server]:
         f"-s3.config={config}", "-s3.port.iceberg=0", "-s3.port.lance=0",
         "-webdav=false", "-admin.ui=false", "-master.telemetry=false",
         f"-master.volumeSizeLimitMB={_VOLUME_MB}", f"-volume.max={_VOLUMES}",
-        "-volume.preStopSeconds=0",
+        "-volume.preStopSeconds=0", "-s3.autoCreateBucket=false",
         f"-filer.localSocket={workdir / 'filer.sock'}", f"-s3.localSocket={workdir / 's3.sock'}",
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WEED_", "S3_"))}
@@ -134,7 +134,7 @@ def start_s3(workdir: Path) -> Iterator[S3Server]:
         master=f"http://127.0.0.1:{ports['master']}",
     )
     try:
-        wait_until(lambda: _answers(server.endpoint), START_TIMEOUT, f"weed S3 {server.endpoint}", proc)
+        wait_until(lambda: _answers(server.endpoint), START_TIMEOUT, "weed S3 gateway", proc)
         wait_until(lambda: _has_volume_server(server.master), START_TIMEOUT, "weed volume", proc)
         yield server
     finally:
