@@ -91,6 +91,17 @@ def _has_volume_server(master: str) -> bool:
     )
 
 
+def _wait_ready(server: S3Server, proc: subprocess.Popen) -> None:
+    """Until the gateway answers and a volume server is known; else the end of weed's log."""
+    try:
+        wait_until(lambda: _answers(server.endpoint), START_TIMEOUT, "weed S3 gateway", proc)
+        wait_until(lambda: _has_volume_server(server.master), START_TIMEOUT, "weed volume", proc)
+    except (RuntimeError, TimeoutError) as err:
+        log = server.workdir / "weed.log"
+        tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-5:])
+        raise RuntimeError(f"{err}; the end of {log}: {tail}") from None
+
+
 @contextlib.contextmanager
 def start_s3(workdir: Path) -> Iterator[S3Server]:
     """Start `weed mini` with data in `workdir`; yield the server once it takes writes; stop it."""
@@ -134,8 +145,7 @@ def start_s3(workdir: Path) -> Iterator[S3Server]:
         master=f"http://127.0.0.1:{ports['master']}",
     )
     try:
-        wait_until(lambda: _answers(server.endpoint), START_TIMEOUT, "weed S3 gateway", proc)
-        wait_until(lambda: _has_volume_server(server.master), START_TIMEOUT, "weed volume", proc)
+        _wait_ready(server, proc)
         yield server
     finally:
         stop_process(proc, timeout=5.0)

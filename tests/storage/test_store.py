@@ -82,6 +82,14 @@ def test_bytes_round_trip_overwrite_and_delete(store):
     assert store.list() == ["empty"]
 
 
+def test_keys_with_spaces_signs_and_unicode(store):
+    keys = ["exporter=a b/day=2019-01-01+x.parquet", "odd/100%/ü ñ.bin", "odd/a%2Fb"]
+    for key in keys:
+        store.put_bytes(key, key.encode())
+    assert store.list() == sorted(keys)
+    assert [store.read_bytes(k) for k in keys] == [k.encode() for k in keys]
+
+
 def test_files_larger_than_a_chunk_stream_through(store, tmp_path, monkeypatch):
     monkeypatch.setattr(store_module, "_CHUNK", 1 << 20)  # 6 chunks; 2 multipart parts on S3
     data = os.urandom((5 << 20) + 12345)
