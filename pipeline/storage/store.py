@@ -252,22 +252,31 @@ class Store:
             infos = self.fs.get_file_info(selector)
         start = len(self.root) + 1
         keys = sorted(
-            i.path[start:] for i in infos if i.type == pafs.FileType.File and _listed(i.path)
+            i.path[start:]
+            for i in infos
+            if i.type == pafs.FileType.File and _listed(i.path[start:])
         )
         if not keys and self._bucket_missing():
             raise StoreError(f"{self.url}: no such bucket {self._bucket()!r}")
         return keys
 
     def remove_debris(self, min_age: float = 3600.0) -> list[str]:
-        """Delete temporary objects of killed uploads older than `min_age` s (younger ones may
-        be another process's upload in flight); returns their paths. Local stores: none."""
-        if isinstance(self.fs, pafs.LocalFileSystem):
-            return []
-        selector = pafs.FileSelector(f"{self.root}/{TMP_PREFIX}", allow_not_found=True)
+        """Delete what killed uploads left (temporary objects or files) older than `min_age` s;
+        younger ones may be another process's upload in flight. Returns their paths."""
+        if isinstance(self.fs, pafs.LocalFileSystem):  # write_atomic's temp files, anywhere
+            selector = pafs.FileSelector(self.root, recursive=True, allow_not_found=True)
+        else:
+            selector = pafs.FileSelector(f"{self.root}/{TMP_PREFIX}", allow_not_found=True)
         with self._errors("list", TMP_PREFIX):
             infos = self.fs.get_file_info(selector)
         cutoff = time.time() - min_age
-        old = [i.path for i in infos if i.type == pafs.FileType.File and i.mtime_ns / 1e9 < cutoff]
+        old = [
+            i.path
+            for i in infos
+            if i.type == pafs.FileType.File
+            and not _listed(i.path[len(self.root) + 1 :])
+            and i.mtime_ns / 1e9 < cutoff
+        ]
         for path in old:
             self._discard(path)
         return old
@@ -309,9 +318,9 @@ def _version(stream: pafs.NativeFile) -> tuple | None:
     return (meta.get("ETag"), meta.get("Content-Length")) if meta else None
 
 
-def _listed(path: str) -> bool:
+def _listed(key: str) -> bool:
     """Not a temporary upload object nor a local temporary file of `write_atomic`."""
-    parts = path.split("/")
+    parts = key.split("/")
     name = parts[-1]
     return TMP_PREFIX not in parts and not (name.startswith(".") and name.endswith(TMP_SUFFIX))
 
