@@ -6,7 +6,8 @@ S3 endpoint and credentials come from the environment, never from files under gi
 `AWS_SECRET_ACCESS_KEY` (`AWS_SESSION_TOKEN`), `AWS_REGION` (default `us-east-1`).
 Writes are atomic on every backend: a local file is renamed over its target; an object is uploaded
 under a temporary key `<root>/.bbtr-tmp/…` (never listed) and copied to its key in one server-side
-step (a reader sees the old object or the whole new one), then the temporary key is deleted.
+step, then the temporary key is deleted. A reader sees the old object or the whole new one: pyarrow
+reads an object in ranged GETs, so `_read` compares its ETag and size before and after.
 Limit: pyarrow's `copy_file` is one CopyObject request, which AWS S3 refuses above 5 GiB (no
 multipart copy); SeaweedFS and MinIO copy larger objects. Our objects are far smaller.
 Failures raise `FileNotFoundError` (no such object) or `StoreError`, one line naming URL and key.
