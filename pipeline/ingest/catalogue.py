@@ -141,11 +141,12 @@ def _check_kinds(where: str, files: set[str], year: int, min_share_pct: dict[str
 
 def check_raw_keys(where: str, keys: list[str], year: int, min_share_pct: dict[str, float]) -> None:
     """`check_raw_folder` over the year's keys (`raw_keys_for_year`) of the store `where`."""
+    where = f"raw store {where}"
     if not keys:
-        raise MissingRawInputsError(
-            f"raw store {where} has no file of {year}: expected {RAW_LAYOUT}"
-        )
-    _check_kinds(f"raw store {where}", set(keys), year, min_share_pct)
+        raise MissingRawInputsError(f"{where} holds no file of {year}: expected {RAW_LAYOUT}")
+    if "exporters.yaml" not in keys:
+        raise MissingRawInputsError(f"{where} has no exporters.yaml (the exporter registry)")
+    _check_kinds(where, set(keys), year, min_share_pct)
 
 
 FIXED = ("exporters.yaml", "counters/monthly_traffic.csv")

@@ -101,7 +101,7 @@ def _catalogue_staged(
     raw = store_of(paths, "raw")
     with working_copy(paths, reads={"raw": ["exporters.yaml"]}):
         if not (paths.raw / "exporters.yaml").is_file():
-            check_raw_keys(raw.url, [], year, shares)
+            check_raw_keys(raw.url, raw.list()[:1], year, shares)
         exporters, sources = load_registry(paths.raw)
     sizes: dict[str, int] = {}
     for prefix in raw_listing_prefixes(sources):

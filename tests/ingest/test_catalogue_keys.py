@@ -6,7 +6,11 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
+
+from pipeline.config import Paths
 from pipeline.ingest.catalogue import (
+    MissingRawInputsError,
     flow_keys_for_day,
     flow_keys_for_year,
     raw_files_for_year,
@@ -15,6 +19,9 @@ from pipeline.ingest.catalogue import (
 )
 from pipeline.ingest.duplicates import listed_files
 from pipeline.ingest.flows import load_registry
+from pipeline.ingest.year import catalogue_raw_inputs
+from pipeline.storage.stage import SCRATCH_ENV
+from pipeline.storage.store import Store
 
 YEAR = 2019
 REGISTRY = (
@@ -78,3 +85,33 @@ def test_listing_prefixes_cover_every_source(tmp_path: Path) -> None:
         "radius",
     ]
     assert all(any(f.startswith(f"{p}/") for p in prefixes) for f in FILES[1:])
+
+
+def test_staged_catalogue_writes_the_local_provenance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SCRATCH_ENV, str(tmp_path / "scratch"))
+    raw = _raw(tmp_path / "local" / "raw")
+    local = Paths.from_env({"BBTR_DATA_DIR": str(tmp_path / "local")})
+    expected = catalogue_raw_inputs(local, YEAR, "files")
+    url = f"file://{tmp_path / 'store'}"
+    store = Store.from_url(f"{url}/raw")
+    for name in FILES:
+        store.put_file(raw / name, name)
+    staged = Paths.from_env({"BBTR_DATA_DIR": str(tmp_path / "host"), "BBTR_STORE_URL": url})
+    assert catalogue_raw_inputs(staged, YEAR, "files") == expected
+    key = f"provenance/year={YEAR}.json"
+    published = Store.from_url(f"{url}/warehouse").read_bytes(key)
+    assert published == (local.warehouse / key).read_bytes()
+    assert not (staged.raw / "ipfix").exists()  # flow files were hashed where they were staged
+    assert list((tmp_path / "scratch").iterdir()) == []
+
+
+def test_staged_catalogue_names_the_store_when_inputs_are_missing(tmp_path: Path) -> None:
+    url = f"file://{tmp_path / 'store'}"
+    staged = Paths.from_env({"BBTR_DATA_DIR": str(tmp_path / "host"), "BBTR_STORE_URL": url})
+    with pytest.raises(MissingRawInputsError, match=f"raw store {url}/raw holds no file of"):
+        catalogue_raw_inputs(staged, YEAR, "files")
+    Store.from_url(f"{url}/raw").put_bytes("counters/monthly_traffic.csv", b"month\n")
+    with pytest.raises(MissingRawInputsError, match=f"raw store {url}/raw has no exporters.yaml"):
+        catalogue_raw_inputs(staged, YEAR, "files")
