@@ -70,7 +70,8 @@ def catalogue_raw_inputs(
         for name, sha in sorted(per_file.items())
     }
     log.debug("ingest %d: %d raw files catalogued", year, len(files))
-    _write_provenance(paths, year, source, simulator, digest, files_detail)
+    with working_copy(paths, writes={"warehouse": [provenance_key(year)]}):  # a warehouse store
+        _write_provenance(paths, year, source, simulator, digest, files_detail)
     return {
         "files": len(files),
         "bytes": sum(f.stat().st_size for f in files),
