@@ -77,8 +77,9 @@ def _staged_tasks(
 
 
 def _may_overlap(key: str, hi_ms: int) -> bool:
-    """Whether a weekly reference file may hold an interval starting before `hi_ms` (a file of a
-    later week cannot: its rows overlap its own days; a file of another name is kept)."""
+    """Whether a weekly reference file may matter to a day whose holder window ends at `hi_ms`: a
+    week file's rows overlap its own days, so one starting at or after `hi_ms` adds no holder
+    valid when the day's flows start (a file of another name is kept)."""
     match = WEEK_FILE.fullmatch(key.rsplit("/", 1)[-1])
     return match is None or local_day_bounds_ms(dt.date.fromisoformat(match[1]))[0] < hi_ms
 

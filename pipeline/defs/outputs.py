@@ -16,7 +16,7 @@ from pipeline.config import Paths, weeks_for_year
 from pipeline.fingerprint import digest, file_sha256
 from pipeline.ingest.catalogue import flow_days_for_year
 from pipeline.report.year import figures_dir
-from pipeline.storage.stage import is_staged, remote_sizes, store_of
+from pipeline.storage.stage import is_staged, remote_sizes, store_of, working_copy
 
 SHARED = {"mobile_usage", "monthly_counters"}  # one file for all years, rewritten by each
 
@@ -130,6 +130,8 @@ def intact_token(asset: str, paths: Paths, year: int) -> str:
     for files only this year writes; for raw inputs, the sizes the provenance lists)."""
     if (stored := _stored(asset, paths, year)) is not None:
         sized = {n: None if asset in SHARED else size for n, size in stored.items()}
+        if asset == "raw_inputs" and stored and is_staged(paths, "raw"):
+            sized |= _raw_store_listing(paths, year)
         return digest(sized) if stored else ""
     files = output_files(asset, paths, year)
     listing: dict = {_name(f, paths): None for f in files}
@@ -141,6 +143,23 @@ def intact_token(asset: str, paths: Paths, year: int) -> str:
     elif asset not in SHARED:
         listing = {_name(f, paths): f.stat().st_size for f in files}
     return digest(listing) if files else ""
+
+
+def _raw_store_listing(paths: Paths, year: int) -> dict[str, int | str]:
+    """The raw files the year's provenance lists, with their size if the raw store still holds
+    them at that size, else "missing" (one listing per top folder)."""
+    with working_copy(paths, reads={"warehouse": [f"provenance/year={year}.json"]}):
+        listed = _raw_listing(paths, year)
+    store = store_of(paths, "raw")
+    present: dict[str, int] = {}
+    for top in sorted({name.split("/", 1)[0] for name in listed if "/" in name}):
+        present |= remote_sizes(store, top)
+    for name in (n for n in listed if "/" not in n):
+        present |= {name: store.size(name)} if store.exists(name) else {}
+    return {
+        f"raw/{name}": size if present.get(name) == size else "missing"
+        for name, size in listed.items()
+    }
 
 
 INTACT_KEY = "bbtr/intact"
