@@ -198,8 +198,8 @@ def ingest_flows(
         ]  # fmt: skip
     else:
         exporters, sources = load_registry(paths.raw)
-        hashed = run_parallel(
-            _digest_task, [(paths.raw, exporters, sources, d) for d in days], workers
+        hashed = _run(
+            _digest_task, [(paths.raw, exporters, sources, d) for d in days], workers, scheduler
         )
         digests = dict(zip(days, hashed, strict=True))
         before = first_copies_before(digests)
