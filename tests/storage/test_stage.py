@@ -170,3 +170,14 @@ def test_mirror_holds_exactly_the_stores_objects(staged: Paths) -> None:
     keys = mirror(_store(staged, "raw"), staged.raw, "in")
     assert keys == ["in/a.txt", "in/other.txt"]
     assert sorted(snapshot(staged.raw, ["in"])) == keys
+
+
+def test_a_failed_host_step_publishes_nothing(staged: Paths) -> None:
+    with (
+        pytest.raises(RuntimeError, match="half done"),
+        working_copy(staged, writes={"warehouse": ["out"]}),
+    ):
+        (staged.warehouse / "out").mkdir(parents=True)
+        (staged.warehouse / "out" / "a.txt").write_text("half")
+        raise RuntimeError("half done")
+    assert _store(staged, "warehouse").list() == []
