@@ -37,8 +37,10 @@ from pipeline.parallel import run_parallel
 from pipeline.progress import Progress, count
 from pipeline.storage.stage import (
     StagedTask,
+    is_current,
     is_staged,
     mirror,
+    remote_infos,
     remote_sizes,
     run_staged,
     store_of,
@@ -104,18 +106,23 @@ def _catalogue_staged(
         if not (paths.raw / "exporters.yaml").is_file():
             check_raw_keys(raw.url, raw.list()[:1], year, shares)
         exporters, sources = load_registry(paths.raw)
-    sizes: dict[str, int] = {}
+    infos: dict[str, tuple[int, int | None]] = {}
     for prefix in raw_listing_prefixes(sources):
-        sizes |= remote_sizes(raw, prefix)
-    sizes["exporters.yaml"] = raw.size("exporters.yaml")
+        infos |= remote_infos(raw, prefix)
+    infos["exporters.yaml"] = (raw.size("exporters.yaml"), None)
+    sizes = {k: size for k, (size, _) in infos.items()}
     keys = raw_keys_for_year(sizes, year, exporters, sources)
     check_raw_keys(raw.url, keys, year, shares)
     by_day = {d: flow_keys_for_day(keys, exporters, sources, d) for d in flow_days_for_year(year)}
     flow_keys = {k for day_keys in by_day.values() for k in day_keys}
     small = [k for k in keys if k not in flow_keys]
+    # Flow files this host holds as the store does (e.g. just uploaded by it) are hashed here;
+    # the others by a task per day where they are staged, never all downloaded to the host.
+    here = {k for k in flow_keys if is_current(paths.raw, k, infos[k])}
+    elsewhere = {d: [k for k in day_keys if k not in here] for d, day_keys in by_day.items()}
     with working_copy(paths, reads={"raw": small}, writes={"warehouse": [provenance_key(year)]}):
-        per_file = {k: file_sha256(paths.raw / k) for k in small}
-        for hashed in _staged_digests(paths, by_day, workers, scheduler).values():
+        per_file = {k: file_sha256(paths.raw / k) for k in [*small, *sorted(here)]}
+        for hashed in _staged_digests(paths, elsewhere, workers, scheduler).values():
             per_file |= hashed
         digest = combined_sha256(per_file)
         files_detail = {k: {"bytes": sizes[k], "sha256": per_file[k]} for k in sorted(per_file)}
@@ -132,10 +139,10 @@ def _staged_digests(
     paths: Paths, by_day: dict[dt.date, list[str]], workers: int, scheduler: str | None
 ) -> dict[dt.date, dict[str, str]]:
     """{day: {key: sha256}} of each day's flow keys, hashed by a task per day that fetches them."""
-    days = sorted(by_day)
+    days = [d for d in sorted(by_day) if by_day[d]]  # a day with nothing to hash has no task
     tasks = [(StagedTask.of(paths, reads={"raw": by_day[d]}), by_day[d]) for d in days]
-    hashed = _run(_digest_staged_task, tasks, workers, scheduler)
-    return dict(zip(days, hashed, strict=True))
+    hashed = dict(zip(days, _run(_digest_staged_task, tasks, workers, scheduler), strict=True))
+    return {d: hashed.get(d, {}) for d in sorted(by_day)}
 
 
 def _digest_staged_task(args: tuple) -> dict[str, str]:

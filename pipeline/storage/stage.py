@@ -115,10 +115,7 @@ def fetch(
 
 
 def _same(local: Path, info: pafs.FileInfo) -> bool:
-    if not local.is_file() or info.mtime_ns is None:
-        return False
-    st = local.stat()
-    return st.st_size == info.size and st.st_mtime_ns == info.mtime_ns
+    return is_current(local.parent, local.name, (int(info.size or 0), info.mtime_ns))
 
 
 def publish(store: Store, folder: Path, before: Snapshot, prefixes: Iterable[str]) -> list[str]:
@@ -133,13 +130,15 @@ def publish(store: Store, folder: Path, before: Snapshot, prefixes: Iterable[str
             store.put_file(folder / key, key)
         except OSError as e:
             raise StageError(f"{store.url}/{key}: publish failed: {e}") from e
+    _stamp(store, folder, keys)
     if keys:
         log.debug("published %d files to %s", len(keys), store.url)
     return keys
 
 
-def remote_sizes(store: Store, prefix: str = "") -> dict[str, int]:
-    """{key: size} of every object under `prefix` in one listing (a cold path: once per step)."""
+def remote_infos(store: Store, prefix: str = "") -> dict[str, tuple[int, int | None]]:
+    """{key: (size, mtime_ns)} of every object under `prefix` in one listing (a cold path: once
+    per step)."""
     base = f"{store.root}/{prefix.strip('/')}".rstrip("/")
     try:
         infos = store.fs.get_file_info(
@@ -149,10 +148,35 @@ def remote_sizes(store: Store, prefix: str = "") -> dict[str, int]:
         raise StageError(f"{store.url}/{prefix}: listing failed: {e}") from e
     start = len(store.root) + 1
     return {
-        i.path[start:]: int(i.size)
+        i.path[start:]: (int(i.size), i.mtime_ns)
         for i in infos
         if i.type == pafs.FileType.File and not i.path[start:].startswith(TMP_PREFIX)
     }
+
+
+def remote_sizes(store: Store, prefix: str = "") -> dict[str, int]:
+    """{key: size} of every object under `prefix` in one listing (a cold path: once per step)."""
+    return {k: size for k, (size, _) in remote_infos(store, prefix).items()}
+
+
+def is_current(folder: Path, key: str, info: tuple[int, int | None]) -> bool:
+    """Whether the working copy `folder/<key>` is the object of `info` (size, mtime_ns): same size
+    and the object's modification time, as fetch and publish leave it."""
+    local = folder / key
+    if info[1] is None or not local.is_file():
+        return False
+    st = local.stat()
+    return (st.st_size, st.st_mtime_ns) == info
+
+
+def _stamp(store: Store, folder: Path, keys: list[str]) -> None:
+    """Give the just-uploaded working-copy files their objects' modification times, so a later
+    step of this host finds its copy current instead of fetching it again."""
+    for key, info in _object_info(store, keys).items() if keys else ():
+        local = folder / key
+        if info.type == pafs.FileType.File and info.mtime_ns is not None:
+            if local.stat().st_size == info.size:
+                os.utime(local, ns=(info.mtime_ns, info.mtime_ns))
 
 
 def publish_files(store: Store, folder: Path, keys: Iterable[str], prefix: str = "") -> list[str]:
@@ -170,6 +194,7 @@ def publish_files(store: Store, folder: Path, keys: Iterable[str], prefix: str =
             except OSError as e:
                 raise StageError(f"{store.url}/{key}: publish failed: {e}") from e
             sent.append(key)
+    _stamp(store, folder, sent)
     return sent
 
 

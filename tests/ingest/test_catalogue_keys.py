@@ -20,7 +20,7 @@ from pipeline.ingest.catalogue import (
 from pipeline.ingest.duplicates import listed_files
 from pipeline.ingest.flows import load_registry
 from pipeline.ingest.year import catalogue_raw_inputs
-from pipeline.storage.stage import SCRATCH_ENV
+from pipeline.storage.stage import SCRATCH_ENV, publish_files
 from pipeline.storage.store import Store
 
 YEAR = 2019
@@ -115,3 +115,19 @@ def test_staged_catalogue_names_the_store_when_inputs_are_missing(tmp_path: Path
     Store.from_url(f"{url}/raw").put_bytes("counters/monthly_traffic.csv", b"month\n")
     with pytest.raises(MissingRawInputsError, match=f"raw store {url}/raw has no exporters.yaml"):
         catalogue_raw_inputs(staged, YEAR, "files")
+
+
+def test_flow_files_this_host_uploaded_are_hashed_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scratch = tmp_path / "scratch"
+    monkeypatch.setenv(SCRATCH_ENV, str(scratch))
+    _raw(tmp_path / "local" / "raw")
+    local = Paths.from_env({"BBTR_DATA_DIR": str(tmp_path / "local")})
+    expected = catalogue_raw_inputs(local, YEAR, "files")
+    url = f"file://{tmp_path / 'store'}"
+    staged = Paths.from_env({"BBTR_DATA_DIR": str(tmp_path / "host"), "BBTR_STORE_URL": url})
+    _raw(staged.raw)  # what a collector on this host wrote, then uploaded
+    publish_files(Store.from_url(f"{url}/raw"), staged.raw, FILES)
+    assert catalogue_raw_inputs(staged, YEAR, "files") == expected
+    assert not scratch.exists()  # no task staged anything: every flow file was current here

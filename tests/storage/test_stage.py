@@ -15,8 +15,10 @@ from pipeline.storage.stage import (
     StagedTask,
     StageError,
     fetch,
+    is_current,
     mirror,
     publish_files,
+    remote_infos,
     run_staged,
     snapshot,
     without_scratch,
@@ -181,3 +183,13 @@ def test_a_failed_host_step_publishes_nothing(staged: Paths) -> None:
         (staged.warehouse / "out" / "a.txt").write_text("half")
         raise RuntimeError("half done")
     assert _store(staged, "warehouse").list() == []
+
+
+def test_a_published_file_is_a_current_working_copy(staged: Paths) -> None:
+    with working_copy(staged, writes={"warehouse": ["out"]}):
+        (staged.warehouse / "out").mkdir(parents=True)
+        (staged.warehouse / "out" / "a.txt").write_text("abc")
+    info = remote_infos(_store(staged, "warehouse"), "out")["out/a.txt"]
+    assert is_current(staged.warehouse, "out/a.txt", info)
+    (staged.warehouse / "out" / "a.txt").write_text("abd")  # same size, but not the object
+    assert not is_current(staged.warehouse, "out/a.txt", info)
