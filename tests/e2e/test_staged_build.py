@@ -4,7 +4,7 @@ report's tables, PDF and provenance come out byte-identical.
 
 `build_year` and `assert_same_report` are shared with the real-server variant (S3 + Dask +
 PostgreSQL). One small 2019 build takes about 25 s locally and 35-60 s staged on two cores (this
-test, with the staged rebuild: about 80 s).
+test, with the staged rebuild: about 50 s).
 """
 
 from __future__ import annotations
