@@ -28,7 +28,10 @@ from pipeline.storage.store import TMP_PREFIX, Store
 log = logging.getLogger(__name__)
 
 AREAS = ("raw", "warehouse", "history")
-SCRATCH_ENV = "BBTR_SCRATCH_DIR"  # where workers make their scratch folders (default: the tmp dir)
+# Where tasks make their scratch folders: a folder local to each worker's machine (default: the
+# temp dir); never a shared one (process ids tell dead folders apart).
+SCRATCH_ENV = "BBTR_SCRATCH_DIR"
+SCRATCH_PREFIX = "bbtr-stage-"  # + "<pid>-<random>": a folder per running task
 # Never published: temporary files of atomic writes (dot names) and DuckDB database files.
 NEVER_PUBLISHED = (".duckdb", ".duckdb.wal", ".wal", ".tmp", ".lock")
 
@@ -262,10 +265,10 @@ def run_staged(task: StagedTask, fn: Callable[[dict[str, Path]], T]) -> T:
     stores = {a: Store.from_url(u) for a, u in task.urls.items()}
     if all(s.is_local for s in stores.values()):
         return fn({a: Path(s.root) for a, s in stores.items()})
-    base = os.environ.get(SCRATCH_ENV) or None
-    if base:
-        Path(base).mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="bbtr-stage-", dir=base))
+    base = Path(os.environ.get(SCRATCH_ENV) or tempfile.gettempdir())
+    base.mkdir(parents=True, exist_ok=True)
+    remove_dead_scratch(base)
+    scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=base))
     try:
         folders = {a: Path(s.root) if s.is_local else scratch / a for a, s in stores.items()}
         for area, keys in task.reads.items():
@@ -277,6 +280,28 @@ def run_staged(task: StagedTask, fn: Callable[[dict[str, Path]], T]) -> T:
         return result
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def remove_dead_scratch(base: Path) -> list[Path]:
+    """Delete the scratch folders under `base` of processes that no longer run (a worker killed
+    mid-task leaves its folder); returns them. Folders name their process: bbtr-stage-<pid>-…"""
+    removed = []
+    for folder in base.glob(f"{SCRATCH_PREFIX}*-*"):
+        pid = folder.name.removeprefix(SCRATCH_PREFIX).split("-", 1)[0]
+        if folder.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def without_scratch(value: Any, folders: Mapping[str, Path], urls: Mapping[str, str]) -> Any:

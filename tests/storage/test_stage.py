@@ -5,6 +5,7 @@ task gives the same bytes again."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,22 @@ def test_a_published_file_is_a_current_working_copy(staged: Paths) -> None:
     assert is_current(staged.warehouse, "out/a.txt", info)
     (staged.warehouse / "out" / "a.txt").write_text("abd")  # same size, but not the object
     assert not is_current(staged.warehouse, "out/a.txt", info)
+
+
+def test_scratch_of_a_killed_worker_is_removed_by_the_next_task(
+    staged: Paths, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    scratch = tmp_path / "scratch"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    (scratch / f"bbtr-stage-{dead}-abc" / "raw").mkdir(parents=True)
+    (scratch / f"bbtr-stage-{os.getpid()}-live").mkdir()  # a task of a running process
+    (scratch / "other-program").mkdir()
+    run_staged(_task(staged), _double)
+    assert sorted(p.name for p in scratch.iterdir()) == [
+        f"bbtr-stage-{os.getpid()}-live",
+        "other-program",
+    ]
