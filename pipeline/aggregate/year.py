@@ -13,9 +13,12 @@ import polars as pl
 from pipeline.aggregate import metrics
 from pipeline.aggregate.history import read_history, write_history
 from pipeline.atomic import write_parquet_atomic
-from pipeline.config import Paths, load_params
+from pipeline.config import Paths, load_params, weeks_for_year
 from pipeline.ingest import completeness as inputs
 from pipeline.ingest.catalogue import flow_days_for_year
+from pipeline.ingest.flows import load_exporters
+from pipeline.ingest.sources import UNREGISTERED
+from pipeline.storage.stage import is_staged, working_copy
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,13 @@ def user_week_path(paths: Paths, year: int) -> Path:
 
 def compute_user_week(paths: Paths, year: int, salt: str) -> pl.DataFrame:
     """Per personal user, analysis week: daily IN/OUT bytes (broadband: flows; mobile: billing)."""
+    reads = store_reads(paths, year, ("attributed", "completeness", "mobile"))
+    writes = {"warehouse": [_key(paths.warehouse, user_week_path(paths, year))]}
+    with working_copy(paths, reads=reads, writes=writes):
+        return _compute_user_week(paths, year, salt)
+
+
+def _compute_user_week(paths: Paths, year: int, salt: str) -> pl.DataFrame:
     df = metrics.user_week_usage(
         attributed_glob(paths),
         paths.warehouse / "reference" / "mobile_usage.parquet",
@@ -154,12 +164,68 @@ def compute_table(paths: Paths, year: int, table: str, salt: str) -> pl.DataFram
     """Compute `table` for `year`, write it to the history store, and return it. (`salt` is unused:
     user keys are made once, by compute_user_week.)"""
     params = load_params()
-    df = TABLES[table](paths, year, params)
-    write_history(paths.history, table, year, df)
+    writes = {"history": [f"{table}/year={year}.parquet"]}
+    with working_copy(paths, reads=store_reads(paths, year, READS[table]), writes=writes):
+        df = TABLES[table](paths, year, params)
+        write_history(paths.history, table, year, df)
     log.debug("aggregate %d: %s, %d rows → history store", year, table, df.height)
     if table == "input_completeness":  # stored first, so that what is missing can be looked at
         inputs.stop_if_incomplete(year, df, params)
     return df
+
+
+# What each table reads besides params (the keys a staged step fetches: `store_reads`).
+READS: dict[str, tuple[str, ...]] = {
+    "input_completeness": ("flows", "raw_days"),
+    "monthly_traffic_normalised": ("monthly",),
+    "growth_statistics": ("monthly",),
+    "weekday_hourly_profile": ("attributed", "completeness"),
+    "daily_usage_density": ("user_week",),
+    "daily_usage_summary": ("user_week",),
+    "scatter_sample": ("user_week",),
+    "top_user_share": ("user_week",),
+    "usage_by_port": ("attributed",),
+    "port_class_week_series": ("attributed", "completeness"),
+    "data_quality": ("ingest_reports", "attributed"),
+}
+
+
+def _key(folder: Path, path: Path) -> str:
+    return path.relative_to(folder).as_posix()
+
+
+def store_reads(paths: Paths, year: int, kinds: tuple[str, ...]) -> dict[str, list[str]]:
+    """Store keys by area of what a table of `year` reads (none without remote stores)."""
+    if not paths.remote:
+        return {}
+    reads: dict[str, list[str]] = {"raw": ["exporters.yaml"], "warehouse": [], "history": []}
+    if is_staged(paths, "raw"):
+        with working_copy(paths, reads={"raw": ["exporters.yaml"]}):
+            pass
+    names = [e["name"] for e in load_exporters(paths.raw)]
+    days = [d.isoformat() for d in flow_days_for_year(year)]
+    wh = reads["warehouse"]
+    for kind in kinds:
+        if kind in ("attributed", "flows"):
+            wh += [f"{kind}/date={d}/exporter={n}/flows.parquet" for d in days for n in names]
+        elif kind == "ingest_reports":
+            wh += [f"ingest_report/date={d}/exporter={n}.json" for d in days
+                   for n in [*names, UNREGISTERED]]  # fmt: skip
+        elif kind == "completeness":
+            reads["history"].append(f"input_completeness/year={year}.parquet")
+        elif kind == "mobile":
+            wh.append("reference/mobile_usage.parquet")
+        elif kind == "monthly":
+            wh.append("reference/monthly_traffic.parquet")
+        elif kind == "user_week":
+            wh.append(_key(paths.warehouse, user_week_path(paths, year)))
+        elif kind == "raw_days":
+            week = weeks_for_year(year)[0]
+            reads["raw"] += ["counters/monthly_traffic.csv"]
+            reads["raw"] += [f"radius/detail-{d:%Y%m%d}" for d in week.days]
+            reads["raw"] += [f"ipoe_leases/leases-{d.isoformat()}.csv" for d in week.days]
+            reads["raw"] += [f"mobile_billing/billing-{d.isoformat()}.csv" for d in week.days]
+    return reads
 
 
 def describe(table: str) -> str:

@@ -16,6 +16,7 @@ from pipeline.config import Paths, weeks_for_year
 from pipeline.fingerprint import digest, file_sha256
 from pipeline.ingest.catalogue import flow_days_for_year
 from pipeline.report.year import figures_dir
+from pipeline.storage.stage import is_staged, remote_sizes, store_of, working_copy
 
 SHARED = {"mobile_usage", "monthly_counters"}  # one file for all years, rewritten by each
 
@@ -62,6 +63,43 @@ def output_files(asset: str, paths: Paths, year: int) -> list[Path]:
     return OUTPUTS.get(asset, _table(asset))(paths, year)
 
 
+def _stored_keys(asset: str, paths: Paths, year: int) -> tuple[str, list[str]]:
+    """The area and the keys or folders of what `asset` writes for `year` (for a store)."""
+    days = [d.isoformat() for d in flow_days_for_year(year)]
+    weeks = [w.start.isoformat() for w in weeks_for_year(year)]
+    warehouse = {
+        "raw_inputs": [f"provenance/year={year}.json"],
+        "normalised_flows": [f"{k}/date={d}" for d in days
+                             for k in ("flows", "ingest_report", "quarantine")],
+        "subscriber_sessions": [f"{f}/week={w}.parquet" for f in
+                                ("reference/pppoe_sessions", "reference/ipoe_leases",
+                                 "quarantine/radius") for w in weeks],
+        "mobile_usage": ["reference/mobile_usage.parquet"],
+        "monthly_counters": ["reference/monthly_traffic.parquet"],
+        "attributed_flows": [f"attributed/date={d}" for d in days],
+        "user_week_usage": [f"user_week/year={year}.parquet"],
+        "report_figures": [f"figures/year={year}"],
+    }  # fmt: skip
+    if asset in warehouse:
+        return "warehouse", warehouse[asset]
+    return "history", [f"{asset}/year={year}.parquet"]
+
+
+def _stored(asset: str, paths: Paths, year: int) -> dict[str, int] | None:
+    """{"<area>/<key>": size} of the asset's objects in a staged store (a listing per folder),
+    or None when its area is a local folder (or it is the local report)."""
+    if asset == "annual_report" or not paths.remote:
+        return None
+    area, keys = _stored_keys(asset, paths, year)
+    if not is_staged(paths, area):
+        return None
+    store, out = store_of(paths, area), {}
+    for key in keys:
+        found = {key: store.size(key)} if store.exists(key) else remote_sizes(store, key)
+        out |= {f"{area}/{k}": n for k, n in found.items()}
+    return dict(sorted(out.items()))
+
+
 def _name(path: Path, paths: Paths) -> str:
     """A file's name relative to its area ("warehouse/…", "history/…", "reports/…")."""
     for area in ("warehouse", "history", "reports"):
@@ -72,7 +110,10 @@ def _name(path: Path, paths: Paths) -> str:
 
 
 def data_version(asset: str, paths: Paths, year: int) -> str:
-    """Content digest of the asset's files for `year` (names and sha256)."""
+    """Content digest of the asset's files for `year` (names and sha256; in a staged store,
+    names and sizes: hashing would download every object)."""
+    if (stored := _stored(asset, paths, year)) is not None:
+        return digest(sorted((name, f"bytes:{n}") for name, n in stored.items()))
     files = output_files(asset, paths, year)
     return digest(sorted((_name(f, paths), file_sha256(f)) for f in files))
 
@@ -87,6 +128,11 @@ def _raw_listing(paths: Paths, year: int) -> dict[str, int]:
 def intact_token(asset: str, paths: Paths, year: int) -> str:
     """Digest of what must still hold for the output to count as present: file names (and sizes,
     for files only this year writes; for raw inputs, the sizes the provenance lists)."""
+    if (stored := _stored(asset, paths, year)) is not None:
+        sized = {n: None if asset in SHARED else size for n, size in stored.items()}
+        if asset == "raw_inputs" and stored and is_staged(paths, "raw"):
+            sized |= _raw_store_listing(paths, year)
+        return digest(sized) if stored else ""
     files = output_files(asset, paths, year)
     listing: dict = {_name(f, paths): None for f in files}
     if asset == "raw_inputs":
@@ -97,6 +143,23 @@ def intact_token(asset: str, paths: Paths, year: int) -> str:
     elif asset not in SHARED:
         listing = {_name(f, paths): f.stat().st_size for f in files}
     return digest(listing) if files else ""
+
+
+def _raw_store_listing(paths: Paths, year: int) -> dict[str, int | str]:
+    """The raw files the year's provenance lists, with their size if the raw store still holds
+    them at that size, else "missing" (one listing per top folder)."""
+    with working_copy(paths, reads={"warehouse": [f"provenance/year={year}.json"]}):
+        listed = _raw_listing(paths, year)
+    store = store_of(paths, "raw")
+    present: dict[str, int] = {}
+    for top in sorted({name.split("/", 1)[0] for name in listed if "/" in name}):
+        present |= remote_sizes(store, top)
+    for name in (n for n in listed if "/" not in n):
+        present |= {name: store.size(name)} if store.exists(name) else {}
+    return {
+        f"raw/{name}": size if present.get(name) == size else "missing"
+        for name, size in listed.items()
+    }
 
 
 INTACT_KEY = "bbtr/intact"

@@ -3,18 +3,30 @@ worker processes that write later years ahead of their runs (`pipeline.build`)."
 
 from __future__ import annotations
 
+import logging
+
 from pipeline.config import Paths, Settings
 from pipeline.parallel import Background
 from pipeline.simulate.run import simulate_year, write_truth_manifest
 from pipeline.simulate.world import SimScale
+from pipeline.storage.stage import is_staged, publish_files, store_of
+
+log = logging.getLogger(__name__)
 
 
 def simulate_report_year(year: int, paths: Paths, settings: Settings, reuse: bool = True) -> dict:
-    """Write (or, with `reuse`, find in the simulator's cache) the year's raw files and truth."""
-    return simulate_year(
+    """Write (or, with `reuse`, find in the simulator's cache) the year's raw files and truth;
+    with a raw store, the raw files it lacks (or holds at another size) are uploaded to it, as an
+    ISP's collectors would write them there."""
+    summary = simulate_year(
         year, paths.raw, paths.truth, SimScale.preset(settings.scale), settings.seed,
         settings.flow_format, reuse=reuse,
     )  # fmt: skip
+    if is_staged(paths, "raw"):
+        raw = store_of(paths, "raw")
+        sent = publish_files(raw, paths.raw, summary["sha256"])
+        log.info("simulated %d: %d raw files uploaded to %s", year, len(sent), raw.url)
+    return summary
 
 
 def _simulate_task(args: tuple[int, Paths, Settings]) -> dict:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
 
 from pipeline.config import weeks_for_year
 from pipeline.fingerprint import file_sha256
+from pipeline.ingest.sources import FlowSource
 
 
 def days_for_year(year: int) -> list[dt.date]:
@@ -47,6 +49,53 @@ def raw_files_for_year(raw_dir: Path, year: int) -> list[Path]:
     return [f for f in files if f.is_file()]
 
 
+def raw_keys_for_year(
+    keys: Iterable[str], year: int, exporters: list[dict], sources: list[FlowSource]
+) -> list[str]:
+    """`raw_files_for_year` over store keys (a listing of the raw store), in the same order."""
+    present = set(keys)
+    days = days_for_year(year)
+    radius_days = sorted(set(days) | {d - dt.timedelta(days=1) for d in days})
+    out = ["exporters.yaml", "counters/monthly_traffic.csv"]
+    out += flow_keys_for_year(present, year, exporters, sources)
+    for day in days:
+        out += [f"ipoe_leases/leases-{day.isoformat()}.csv",
+                f"mobile_billing/billing-{day.isoformat()}.csv"]  # fmt: skip
+    out += [f"radius/detail-{d.strftime('%Y%m%d')}" for d in radius_days]
+    return [k for k in out if k in present]
+
+
+def flow_keys_for_day(
+    keys: Iterable[str], exporters: list[dict], sources: list[FlowSource], day: dt.date
+) -> list[str]:
+    """Flow file keys of one day in the order the ingest reads them (`duplicates.listed_files`)."""
+    keys = list(keys)
+    out = []
+    for source in sources:
+        targets = [e["name"] for e in exporters] if source.per_exporter else [None]
+        for target in targets:
+            out += source.keys(keys, day, target)
+    return out
+
+
+def flow_keys_for_year(
+    keys: Iterable[str], year: int, exporters: list[dict], sources: list[FlowSource]
+) -> list[str]:
+    """Flow file keys of every day the year reads, day by day."""
+    keys = list(keys)
+    return [
+        k for d in flow_days_for_year(year) for k in flow_keys_for_day(keys, exporters, sources, d)
+    ]
+
+
+def raw_listing_prefixes(sources: list[FlowSource]) -> list[str]:
+    """The raw store's folders a year's files sit under (each listed once per step)."""
+    prefixes = {s.static_prefix() for s in sources} | {"counters", *(d.rstrip("/") for d in DAILY)}
+    if "" in prefixes:
+        return [""]
+    return sorted(p for p in prefixes if not any(p.startswith(f"{q}/") for q in prefixes))
+
+
 RAW_LAYOUT = ("exporters.yaml, flow files (ipfix/<exporter>/<date>/ or as exporters.yaml's sources "
               "say), radius/detail-YYYYMMDD, ipoe_leases/leases-<date>.csv, "
               "mobile_billing/billing-<date>.csv, counters/monthly_traffic.csv")  # fmt: skip
@@ -66,9 +115,13 @@ def check_raw_folder(raw_dir: Path, year: int, min_share_pct: dict[str, float]) 
         raise MissingRawInputsError(f"{where} is empty: expected {RAW_LAYOUT}")
     if not (raw_dir / "exporters.yaml").is_file():
         raise MissingRawInputsError(f"{where} has no exporters.yaml (the exporter registry)")
+    files = {p.relative_to(raw_dir).as_posix() for p in raw_files_for_year(raw_dir, year)}
+    _check_kinds(where, files, year, min_share_pct)
+
+
+def _check_kinds(where: str, files: set[str], year: int, min_share_pct: dict[str, float]) -> None:
     days = days_for_year(year)
     span = f"{days[0]}…{days[-1]}"
-    files = {p.relative_to(raw_dir).as_posix() for p in raw_files_for_year(raw_dir, year)}
     kinds = {
         "flows": ("flow files", lambda f: f not in FIXED and not f.startswith(DAILY)),
         "radius": ("radius/detail-YYYYMMDD", lambda f: f.startswith("radius/")),
@@ -86,6 +139,16 @@ def check_raw_folder(raw_dir: Path, year: int, min_share_pct: dict[str, float]) 
         raise MissingRawInputsError(f"{where} has no {', no '.join(missing)} for {year} ({span})")
 
 
+def check_raw_keys(where: str, keys: list[str], year: int, min_share_pct: dict[str, float]) -> None:
+    """`check_raw_folder` over the year's keys (`raw_keys_for_year`) of the store `where`."""
+    where = f"raw store {where}"
+    if not keys:
+        raise MissingRawInputsError(f"{where} holds no file of {year}: expected {RAW_LAYOUT}")
+    if "exporters.yaml" not in keys:
+        raise MissingRawInputsError(f"{where} has no exporters.yaml (the exporter registry)")
+    _check_kinds(where, set(keys), year, min_share_pct)
+
+
 FIXED = ("exporters.yaml", "counters/monthly_traffic.csv")
 DAILY = ("radius/", "ipoe_leases/", "mobile_billing/")
 
@@ -95,7 +158,12 @@ def sha256_of_files(files: list[Path], root: Path) -> tuple[str, dict[str, str]]
     per_file: dict[str, str] = {}
     for f in files:
         per_file[f.relative_to(root).as_posix()] = file_sha256(f)
+    return combined_sha256(per_file), per_file
+
+
+def combined_sha256(per_file: dict[str, str]) -> str:
+    """The digest over (relative path, file digest) pairs, in name order."""
     combined = hashlib.sha256()
     for name in sorted(per_file):
         combined.update(f"{name}\0{per_file[name]}\n".encode())
-    return combined.hexdigest(), per_file
+    return combined.hexdigest()

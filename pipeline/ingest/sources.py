@@ -15,9 +15,11 @@ exporter, without it records are matched to exporters by `match` keys.
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import glob
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 FORMATS = ("ipfix", "pcap", "nfcapd", "nfdump-csv", "nfdump-json")
 MATCH_KEYS = ("address", "observation_domain_id")
@@ -44,9 +46,41 @@ class FlowSource:
             pattern = pattern.replace("{exporter}", exporter)
         return sorted(p for p in Path(raw_dir).glob(pattern) if p.is_file())
 
+    def keys(self, keys: Iterable[str], day: dt.date, exporter: str | None = None) -> list[str]:
+        """Of store `keys` (relative, '/'-separated), those `files` would give for one day (and
+        exporter) in a folder holding them, in the same order."""
+        pattern = self.path.replace("{date}", day.isoformat())
+        if exporter is not None:
+            pattern = pattern.replace("{exporter}", exporter)
+        parts = tuple(p for p in pattern.split("/") if p not in ("", "."))
+        return sorted((k for k in keys if _glob_match(k.split("/"), parts)), key=PurePosixPath)
+
+    def static_prefix(self) -> str:
+        """The folders of the path before its first placeholder or wildcard (a listing root)."""
+        fixed = []
+        for part in self.path.split("/")[:-1]:
+            if "{" in part or any(c in part for c in "*?["):
+                break
+            fixed.append(part)
+        return "/".join(fixed)
+
     def all_files(self, raw_dir: Path) -> list[Path]:
         pattern = self.path.replace("{date}", "*").replace("{exporter}", "*")
         return sorted(Path(p) for p in glob.glob(str(Path(raw_dir) / pattern)))
+
+
+def _glob_match(names: list[str], parts: tuple[str, ...]) -> bool:
+    """Whether a key's names match a relative glob pattern's parts as `Path.glob` would (`*`, `?`
+    and `[…]` within one name, `**` for any number of folders)."""
+    if not parts:
+        return not names
+    if parts[0] == "**":
+        return any(_glob_match(names[i:], parts[1:]) for i in range(len(names)))
+    return (
+        bool(names)
+        and fnmatch.fnmatchcase(names[0], parts[0])
+        and _glob_match(names[1:], parts[1:])
+    )
 
 
 def parse_sources(data: object, where: str) -> list[FlowSource]:

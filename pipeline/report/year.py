@@ -30,6 +30,7 @@ from pipeline.config import (
 from pipeline.report.references import reference_tables
 from pipeline.report.render import build_report, file_sha256
 from pipeline.report.supersede import replace_report
+from pipeline.storage.stage import is_staged, mirror, store_of, working_copy
 
 REPORT_TABLES = (
     "monthly_traffic_normalised", "growth_statistics", "weekday_hourly_profile",
@@ -71,8 +72,25 @@ def figures_dir(paths: Paths, year: int) -> Path:
     return paths.warehouse / "figures" / f"year={year}"
 
 
+def history_keys(year: int) -> list[str]:
+    """History store keys the figures and report of `year` read."""
+    measured_years = [y for y in report_years() if y <= year]
+    return [
+        f"{table}/year={y}.parquet"
+        for table in REPORT_TABLES
+        for y in ([year] if table in CURRENT_YEAR_ONLY else measured_years)
+    ]
+
+
 def build_figures(paths: Paths, year: int) -> dict[str, Path]:
     """Figures 1–11 of `year` as SVG in the warehouse (the report copies them)."""
+    folder = figures_dir(paths, year).relative_to(paths.warehouse).as_posix()
+    reads, writes = {"history": history_keys(year)}, {"warehouse": [folder]}
+    with working_copy(paths, reads=reads, writes=writes):
+        return _build_figures(paths, year)
+
+
+def _build_figures(paths: Paths, year: int) -> dict[str, Path]:
     figures = build_charts(collect_tables(paths, year), year, figures_dir(paths, year))
     log.debug("report %d: %d figures drawn", year, len(figures))
     return figures
@@ -231,6 +249,19 @@ def build_annual_report(paths: Paths, year: int, source: str) -> dict[str, Any]:
     (atomic.replace_dir): a reader, or a run killed at any point, sees the previous complete
     report or the new one, never a mix. provenance.json lists the sha256 of every other file. A
     previous report built otherwise is kept under reports/superseded/ (report.supersede)."""
+    from pipeline.aggregate.year import READS, store_reads
+
+    if is_staged(paths, "warehouse"):  # the year's figures, as the store holds them
+        folder = figures_dir(paths, year).relative_to(paths.warehouse).as_posix()
+        mirror(store_of(paths, "warehouse"), paths.warehouse, folder)
+    reads = store_reads(paths, year, READS["data_quality"][:1])  # exporters.yaml, ingest reports
+    reads["history"] = history_keys(year)
+    reads.setdefault("warehouse", []).append(f"provenance/year={year}.json")
+    with working_copy(paths, reads=reads):
+        return _build_annual_report(paths, year, source)
+
+
+def _build_annual_report(paths: Paths, year: int, source: str) -> dict[str, Any]:
     tables = collect_tables(paths, year)
     figures = {p.stem: p for p in sorted(figures_dir(paths, year).glob("fig*.svg"))}
     context = build_context(paths, year, source, tables)
