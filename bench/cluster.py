@@ -179,9 +179,8 @@ def _clear_warehouse(paths: Any) -> None:
 def _s3_server(root: Path) -> Iterator[dict[str, str]]:
     """A SeaweedFS S3 server holding the raw inputs under s3://bench/shared/raw; its endpoint and
     credentials set in this process's env while it runs. Yields its env (s3.env)."""
-    from tests.servers.s3 import start_s3  # checked by s3_available()
-
     from pipeline.storage.store import Store
+    from tests.servers.s3 import start_s3  # checked by s3_available()
 
     shutil.rmtree(root / "s3", ignore_errors=True)
     with start_s3(root / "s3") as s3:

@@ -98,11 +98,9 @@ def attribute_flows(
     else:
         tasks = [(paths.warehouse, d, e, salt) for d in days for e in exporters]
     progress = Progress(log, f"attribute {year}: attributed", len(tasks), "exporter-days")
-    step = lambda r: progress.step(r["flows"])  # noqa: E731
-    if scheduler is None:
-        reports = run_parallel(_attribute_task, tasks, workers, step)
-    else:
-        reports = run_parallel(_attribute_task, tasks, workers, step, scheduler=scheduler)
+    reports = run_parallel(
+        _attribute_task, tasks, workers, lambda r: progress.step(r["flows"]), scheduler=scheduler
+    )
     flows_in = sum(
         r.pop("normalised_rows") if "normalised_rows" in r else _normalised_rows(paths, r)
         for r in reports

@@ -45,7 +45,9 @@ def raw_inputs(context: AssetExecutionContext, settings: PipelineSettings) -> Ma
         reused = {"simulator_reused": sim["reused"]}
     elif settings.source != "files":
         raise ValueError(f"unknown raw input source {settings.source!r} (simulator or files)")
-    summary = ingest_year.catalogue_raw_inputs(paths, year, settings.source, simulator)
+    summary = ingest_year.catalogue_raw_inputs(
+        paths, year, settings.source, simulator, settings.workers, settings.dask_scheduler or None
+    )
     return MaterializeResult(
         data_version=DataVersion(summary["inputs_sha256"]),
         metadata={

@@ -141,20 +141,14 @@ def _staged_digests(
     """{day: {key: sha256}} of each day's flow keys, hashed by a task per day that fetches them."""
     days = [d for d in sorted(by_day) if by_day[d]]  # a day with nothing to hash has no task
     tasks = [(StagedTask.of(paths, reads={"raw": by_day[d]}), by_day[d]) for d in days]
-    hashed = dict(zip(days, _run(_digest_staged_task, tasks, workers, scheduler), strict=True))
+    hashed = run_parallel(_digest_staged_task, tasks, workers, scheduler=scheduler)
+    hashed = dict(zip(days, hashed, strict=True))
     return {d: hashed.get(d, {}) for d in sorted(by_day)}
 
 
 def _digest_staged_task(args: tuple) -> dict[str, str]:
     task, keys = args
     return run_staged(task, lambda folders: {k: file_sha256(folders["raw"] / k) for k in keys})
-
-
-def _run(fn, tasks: list, workers: int, scheduler: str | None, on_result=None) -> list:
-    """run_parallel, on the Dask scheduler when one is given."""
-    if scheduler is None:
-        return run_parallel(fn, tasks, workers, on_result)
-    return run_parallel(fn, tasks, workers, on_result, scheduler=scheduler)
 
 
 def _digest_task(args: tuple) -> dict[str, str]:
@@ -205,8 +199,11 @@ def ingest_flows(
         ]  # fmt: skip
     else:
         exporters, sources = load_registry(paths.raw)
-        hashed = _run(
-            _digest_task, [(paths.raw, exporters, sources, d) for d in days], workers, scheduler
+        hashed = run_parallel(
+            _digest_task,
+            [(paths.raw, exporters, sources, d) for d in days],
+            workers,
+            scheduler=scheduler,
         )
         digests = dict(zip(days, hashed, strict=True))
         before = first_copies_before(digests)
@@ -215,12 +212,12 @@ def ingest_flows(
             for d in days
         ]
     progress = Progress(log, f"ingest {year}: decoded", len(tasks), "days")
-    done = _run(
+    done = run_parallel(
         _normalise_task,
         tasks,
         workers,
-        scheduler,
         lambda d: progress.step(sum(r["records_decoded"] for r in d)),
+        scheduler=scheduler,
     )
     reports = [r for day in done for r in day]
     totals: dict[str, Any] = {
