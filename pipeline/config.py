@@ -117,16 +117,17 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         """Defaults overridden by BBTR_SOURCE, BBTR_SCALE, BBTR_SEED, BBTR_FLOW_FORMAT,
-        BBTR_WORKERS, BBTR_USER_KEY_SALT and BBTR_DASK_SCHEDULER; with BBTR_RAW_DIR set the
-        source defaults to "files" and the salt must be set (an ISP's subscriber ids are never
-        keyed by the published default salt)."""
+        BBTR_WORKERS, BBTR_USER_KEY_SALT and BBTR_DASK_SCHEDULER; with BBTR_RAW_DIR or
+        BBTR_RAW_URL set the source defaults to "files" and the salt must be set (an ISP's
+        subscriber ids are never keyed by the published default salt)."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
-        if env.get("BBTR_RAW_DIR"):
+        raw_var = next((v for v in ("BBTR_RAW_DIR", "BBTR_RAW_URL") if env.get(v)), None)
+        if raw_var:
             values["source"] = "files"
             if not env.get("BBTR_USER_KEY_SALT"):
                 raise ConfigError(
-                    f"BBTR_RAW_DIR={env['BBTR_RAW_DIR']} is set (an ISP's own data) but "
+                    f"{raw_var}={env[raw_var]} is set (an ISP's own data) but "
                     "BBTR_USER_KEY_SALT is not: set it to a secret string kept with the data "
                     "(user keys are salted hashes of subscriber ids)"
                 )

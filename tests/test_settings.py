@@ -32,6 +32,10 @@ def test_environment_overrides_and_raw_dir_means_files() -> None:
             {"BBTR_RAW_DIR": "/srv/isp"},
             "BBTR_RAW_DIR=/srv/isp is set .* but BBTR_USER_KEY_SALT is not: set it to a secret",
         ),  # never the default salt on real data
+        (
+            {"BBTR_RAW_URL": "s3://isp/raw"},
+            "BBTR_RAW_URL=s3://isp/raw is set .* but BBTR_USER_KEY_SALT is not: set it to a",
+        ),  # nor on real data in an object store
     ],
 )
 def test_bad_values_name_the_setting(env: dict[str, str], message: str) -> None:
