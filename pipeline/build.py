@@ -37,6 +37,7 @@ from pipeline.config import (
 )
 from pipeline.config_schema import ConfigError
 from pipeline.parallel import Background
+from pipeline.storage.store import Store
 
 log = logging.getLogger("pipeline.build")  # also when run as __main__
 
@@ -133,6 +134,7 @@ def _build(
     instance = DagsterInstance.get() if home else DagsterInstance.ephemeral()
     lock = _hold_build_lock(Paths.from_env())
     removed = remove_debris(_debris_roots(Paths.from_env(), settings))
+    removed += _remove_store_debris(Paths.from_env(), settings)
     if removed:
         log.info("build: removed %d temporary files and folders left by an interrupted run",
                  len(removed))  # fmt: skip
@@ -305,6 +307,14 @@ def _debris_roots(paths: Paths, settings: Settings) -> list[Path]:
     """Where our runs write (an ISP's own raw folder only when the simulator writes it)."""
     roots = [paths.warehouse, paths.history, paths.reports, paths.truth]
     return roots + ([paths.raw] if settings.source == "simulator" else [])
+
+
+def _remove_store_debris(paths: Paths, settings: Settings) -> list[str]:
+    """Temporary objects that killed uploads left in remote stores (older than an hour: a younger
+    one may be a running task's upload); the raw store only when the simulator writes it."""
+    names = ["warehouse", "history"] + (["raw"] if settings.source == "simulator" else [])
+    urls = [getattr(paths, f"{name}_url") for name in names]
+    return [p for url in urls if url for p in Store.from_url(url).remove_debris()]
 
 
 def _hold_build_lock(paths: Paths) -> IO:
