@@ -19,8 +19,8 @@ def test_old_temporaries_of_remote_stores_are_removed(
     monkeypatch.setenv("BBTR_STORE_URL", f"file://{tmp_path}")
     folder = tmp_path / "warehouse" / "flows"
     folder.mkdir(parents=True)
-    old, young, data = (folder / n for n in (".a.parquet.abcdefgh.bbtr.tmp",
-                                             ".b.parquet.abcdefgh.bbtr.tmp", "a.parquet"))  # fmt: skip
+    names = (".a.parquet.abcdefgh.bbtr.tmp", ".b.parquet.abcdefgh.bbtr.tmp", "a.parquet")
+    old, young, data = (folder / n for n in names)
     for f in (old, young, data):
         f.write_bytes(b"x")
     for f in (old, data):
