@@ -40,7 +40,6 @@ from pipeline.storage.stage import (
     is_current,
     is_staged,
     mirror,
-    remote_infos,
     remote_sizes,
     run_staged,
     store_of,
@@ -108,7 +107,7 @@ def _catalogue_staged(
         exporters, sources = load_registry(paths.raw)
     infos: dict[str, tuple[int, int | None]] = {}
     for prefix in raw_listing_prefixes(sources):
-        infos |= remote_infos(raw, prefix)
+        infos |= raw.infos(prefix)
     infos["exporters.yaml"] = (raw.size("exporters.yaml"), None)
     sizes = {k: size for k, (size, _) in infos.items()}
     keys = raw_keys_for_year(sizes, year, exporters, sources)

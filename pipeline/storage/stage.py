@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import pyarrow.fs as pafs
 
 from pipeline.config import Paths
-from pipeline.storage.store import TMP_PREFIX, Store
+from pipeline.storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -139,27 +139,9 @@ def publish(store: Store, folder: Path, before: Snapshot, prefixes: Iterable[str
     return keys
 
 
-def remote_infos(store: Store, prefix: str = "") -> dict[str, tuple[int, int | None]]:
-    """{key: (size, mtime_ns)} of every object under `prefix` in one listing (a cold path: once
-    per step)."""
-    base = f"{store.root}/{prefix.strip('/')}".rstrip("/")
-    try:
-        infos = store.fs.get_file_info(
-            pafs.FileSelector(base, recursive=True, allow_not_found=True)
-        )
-    except OSError as e:
-        raise StageError(f"{store.url}/{prefix}: listing failed: {e}") from e
-    start = len(store.root) + 1
-    return {
-        i.path[start:]: (int(i.size), i.mtime_ns)
-        for i in infos
-        if i.type == pafs.FileType.File and not i.path[start:].startswith(TMP_PREFIX)
-    }
-
-
 def remote_sizes(store: Store, prefix: str = "") -> dict[str, int]:
     """{key: size} of every object under `prefix` in one listing (a cold path: once per step)."""
-    return {k: size for k, (size, _) in remote_infos(store, prefix).items()}
+    return {k: size for k, (size, _) in store.infos(prefix).items()}
 
 
 def is_current(folder: Path, key: str, info: tuple[int, int | None]) -> bool:

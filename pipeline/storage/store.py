@@ -244,22 +244,27 @@ class Store:
     def list(self, prefix: str = "") -> list[str]:
         """Every key under the folder `prefix` ("day=1" holds "day=1/x", not "day=10/x"), sorted.
         A listing: for cold paths only, never per record or per task."""
+        return sorted(self.infos(prefix))
+
+    def infos(self, prefix: str = "") -> dict[str, tuple[int, int | None]]:
+        """{key: (size, mtime_ns)} of every key under the folder `prefix`, in one listing (temporary
+        objects and files left out). For cold paths only, like `list`."""
         prefix = self._key(prefix) if prefix.strip("/") else ""
         base = f"{self.root}/{prefix}".rstrip("/")
         with self._errors("list", prefix):
             if self.fs.get_file_info(base).type == pafs.FileType.File:
-                return []  # an object, not a folder
+                return {}  # an object, not a folder
             selector = pafs.FileSelector(base, recursive=True, allow_not_found=True)
             infos = self.fs.get_file_info(selector)
         start = len(self.root) + 1
-        keys = sorted(
-            i.path[start:]
+        found = {
+            i.path[start:]: (int(i.size), i.mtime_ns)
             for i in infos
             if i.type == pafs.FileType.File and _listed(i.path[start:])
-        )
-        if not keys and self._bucket_missing():
+        }
+        if not found and self._bucket_missing():
             raise StoreError(f"{self.url}: no such bucket {self._bucket()!r}")
-        return keys
+        return found
 
     def remove_debris(self, min_age: float = 3600.0) -> list[str]:
         """Delete what killed uploads left (temporary objects or files) older than `min_age` s;

@@ -19,7 +19,6 @@ from pipeline.storage.stage import (
     is_current,
     mirror,
     publish_files,
-    remote_infos,
     run_staged,
     snapshot,
     without_scratch,
@@ -190,7 +189,7 @@ def test_a_published_file_is_a_current_working_copy(staged: Paths) -> None:
     with working_copy(staged, writes={"warehouse": ["out"]}):
         (staged.warehouse / "out").mkdir(parents=True)
         (staged.warehouse / "out" / "a.txt").write_text("abc")
-    info = remote_infos(_store(staged, "warehouse"), "out")["out/a.txt"]
+    info = _store(staged, "warehouse").infos("out")["out/a.txt"]
     assert is_current(staged.warehouse, "out/a.txt", info)
     (staged.warehouse / "out" / "a.txt").write_text("abd")  # same size, but not the object
     assert not is_current(staged.warehouse, "out/a.txt", info)
