@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from pipeline.attribute.attribute import (
     DAY_MS,
     attribute_day,
@@ -41,19 +43,21 @@ WEEK_FILE = re.compile(r"week=(\d{4}-\d{2}-\d{2})\.parquet")
 def _attribute_task(args: tuple) -> dict:
     warehouse, day, exporter, salt = args
     if isinstance(warehouse, StagedTask):  # the warehouse in a store: staged in a scratch folder
-        return run_staged(warehouse, lambda f: _staged_day(f, warehouse.urls, day, exporter, salt))
-    return attribute_day(warehouse, day, exporter, salt)
+        return run_staged(
+            warehouse,
+            lambda f: without_scratch(
+                _attribute_counted(f["warehouse"], day, exporter, salt), f, warehouse.urls
+            ),
+        )
+    return _attribute_counted(warehouse, day, exporter, salt)
 
 
-def _staged_day(folders: dict[str, Path], urls: dict, day: dt.date, exporter: dict, salt: str):
-    """One exporter-day in a scratch warehouse; with the normalised rows it read (the host has
-    no copy to count them) and the output named by its store URL."""
-    import pyarrow.parquet as pq
-
-    report = attribute_day(folders["warehouse"], day, exporter, salt)
-    rows = pq.ParquetFile(flows_partition_path(folders["warehouse"], day, exporter["name"]))
-    report["normalised_rows"] = rows.metadata.num_rows
-    return without_scratch(report, folders, urls)
+def _attribute_counted(warehouse: Path, day: dt.date, exporter: dict, salt: str) -> dict:
+    """attribute_day's report with the normalised rows it read, counted where the partition is
+    (a staged task's host has no copy)."""
+    report = attribute_day(warehouse, day, exporter, salt)
+    flows = pq.ParquetFile(flows_partition_path(warehouse, day, exporter["name"]))
+    return report | {"normalised_rows": flows.metadata.num_rows}
 
 
 def _staged_tasks(
@@ -101,10 +105,7 @@ def attribute_flows(
     reports = run_parallel(
         _attribute_task, tasks, workers, lambda r: progress.step(r["flows"]), scheduler=scheduler
     )
-    flows_in = sum(
-        r.pop("normalised_rows") if "normalised_rows" in r else _normalised_rows(paths, r)
-        for r in reports
-    )
+    flows_in = sum(r.pop("normalised_rows") for r in reports)
     bytes_by_service: dict[str, list[float]] = {}
     for r in reports:
         acc = bytes_by_service.setdefault(r["service"], [0.0, 0.0])
@@ -128,16 +129,3 @@ def attribute_flows(
         progress.rate(), ", ".join(f"{s} {v:.2f} %" for s, v in share.items()) or "none",
     )  # fmt: skip
     return summary
-
-
-def _normalised_rows(paths: Paths, report: dict) -> int:
-    import pyarrow.parquet as pq
-
-    path = (
-        paths.warehouse
-        / "flows"
-        / f"date={report['date']}"
-        / f"exporter={report['exporter']}"
-        / "flows.parquet"
-    )
-    return pq.ParquetFile(path).metadata.num_rows
