@@ -18,7 +18,7 @@ from pipeline.ingest import completeness as inputs
 from pipeline.ingest.catalogue import flow_days_for_year
 from pipeline.ingest.flows import load_exporters
 from pipeline.ingest.sources import UNREGISTERED
-from pipeline.storage.stage import is_staged, working_copy
+from pipeline.storage.stage import fetch, is_staged, store_of, working_copy
 
 log = logging.getLogger(__name__)
 
@@ -199,9 +199,8 @@ def store_reads(paths: Paths, year: int, kinds: tuple[str, ...]) -> dict[str, li
     if not paths.remote:
         return {}
     reads: dict[str, list[str]] = {"raw": ["exporters.yaml"], "warehouse": [], "history": []}
-    if is_staged(paths, "raw"):
-        with working_copy(paths, reads={"raw": ["exporters.yaml"]}):
-            pass
+    if is_staged(paths, "raw"):  # the registry names the exporters whose partitions are read
+        fetch(store_of(paths, "raw"), paths.raw, ["exporters.yaml"])
     names = [e["name"] for e in load_exporters(paths.raw)]
     days = [d.isoformat() for d in flow_days_for_year(year)]
     wh = reads["warehouse"]
